@@ -1,0 +1,46 @@
+# agent-runtime: `make run` serves on embedded defaults, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck pytest services bench soak clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/agent-runtime serve --host 127.0.0.1 --port 8000
+
+# What the tests need beyond Python packages: a redis-server binary (the tests start their own
+# servers on free ports) and Debian's Chromium for the dashboard test.
+services:
+	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || \
+		echo "chromium could not be installed: the browser test will fail"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) services
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: $(STAMP) services lint typecheck pytest
+
+bench: $(STAMP) services
+	$(BIN)/python benchmarks/run_all.py
+
+soak: $(STAMP) services
+	$(BIN)/python benchmarks/soak.py
+
+clean:
+	rm -rf $(VENV) .agent-runtime .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,43 @@
+"""One way to open SQLite: WAL journal, a busy timeout, and our errors instead of sqlite3's."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from agent_runtime.errors import BackendError
+
+__all__ = ["connect_sqlite", "sqlite_errors"]
+
+
+async def connect_sqlite(path: Path | str) -> Any:
+    """An ``aiosqlite`` connection in WAL mode that waits up to 5 s for a lock held by another process."""
+    import aiosqlite
+
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = await aiosqlite.connect(str(path), timeout=5.0)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA busy_timeout=5000")
+    except sqlite3.Error as exc:
+        raise BackendError(f"cannot open SQLite database {path}: {exc}") from exc
+    conn.row_factory = aiosqlite.Row
+    return conn
+
+
+class sqlite_errors:  # noqa: N801 - used as a context manager, reads like one
+    """``async with sqlite_errors("keys.create"):`` turns sqlite3 failures into ``BackendError``."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is not None and isinstance(exc, sqlite3.Error):
+            raise BackendError(f"SQLite failed during {self.operation}: {exc}") from exc
+        return False

@@ -1,0 +1,131 @@
+"""LangChain 1.x agent middlewares: the ones templates name, and two the factory adds itself.
+
+These run *inside* the agent loop (around each model or tool call); the runtime's own onion
+(``orchestration.middleware``) runs around the whole run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from langchain.agents.middleware import AgentMiddleware as LCAgentMiddleware
+from langchain_core.messages import HumanMessage, RemoveMessage
+from langchain_core.tools import ToolException
+
+from agent_runtime.errors import AgentRuntimeError, ToolExecutionError
+
+if TYPE_CHECKING:
+    from agent_runtime.agents.factory import AgentFactory
+    from agent_runtime.agents.templates import AgentTemplate
+
+__all__ = ["DEFAULT_LC_MIDDLEWARES", "LCMiddlewareBuilder", "history_limit", "tool_errors"]
+
+LCMiddlewareBuilder = Callable[["AgentFactory", "AgentTemplate", dict[str, Any]], Any]
+
+
+class _ToolErrors(LCAgentMiddleware):  # type: ignore[type-arg]
+    """Turns a tool's unexpected exception into ``ToolExecutionError`` naming the tool, so callers get
+    a typed error instead of whatever the tool raised. ``ToolException`` stays the tool's own business
+    (LangChain hands its message back to the model)."""
+
+    name = "agent_runtime_tool_errors"
+
+    def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        try:
+            return handler(request)
+        except (ToolException, AgentRuntimeError):
+            raise
+        except Exception as exc:
+            raise _tool_error(request, exc) from exc
+
+    async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        try:
+            return await handler(request)
+        except (ToolException, AgentRuntimeError):
+            raise
+        except Exception as exc:
+            raise _tool_error(request, exc) from exc
+
+
+def _tool_error(request: Any, exc: Exception) -> ToolExecutionError:
+    name = request.tool_call.get("name", "?")
+    return ToolExecutionError(f"tool {name!r} failed: {type(exc).__name__}: {exc}", details={"tool": name})
+
+
+class _HistoryLimit(LCAgentMiddleware):  # type: ignore[type-arg]
+    """Keeps the stored conversation to the last ``max_messages`` messages, cutting only at a human
+    turn so a tool call is never separated from its result. Older turns are removed from the
+    checkpoint, not just hidden from the model, so a long session cannot grow without bound."""
+
+    def __init__(self, max_messages: int) -> None:
+        super().__init__()
+        self.max_messages = max_messages
+        self.name = "agent_runtime_history_limit"
+
+    def before_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        messages = state["messages"]
+        if len(messages) <= self.max_messages:
+            return None
+        start = len(messages) - self.max_messages
+        while start < len(messages) and not isinstance(messages[start], HumanMessage):
+            start += 1
+        if start >= len(messages):
+            return None
+        return {"messages": [RemoveMessage(id=m.id) for m in messages[:start] if m.id]}
+
+    async def abefore_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        return self.before_model(state, runtime)
+
+
+def tool_errors() -> Any:
+    return _ToolErrors()
+
+
+def history_limit(max_messages: int) -> Any:
+    return _HistoryLimit(max_messages)
+
+
+def _model_call_limit(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:
+    from langchain.agents.middleware import ModelCallLimitMiddleware
+
+    return ModelCallLimitMiddleware(**options)
+
+
+def _tool_call_limit(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:
+    from langchain.agents.middleware import ToolCallLimitMiddleware
+
+    return ToolCallLimitMiddleware(**options)
+
+
+def _human_in_the_loop(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:
+    from langchain.agents.middleware import HumanInTheLoopMiddleware
+
+    return HumanInTheLoopMiddleware(**options)
+
+
+def _summarization(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:
+    from langchain.agents.middleware import SummarizationMiddleware
+
+    opts = dict(options)
+    model = factory._build_model(template, opts.pop("model", None))
+    for key in ("trigger", "keep"):
+        if isinstance(opts.get(key), list):
+            opts[key] = tuple(opts[key])
+    return SummarizationMiddleware(model, **opts)
+
+
+def _pii(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:
+    from langchain.agents.middleware import PIIMiddleware
+
+    opts = dict(options)
+    return PIIMiddleware(opts.pop("pii_type", "email"), **opts)
+
+
+DEFAULT_LC_MIDDLEWARES: dict[str, LCMiddlewareBuilder] = {
+    "model_call_limit": _model_call_limit,
+    "tool_call_limit": _tool_call_limit,
+    "human_in_the_loop": _human_in_the_loop,
+    "summarization": _summarization,
+    "pii": _pii,
+}

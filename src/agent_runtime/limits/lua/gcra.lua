@@ -1,0 +1,38 @@
+-- GCRA over several limits, atomically; mirrors agent_runtime.limits.rate.base.gcra.
+-- KEYS[i]: TAT of limit i (microseconds since the epoch, Redis server clock).
+-- ARGV: mode ("acquire" | "peek" | "charge"), cost, then per limit: limit, period_us.
+-- Returns {allowed (0/1), blocked index (0 = none), retry_after_us, remaining}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local mode = ARGV[1]
+local cost = tonumber(ARGV[2])
+local units = cost
+if mode == 'peek' then units = 1 end
+local new_tats = {}
+local wait, blocked, remaining = 0, 0, nil
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[1 + 2 * i])
+  local period = tonumber(ARGV[2 + 2 * i])
+  local interval = period / limit
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then tat = now end
+  local new_tat = tat + units * interval
+  local allow_at = new_tat - period
+  if allow_at > now and allow_at - now > wait then
+    wait = allow_at - now
+    blocked = i
+  end
+  new_tats[i] = tat + cost * interval
+  local left = math.floor((now + period - new_tat) / interval)
+  if remaining == nil or left < remaining then remaining = left end
+end
+if mode == 'charge' or (mode == 'acquire' and blocked == 0) then
+  for i = 1, #KEYS do
+    local ttl = math.ceil((new_tats[i] - now) / 1000) + 1000
+    redis.call('SET', KEYS[i], string.format('%.0f', new_tats[i]), 'PX', ttl)
+  end
+end
+local allowed = 0
+if blocked == 0 or mode == 'charge' then allowed = 1 end
+if remaining < 0 then remaining = 0 end
+return {allowed, blocked, math.ceil(wait), remaining}

@@ -1,0 +1,100 @@
+"""CostTracker: prices a run's real usage and writes it to the usage ledger.
+
+The middleware calls :meth:`CostTracker.record` once per attempt, after the attempt ends (completed,
+failed with partial usage, or a stream its consumer abandoned), so retries are each charged and a
+stream is charged for what it spent. Quota enforcement (reserve, then settle) is the quota store's job;
+this is the ledger the reports and ``spend`` read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from agent_runtime.monitoring.pricing import PriceTable
+from agent_runtime.monitoring.usage import GroupBy, Period, UsageRecord, UsageRow, UsageStore
+from agent_runtime.monitoring.usage.base import today_utc
+from agent_runtime.types import AgentResult, Principal, Usage
+
+__all__ = ["ANONYMOUS_USER", "DEFAULT_TENANT", "CostTracker"]
+
+DEFAULT_TENANT = "default"
+"""Tenant charged for runs without a principal (no auth middleware in the chain)."""
+ANONYMOUS_USER = "anonymous"
+
+
+class CostTracker:
+    """Prices usage with ``price_table`` and records it in ``usage_store``.
+
+    Args:
+        price_table: USD per million tokens per model.
+        usage_store: the ledger backend (memory, SQLite or Redis).
+        clock: the current UTC day; injectable for tests.
+    """
+
+    def __init__(
+        self, price_table: PriceTable, usage_store: UsageStore, *, clock: Callable[[], date] = today_utc
+    ) -> None:
+        self.price_table = price_table
+        self.usage_store = usage_store
+        self.clock = clock
+
+    def cost(self, model: str, usage: Usage) -> float:
+        """USD for ``usage`` on ``model`` (cached input tokens at the cached price)."""
+        return self.price_table.cost(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+
+    async def record(
+        self,
+        result: AgentResult,
+        principal: Principal | None = None,
+        *,
+        tenant: str | None = None,
+        user: str | None = None,
+        template: str | None = None,
+        day: date | None = None,
+    ) -> UsageRecord:
+        """Charge one run (or one attempt) to its tenant and user and return the ledger entry.
+
+        The cost is computed from the result's tokens and also written to ``result.usage.cost_usd``,
+        so logs, metrics and the ledger all show the same figure.
+
+        Raises:
+            ValidationError: a tenant, user, template or model id is malformed.
+            BackendError: the ledger backend failed.
+        """
+        usage = result.usage
+        cost = self.cost(result.model, usage)
+        record = UsageRecord(
+            tenant=tenant or (principal.tenant if principal else DEFAULT_TENANT),
+            user=user or (principal.user if principal else ANONYMOUS_USER),
+            template=template or result.template,
+            model=result.model,
+            day=day or self.clock(),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            cost_usd=cost,
+            runs=1,
+        )
+        await self.usage_store.add(record)
+        usage.cost_usd = cost
+        return record
+
+    async def report(
+        self,
+        *,
+        tenant: str | None = None,
+        user: str | None = None,
+        since: date | None = None,
+        until: date | None = None,
+        by: GroupBy = "model",
+    ) -> list[UsageRow]:
+        """Usage per ``by`` value; pass ``tenant`` for anyone but an admin (callers enforce that)."""
+        return await self.usage_store.report(tenant=tenant, user=user, since=since, until=until, by=by)
+
+    async def spend(self, tenant: str, user: str | None = None, period: Period = "day") -> float:
+        """USD spent in the current UTC day or month."""
+        return await self.usage_store.spend(tenant, user, period=period, today=self.clock())
+
+    async def aclose(self) -> None:
+        await self.usage_store.aclose()

@@ -1,0 +1,71 @@
+"""Turn the messages a run produced into an ``AgentResult`` (output, usage, cost, tool calls)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+from agent_runtime.monitoring.pricing import PriceTable
+from agent_runtime.types import ToolCallRecord, Usage
+
+__all__ = ["estimate_tokens", "message_dict", "summarize_messages"]
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count (4 characters a token) for usage a provider never reported."""
+    return max(1, len(text) // 4) if text else 0
+
+
+def _text(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = [p.get("text", "") if isinstance(p, dict) else str(p) for p in content]
+    return "".join(parts)
+
+
+def message_dict(message: BaseMessage) -> dict[str, Any]:
+    role = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}.get(message.type, message.type)
+    item: dict[str, Any] = {"role": role, "content": _text(message)}
+    if isinstance(message, AIMessage) and message.tool_calls:
+        item["tool_calls"] = [{"id": c.get("id"), "name": c["name"], "args": c["args"]} for c in message.tool_calls]
+    if isinstance(message, ToolMessage):
+        item["tool_call_id"] = message.tool_call_id
+    return item
+
+
+def summarize_messages(
+    messages: Sequence[BaseMessage], model: str, prices: PriceTable
+) -> tuple[str, Usage, list[ToolCallRecord]]:
+    """Output text, usage with cost (each model call priced by the model that answered), tool calls."""
+    usage = Usage()
+    calls: dict[str, ToolCallRecord] = {}
+    output = ""
+    for message in messages:
+        if isinstance(message, AIMessage):
+            meta = message.usage_metadata
+            if meta:
+                cached = int((meta.get("input_token_details") or {}).get("cache_read", 0) or 0)
+                answered_by = str(message.response_metadata.get("model_name") or model)
+                usage = usage.add(
+                    Usage(
+                        input_tokens=meta["input_tokens"],
+                        output_tokens=meta["output_tokens"],
+                        total_tokens=meta["total_tokens"],
+                        cached_tokens=cached,
+                        cost_usd=prices.cost(answered_by, meta["input_tokens"], meta["output_tokens"], cached),
+                    )
+                )
+            for call in message.tool_calls:
+                call_id = call.get("id") or f"call_{len(calls)}"
+                calls[call_id] = ToolCallRecord(id=call_id, name=call["name"], args=call["args"])
+            if not message.tool_calls:
+                output = _text(message)
+        elif isinstance(message, ToolMessage) and message.tool_call_id in calls:
+            record = calls[message.tool_call_id]
+            record.output = _text(message)[:4000]
+            record.status = "error" if message.status == "error" else "ok"
+    usage.cost_usd = round(usage.cost_usd, 10)
+    return output, usage, list(calls.values())

@@ -1,0 +1,152 @@
+"""The plumbing of ``execute_stream``: a bounded queue between the run and its consumer.
+
+The run (the whole middleware chain) executes in its own task and pushes events into the queue; the
+consumer's async generator pulls them. When the consumer goes away early, ``finish`` marks the
+stream abandoned and cancels only the agent's model stream, so the chain itself completes normally
+with a ``cancelled`` result that middlewares can log and charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
+
+from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.monitoring.pricing import PriceTable
+from agent_runtime.orchestration._errors import map_error
+from agent_runtime.orchestration._results import estimate_tokens
+from agent_runtime.types import AgentResult, StreamEvent, Usage
+
+__all__ = ["StreamControl", "run_streaming"]
+
+_QUEUE_SIZE = 256
+
+
+class StreamControl:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=_QUEUE_SIZE)
+        self.abandoned = False
+        self.emitted = False
+        self.tokens = 0
+        self.first_token_at: float | None = None
+        self.error: AgentRuntimeError | None = None
+        self.agent_task: asyncio.Task[Any] | None = None
+
+    # -- producer side ------------------------------------------------------------------------------
+    async def emit(self, event: StreamEvent) -> None:
+        if self.abandoned:
+            return
+        if event.type == "token":
+            self.tokens += 1
+            if self.first_token_at is None:
+                self.first_token_at = time.perf_counter()
+        await self.queue.put(("event", event))
+
+    async def drive(self, run: Coroutine[Any, Any, AgentResult]) -> None:
+        try:
+            result = await run
+        except Exception as exc:
+            self.error = map_error(exc)
+            await self._put_last(("error", self.error))
+        else:
+            await self._put_last(("final", result))
+
+    async def _put_last(self, item: tuple[str, Any]) -> None:
+        if not self.abandoned:
+            await self.queue.put(item)
+
+    # -- consumer side ------------------------------------------------------------------------------
+    async def events(self, run_id: str) -> AsyncIterator[StreamEvent]:
+        while True:
+            kind, payload = await self.queue.get()
+            if kind == "final":
+                yield StreamEvent(type="final", run_id=run_id, data=payload.model_dump(mode="json"))
+                return
+            if kind == "error":
+                yield StreamEvent(type="error", run_id=run_id, data=payload.to_dict()["error"])
+                return
+            self.emitted = True
+            yield payload
+
+    async def finish(self, task: asyncio.Task[None]) -> None:
+        """Called when the consumer stops, normally or not: let the run end and wait for it (bounded)."""
+        if not task.done():
+            self.abandoned = True
+            if self.agent_task is not None and not self.agent_task.done():
+                self.agent_task.cancel()
+            deadline = time.monotonic() + 30
+            while not task.done() and time.monotonic() < deadline:
+                while not self.queue.empty():
+                    self.queue.get_nowait()
+                await asyncio.wait({task}, timeout=0.05)
+        if task.done() and not task.cancelled():
+            task.exception()
+
+    # -- accounting ---------------------------------------------------------------------------------
+    def ttft_ms(self, started: float) -> float | None:
+        return None if self.first_token_at is None else (self.first_token_at - started) * 1000
+
+    def estimated_usage(self, text: str, model: str, prices: PriceTable) -> Usage:
+        """Usage of a stream abandoned before the provider reported it: streamed tokens counted, input
+        estimated from the input text."""
+        input_tokens = estimate_tokens(text)
+        return Usage(
+            input_tokens=input_tokens,
+            output_tokens=self.tokens,
+            total_tokens=input_tokens + self.tokens,
+            cost_usd=prices.cost(model, input_tokens, self.tokens),
+        )
+
+
+async def run_streaming(
+    agent: Any, human: HumanMessage, config: dict[str, Any], control: StreamControl
+) -> tuple[list[BaseMessage], str, Any]:
+    """Stream the agent, emitting events; return its new messages, the status and any interrupts."""
+    collected: list[BaseMessage] = []
+    interrupts: list[Any] = []
+    run_id = str(human.id)
+
+    async def consume() -> None:
+        async for mode, data in agent.astream({"messages": [human]}, config, stream_mode=["messages", "updates"]):
+            if mode == "messages":
+                chunk, meta = data
+                if isinstance(chunk, AIMessageChunk) and isinstance(chunk.content, str) and chunk.content:
+                    step = meta.get("langgraph_node") if isinstance(meta, dict) else None
+                    await control.emit(StreamEvent(type="token", run_id=run_id, data={"text": chunk.content},
+                                                   step=step if step not in (None, "model") else None))
+                continue
+            for node, update in data.items():
+                if node == "__interrupt__":
+                    interrupts.extend(update)
+                    continue
+                for message in (update or {}).get("messages", []) if isinstance(update, dict) else []:
+                    await _collect(message, collected, control, run_id)
+
+    control.agent_task = asyncio.create_task(consume())
+    try:
+        await control.agent_task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if control.abandoned and (current is None or not current.cancelling()):
+            return collected, "cancelled", None
+        control.agent_task.cancel()
+        raise
+    return collected, "completed", interrupts or None
+
+
+async def _collect(message: Any, collected: list[BaseMessage], control: StreamControl, run_id: str) -> None:
+    if not isinstance(message, BaseMessage) or message.type == "remove":
+        return
+    collected.append(message)
+    if isinstance(message, AIMessage):
+        for call in message.tool_calls:
+            data = {"id": call.get("id"), "name": call["name"], "args": call["args"]}
+            await control.emit(StreamEvent(type="tool_call", run_id=run_id, data=data))
+    elif isinstance(message, ToolMessage):
+        data = {"id": message.tool_call_id, "name": message.name, "output": str(message.content)[:4000],
+                "status": message.status}
+        await control.emit(StreamEvent(type="tool_result", run_id=run_id, data=data))

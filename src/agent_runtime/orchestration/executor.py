@@ -1,0 +1,280 @@
+"""``AgentExecutor``: runs templates through the middleware onion in four modes.
+
+``execute_async`` / ``execute`` return one ``AgentResult``; ``execute_stream`` yields typed
+``StreamEvent`` items (token, tool_call, tool_result, final, error); ``execute_with_retry`` retries
+retriable failures with exponential backoff and full jitter, each attempt going through the whole
+chain (so each attempt is authorised, limited and charged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import BaseMessage, HumanMessage
+
+from agent_runtime.agents.factory import AgentFactory
+from agent_runtime.callbacks.handler import AgentCallbackHandler
+from agent_runtime.errors import (
+    AgentRuntimeError,
+    ConfigurationError,
+    InputTooLargeError,
+    RunCancelledError,
+    ValidationError,
+)
+from agent_runtime.monitoring.pricing import PriceTable
+from agent_runtime.orchestration._errors import map_error
+from agent_runtime.orchestration._streaming import StreamControl, run_streaming
+from agent_runtime.orchestration._sync import SyncPortal
+from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
+from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
+from agent_runtime.orchestration._results import message_dict, summarize_messages
+from agent_runtime.settings import Settings
+from agent_runtime.types import AgentContext, AgentResult, StreamEvent
+
+if TYPE_CHECKING:
+    from agent_runtime.sessions.manager import SessionManager
+
+__all__ = ["AgentExecutor", "RetryPolicy"]
+
+
+class RetryPolicy:
+    """Exponential backoff with full jitter, capped; a provider's ``Retry-After`` wins when larger."""
+
+    def __init__(self, base_delay_s: float = 0.5, max_delay_s: float = 8.0, *, rng: random.Random | None = None):
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self._rng = rng or random.Random()
+
+    def delay(self, attempt: int, error: AgentRuntimeError) -> float:
+        ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
+        delay = self._rng.uniform(0, ceiling)
+        if error.retry_after is not None:
+            delay = max(delay, min(error.retry_after, self.max_delay_s * 4))
+        return delay
+
+
+class AgentExecutor:
+    """Executes agent runs: validation, session binding, timeouts, the middleware chain, observers.
+
+    Args:
+        factory: builds (and caches) the compiled agents.
+        middlewares: the onion, outermost first.
+        session_manager: binds runs with a ``session_id`` to a conversation (LangGraph checkpointer,
+            thread id = session id) and serialises concurrent runs on one session.
+        observers: metrics, event bus publishers; called around every run, never allowed to fail it.
+        collect_events: attach an ``AgentCallbackHandler`` to every run and put its summary in
+            ``result.metadata["callbacks"]`` (costs a little per event; off for the service's hot path).
+    """
+
+    def __init__(
+        self,
+        factory: AgentFactory,
+        *,
+        settings: Settings | None = None,
+        middlewares: Sequence[AgentMiddleware] = (),
+        session_manager: SessionManager | None = None,
+        observers: Sequence[RunObserver] = (),
+        price_table: PriceTable | None = None,
+        retry_policy: RetryPolicy | None = None,
+        collect_events: bool = False,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings or factory.settings
+        self.middlewares = list(middlewares)
+        self.session_manager = session_manager
+        self.observers = ObserverGroup(observers)
+        self.prices = price_table or PriceTable.load(self.settings.price_file)
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.collect_events = collect_events
+        self._chain: NextCall = compose(self._run, self.middlewares)
+        self._portal = SyncPortal()
+
+    # -- public API ---------------------------------------------------------------------------------
+    async def execute_async(self, context: AgentContext) -> AgentResult:
+        """Run once through the whole chain and return the result (raises typed errors)."""
+        return await self._observed(context)
+
+    def execute(self, context: AgentContext) -> AgentResult:
+        """Blocking ``execute_async`` for scripts; not for use inside an event loop."""
+        return self._portal.run(self.execute_async(context))
+
+    async def execute_with_retry(self, context: AgentContext, max_retries: int | None = None) -> AgentResult:
+        """``execute_async``, retrying retriable errors (provider rate limit, timeout, connection)."""
+        retries = self._max_retries(context, max_retries)
+        attempt = 1
+        while True:
+            attempt_context = context.model_copy(update={"attempt": attempt, "state": {}})
+            try:
+                result = await self._observed(attempt_context)
+            except AgentRuntimeError as exc:
+                if not exc.retriable or attempt > retries:
+                    exc.details.setdefault("attempts", attempt)
+                    raise
+                await asyncio.sleep(self.retry_policy.delay(attempt, exc))
+                attempt += 1
+                continue
+            result.attempts = attempt
+            return result
+
+    async def execute_stream(self, context: AgentContext, max_retries: int = 0) -> AsyncIterator[StreamEvent]:
+        """Yield token, tool_call and tool_result events as they happen, then one ``final`` event with
+        the ``AgentResult``, or one ``error`` event. Retries only before anything was yielded.
+
+        Stopping early (``break`` / ``aclose()``, or the consumer's task being cancelled) abandons the
+        run: the model stream is cancelled, and the middlewares still see a result with
+        ``status="cancelled"`` and the usage spent so far, so it is logged and charged."""
+        attempt = 1
+        while True:
+            control = StreamControl()
+            attempt_context = context.model_copy(update={"attempt": attempt, "streaming": True, "state": {}})
+            attempt_context.state["stream"] = control
+            task = asyncio.create_task(control.drive(self._observed(attempt_context)))
+            retry_error: AgentRuntimeError | None = None
+            try:
+                async for event in control.events(attempt_context.run_id):
+                    if event.type == "error" and control.error is not None and not control.emitted:
+                        if control.error.retriable and attempt <= max_retries:
+                            retry_error = control.error
+                            break
+                    yield event
+            finally:
+                await control.finish(task)
+            if retry_error is None:
+                return
+            await asyncio.sleep(self.retry_policy.delay(attempt, retry_error))
+            attempt += 1
+
+    async def aclose(self) -> None:
+        for middleware in self.middlewares:
+            await middleware.aclose()
+        self._portal.close()
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _max_retries(self, context: AgentContext, max_retries: int | None) -> int:
+        if max_retries is not None:
+            if max_retries < 0:
+                raise ValidationError("max_retries must be >= 0")
+            return max_retries
+        try:
+            return self.factory.get_template(context.template).max_retries
+        except AgentRuntimeError:
+            return 0
+
+    async def _observed(self, context: AgentContext) -> AgentResult:
+        started = time.perf_counter()
+        self.observers.run_started(context)
+        try:
+            result = await self._chain(context)
+        except asyncio.CancelledError:
+            self.observers.run_failed(context, RunCancelledError("run cancelled"), time.perf_counter() - started)
+            raise
+        except Exception as exc:
+            error = map_error(exc, timeout_s=context.timeout_s)
+            self.observers.run_failed(context, error, time.perf_counter() - started)
+            if error is exc:
+                raise
+            raise error from exc
+        self.observers.run_finished(context, result)
+        return result
+
+    def _validate(self, context: AgentContext) -> None:
+        if not isinstance(context.input, str) or not context.input.strip():
+            raise ValidationError("input must be a non-empty string")
+        limit = self.settings.limits.max_input_chars
+        if len(context.input) > limit:
+            raise InputTooLargeError(f"input is {len(context.input)} characters; the limit is {limit}")
+        if "\x00" in context.input:
+            raise ValidationError("input must not contain NUL characters")
+
+    async def _run(self, context: AgentContext) -> AgentResult:
+        """The innermost call of the onion: actually run the agent."""
+        self._validate(context)
+        template = self.factory.get_template(context.template)
+        model_name = self.factory.model_for(template, context.model)
+        timeout_s = context.timeout_s or template.timeout_s or self.settings.limits.run_timeout_s
+        context.deadline = time.monotonic() + timeout_s
+        if context.session_id is None:
+            agent = self.factory.create_from_template(template.name, model=model_name)
+            return await self._invoke(context, agent, model_name, timeout_s, config={})
+        sessions = self.session_manager
+        if sessions is None:
+            raise ConfigurationError("this executor has no session manager; runs cannot name a session_id")
+        await sessions.open_for_run(
+            context.session_id,
+            tenant=context.tenant or "default",
+            user_id=context.user or "local",
+            template=template.name,
+            create_missing=bool(context.metadata.get("create_session", False)),
+        )
+        agent = self.factory.create_from_template(template.name, model=model_name, checkpointer=sessions.checkpointer)
+        config = {"configurable": {"thread_id": context.session_id}}
+        async with sessions.lock(context.session_id):
+            result = await self._invoke(context, agent, model_name, timeout_s, config=config)
+        with contextlib.suppress(AgentRuntimeError):
+            await sessions.record_run(context.session_id, len(result.messages))
+        return result
+
+    async def _invoke(
+        self, context: AgentContext, agent: Any, model_name: str, timeout_s: float, *, config: dict[str, Any]
+    ) -> AgentResult:
+        handler = AgentCallbackHandler(max_events=self.settings.limits.max_events_per_run) if self.collect_events else None
+        config["run_name"] = context.template
+        config["metadata"] = {"run_id": context.run_id, "template": context.template}
+        config["recursion_limit"] = 50
+        if handler is not None:
+            config["callbacks"] = [handler]
+        human = HumanMessage(content=context.input, id=context.run_id)
+        started_wall, started = time.time(), time.perf_counter()
+        control: StreamControl | None = context.state.get("stream")
+        try:
+            async with asyncio.timeout(timeout_s):
+                if control is not None:
+                    messages, status, interrupts = await run_streaming(agent, human, config, control)
+                else:
+                    state = await agent.ainvoke({"messages": [human]}, config)
+                    messages, status = _new_messages(state.get("messages", []), context.run_id), "completed"
+                    interrupts = state.get("__interrupt__")
+        except TimeoutError as exc:
+            raise map_error(exc, timeout_s=timeout_s) from exc
+        output, usage, tool_calls = summarize_messages(messages, model_name, self.prices)
+        if control is not None and usage.total_tokens == 0 and control.tokens:
+            usage = control.estimated_usage(context.input, model_name, self.prices)
+        result = AgentResult(
+            run_id=context.run_id,
+            template=context.template,
+            model=model_name,
+            output=output,
+            status="interrupted" if interrupts else status,
+            session_id=context.session_id,
+            messages=[message_dict(m) for m in messages],
+            usage=usage,
+            tool_calls=tool_calls,
+            started_at=started_wall,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            time_to_first_token_ms=control.ttft_ms(started) if control is not None else None,
+            attempts=context.attempt,
+        )
+        if interrupts:
+            result.metadata["interrupts"] = [_interrupt_dict(i) for i in interrupts]
+        if model_name.startswith("offline"):
+            result.metadata["offline"] = True
+        if handler is not None:
+            result.metadata["callbacks"] = handler.get_summary().to_dict()
+        return result
+
+
+def _new_messages(messages: Sequence[BaseMessage], run_id: str) -> list[BaseMessage]:
+    """The messages after this run's own input (earlier turns of the session are not this run's)."""
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].id == run_id:
+            return list(messages[index + 1 :])
+    return list(messages)
+
+
+def _interrupt_dict(interrupt: Any) -> dict[str, Any]:
+    return {"id": getattr(interrupt, "id", None), "value": getattr(interrupt, "value", interrupt)}

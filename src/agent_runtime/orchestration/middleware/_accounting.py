@@ -1,0 +1,62 @@
+"""Helpers shared by the accounting middlewares (rate limit, cost): usage of failed runs, shielded writes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from agent_runtime.types import AgentResult, Usage
+
+__all__ = ["error_usage", "result_tokens", "run_shielded"]
+
+_log = logging.getLogger("agent_runtime.middleware")
+
+
+def error_usage(exc: BaseException) -> Usage:
+    """Partial usage the executor attached to a failed run (``exc.details["usage"]``), else zero."""
+    details: Any = getattr(exc, "details", None)
+    raw = details.get("usage") if isinstance(details, dict) else None
+    if isinstance(raw, Usage):
+        return raw
+    if isinstance(raw, dict):
+        try:
+            return Usage.model_validate(raw)
+        except ValueError:
+            _log.warning("ignoring malformed partial usage on %s", type(exc).__name__)
+    return Usage()
+
+
+def result_tokens(usage: Usage) -> int:
+    return usage.total_tokens or usage.input_tokens + usage.output_tokens
+
+
+async def run_shielded(awaitable: Awaitable[Any], what: str) -> None:
+    """Finish an accounting write even while the run's task is being cancelled, and never let its
+    failure mask the run's own error (a reservation left behind expires by its TTL)."""
+    try:
+        await asyncio.shield(awaitable)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        _log.warning("%s failed while a run was ending: %s", what, type(exc).__name__)
+
+
+def failed_result(context: Any, exc: BaseException, usage: Usage) -> AgentResult:
+    """A result standing for a run that raised, so usage hooks see failed attempts too."""
+    from agent_runtime.errors import AgentRuntimeError
+
+    code = exc.code if isinstance(exc, AgentRuntimeError) else "internal_error"
+    status = "cancelled" if isinstance(exc, asyncio.CancelledError) or code == "cancelled" else "failed"
+    return AgentResult(
+        run_id=context.run_id,
+        template=context.template,
+        model=context.model or "",
+        output="",
+        status=status,
+        session_id=context.session_id,
+        usage=usage,
+        attempts=context.attempt,
+        error={"code": code, "message": str(exc)[:500]},
+    )

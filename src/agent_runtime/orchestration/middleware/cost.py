@@ -1,0 +1,130 @@
+"""Quota enforcement by reserve-then-settle, and the per-attempt usage hook monitoring listens to.
+
+Before the run (each attempt of a retried run is its own run here), the upper bound of its usage
+(input estimate + the template's max output tokens, priced) is reserved in the principal's daily
+token and monthly USD quotas and the tenant's. After it (completed, failed, or a stream its consumer
+abandoned) the reservation is settled to the real usage that the executor computed. Cost in USD is
+computed by the executor from the price table; this layer only moves the numbers.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from agent_runtime._redis import check_key_part
+from agent_runtime.limits.quota.base import Quota, QuotaLedger, QuotaLimits, Reservation
+from agent_runtime.orchestration.middleware._accounting import error_usage, failed_result, result_tokens, run_shielded
+from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall
+from agent_runtime.types import AgentContext, AgentResult, Usage
+
+__all__ = ["CostEstimate", "CostTrackingMiddleware", "UsageRecorder", "upper_bound_estimate"]
+
+UsageRecorder = Callable[[AgentContext, AgentResult], Awaitable[None] | None]
+STATE_KEY = "cost.reservation"
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """Upper bound of one run's usage: what is reserved against the quotas before it starts."""
+
+    tokens: int
+    cost_usd: float
+
+
+def upper_bound_estimate(
+    text: str, *, max_output_tokens: int, usd_per_input_token: float, usd_per_output_token: float, overhead: int = 64
+) -> CostEstimate:
+    """A conservative bound: one token per UTF-8 byte of input (tokenizers never do worse), plus the
+    prompt overhead and the full output allowance."""
+    input_tokens = len(text.encode()) + overhead
+    return CostEstimate(
+        input_tokens + max_output_tokens,
+        input_tokens * usd_per_input_token + max_output_tokens * usd_per_output_token,
+    )
+
+
+class CostTrackingMiddleware(AgentMiddleware):
+    """Reserve before, settle after, report every attempt's usage.
+
+    Args:
+        ledger: memory, SQLite or Redis ``QuotaLedger``.
+        estimate: ``estimate(context) -> CostEstimate``, the run's upper bound (executor's price table).
+        usage_recorder: called as ``usage_recorder(context, result)`` after every attempt, failed
+            ones included (with a synthetic ``status="failed"`` result); may be async.
+        tenant_quotas: quotas shared by all keys of a tenant (``"*"`` for every tenant not listed),
+            on top of the principal's own ``daily_tokens``/``monthly_usd``.
+        reservation_ttl_s: how long a reservation counts if its process dies before settling; keep it
+            above the run timeout.
+    """
+
+    name = "cost"
+
+    def __init__(
+        self,
+        ledger: QuotaLedger,
+        estimate: Callable[[AgentContext], CostEstimate],
+        usage_recorder: UsageRecorder | None = None,
+        *,
+        tenant_quotas: Mapping[str, QuotaLimits] | None = None,
+        reservation_ttl_s: float = 600.0,
+    ) -> None:
+        self.ledger = ledger
+        self.estimate = estimate
+        self.usage_recorder = usage_recorder
+        self.tenant_quotas = dict(tenant_quotas or {})
+        self.reservation_ttl_s = reservation_ttl_s
+
+    def quotas_for(self, context: AgentContext) -> list[Quota]:
+        principal = context.principal
+        if principal is None:
+            return []
+        tenant = check_key_part(principal.tenant, "tenant")
+        quotas: list[Quota] = []
+        own = QuotaLimits(principal.daily_tokens, principal.monthly_usd)
+        if own != QuotaLimits():
+            who = f"key:{principal.key_id}" if principal.key_id else f"user:{principal.user}"
+            quotas.append(Quota(f"{{{tenant}}}:{check_key_part(who, 'principal')}", own))
+        shared = self.tenant_quotas.get(tenant, self.tenant_quotas.get("*"))
+        if shared is not None and shared != QuotaLimits():
+            quotas.append(Quota(f"{{{tenant}}}:tenant", shared))
+        return quotas
+
+    async def process(self, context: AgentContext, next_call: NextCall) -> AgentResult:
+        reservation: Reservation | None = None
+        quotas = self.quotas_for(context)
+        if quotas:
+            bound = self.estimate(context)
+            reservation = await self.ledger.reserve(
+                f"{context.run_id}:{context.attempt}",
+                quotas,
+                tokens=bound.tokens,
+                cost_usd=bound.cost_usd,
+                ttl_s=self.reservation_ttl_s,
+            )
+            context.state[STATE_KEY] = reservation
+        try:
+            result = await next_call(context)
+        except BaseException as exc:
+            usage = error_usage(exc)
+            if reservation is not None:
+                await run_shielded(self._settle(reservation, usage), "quota settle")
+            if self.usage_recorder is not None:
+                await run_shielded(self._record(context, failed_result(context, exc, usage)), "usage recorder")
+            raise
+        # The run has produced its output: accounting failures are logged, never turned into a failed run.
+        if reservation is not None:
+            await run_shielded(self._settle(reservation, result.usage), "quota settle")
+        if self.usage_recorder is not None:
+            await run_shielded(self._record(context, result), "usage recorder")
+        return result
+
+    async def _settle(self, reservation: Reservation, usage: Usage) -> None:
+        await self.ledger.settle(reservation, tokens=result_tokens(usage), cost_usd=usage.cost_usd)
+
+    async def _record(self, context: AgentContext, result: AgentResult) -> None:
+        assert self.usage_recorder is not None
+        outcome = self.usage_recorder(context, result)
+        if inspect.isawaitable(outcome):
+            await outcome

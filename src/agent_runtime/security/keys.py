@@ -1,0 +1,203 @@
+"""API keys: generation, hashing, the stored record, and the ``KeyService`` that ties them to a store.
+
+A key reads ``ar_<key_id>_<secret>``. The key id is public (it names the record and shows up in
+listings); the secret is ``secrets.token_urlsafe(32)`` (256 bits) and is never stored: the store
+keeps only ``sha256(key)`` (or ``HMAC-SHA256(pepper, key)`` when a server-side pepper is configured,
+so a leaked database cannot even be brute-forced offline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_runtime.errors import AuthenticationError, NotFoundError, ValidationError
+from agent_runtime.types import Principal
+
+if TYPE_CHECKING:
+    from agent_runtime.security.base import KeyStore
+
+__all__ = ["KEY_PREFIX", "ApiKey", "KeyService", "generate_key", "hash_key", "parse_key"]
+
+KEY_PREFIX = "ar"
+_DUMMY_HASH = "0" * 64
+
+
+class ApiKey(BaseModel):
+    """The stored record of one API key: who it is for, what it may do, its limits; never the key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str
+    key_hash: str = Field(repr=False)
+    tenant: str
+    user: str
+    scopes: frozenset[str] = frozenset()
+    created_at: float = Field(default_factory=time.time)
+    expires_at: float | None = None
+    """Unix time after which the key is refused; ``None`` means it never expires."""
+    revoked_at: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    daily_tokens: int | None = None
+    monthly_usd: float | None = None
+    description: str = ""
+
+    def is_expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now if now is not None else time.time()) >= self.expires_at
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def to_principal(self) -> Principal:
+        return Principal(
+            tenant=self.tenant,
+            user=self.user,
+            scopes=self.scopes,
+            key_id=self.key_id,
+            rpm=self.rpm,
+            tpm=self.tpm,
+            daily_tokens=self.daily_tokens,
+            monthly_usd=self.monthly_usd,
+        )
+
+    def public_dict(self) -> dict[str, object]:
+        """The record as listings show it: everything except the hash."""
+        data = self.model_dump(exclude={"key_hash"})
+        data["scopes"] = sorted(self.scopes)
+        return data
+
+
+def generate_key() -> tuple[str, str]:
+    """A fresh ``(key_id, plaintext_key)``; the key id is 16 hex characters, the secret 256 bits."""
+    key_id = secrets.token_hex(8)
+    return key_id, f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def parse_key(plaintext: str) -> str:
+    """The key id of a plaintext key, or ``AuthenticationError`` when it is not shaped like one of ours."""
+    parts = plaintext.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 16 or len(parts[2]) < 32:
+        raise AuthenticationError("invalid API key")
+    try:
+        int(parts[1], 16)
+    except ValueError:
+        raise AuthenticationError("invalid API key") from None
+    return parts[1]
+
+
+def hash_key(plaintext: str, pepper: bytes | None = None) -> str:
+    """Hex digest stored in place of the key: HMAC-SHA256 with the pepper, else SHA-256."""
+    data = plaintext.encode()
+    if pepper:
+        return hmac.new(pepper, data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
+class KeyService:
+    """Create, list, revoke and authenticate API keys against any ``KeyStore`` (no CLI or HTTP here).
+
+    Args:
+        store: where the records live (memory, SQLite, Redis).
+        pepper: optional server secret mixed into the hash (HMAC); changing it invalidates every key.
+        clock: ``time.time`` replacement for tests.
+    """
+
+    def __init__(
+        self, store: KeyStore, *, pepper: str | bytes | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self._pepper = pepper.encode() if isinstance(pepper, str) else pepper
+        self._clock = clock
+
+    async def create_key(
+        self,
+        tenant: str,
+        user: str,
+        scopes: Iterable[str],
+        *,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        daily_tokens: int | None = None,
+        monthly_usd: float | None = None,
+        expires_at: float | None = None,
+        description: str = "",
+    ) -> tuple[str, ApiKey]:
+        """Make a key; the plaintext is returned once and cannot be recovered afterwards.
+
+        Raises:
+            ValidationError: empty tenant/user, negative limits or an expiry in the past.
+        """
+        from agent_runtime._redis import check_key_part
+
+        check_key_part(tenant, "tenant")
+        check_key_part(user, "user")
+        for name, value in (("rpm", rpm), ("tpm", tpm), ("daily_tokens", daily_tokens), ("monthly_usd", monthly_usd)):
+            if value is not None and value < 0:
+                raise ValidationError(f"{name} must not be negative")
+        now = self._clock()
+        if expires_at is not None and expires_at <= now:
+            raise ValidationError("expires_at is in the past")
+        key_id, plaintext = generate_key()
+        record = ApiKey(
+            key_id=key_id,
+            key_hash=hash_key(plaintext, self._pepper),
+            tenant=tenant,
+            user=user,
+            scopes=frozenset(s.strip() for s in scopes if s.strip()),
+            created_at=now,
+            expires_at=expires_at,
+            rpm=rpm,
+            tpm=tpm,
+            daily_tokens=daily_tokens,
+            monthly_usd=monthly_usd,
+            description=description,
+        )
+        await self.store.put(record)
+        return plaintext, record
+
+    async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        """Every key (of one tenant when given), oldest first, revoked ones included."""
+        return sorted(await self.store.list(tenant), key=lambda k: (k.created_at, k.key_id))
+
+    async def get_key(self, key_id: str, *, tenant: str | None = None) -> ApiKey:
+        """One key record; a key of another tenant is reported as not found (no existence leak)."""
+        record = await self.store.get(key_id)
+        if record is None or (tenant is not None and record.tenant != tenant):
+            raise NotFoundError(f"API key {key_id!r} not found")
+        return record
+
+    async def revoke_key(self, key_id: str, *, tenant: str | None = None) -> ApiKey:
+        """Revoke a key for good; revoking twice keeps the first revocation time."""
+        record = await self.get_key(key_id, tenant=tenant)
+        if record.revoked:
+            return record
+        revoked = record.model_copy(update={"revoked_at": self._clock()})
+        await self.store.put(revoked)
+        return revoked
+
+    async def authenticate(self, plaintext: str) -> Principal:
+        """The principal of a valid key.
+
+        Raises:
+            AuthenticationError: malformed, unknown, wrong secret, revoked or expired key.
+        """
+        key_id = parse_key(plaintext)
+        record = await self.store.get(key_id)
+        presented = hash_key(plaintext, self._pepper)
+        # Compare even when the id is unknown, so timing does not reveal which ids exist.
+        matches = hmac.compare_digest(presented, record.key_hash if record else _DUMMY_HASH)
+        if record is None or not matches:
+            raise AuthenticationError("invalid API key")
+        if record.revoked:
+            raise AuthenticationError("API key revoked")
+        if record.is_expired(self._clock()):
+            raise AuthenticationError("API key expired")
+        return record.to_principal()

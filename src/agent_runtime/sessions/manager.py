@@ -1,0 +1,295 @@
+"""``SessionManager``: the seed's session API over any ``SessionStore``, plus the LangGraph checkpointer.
+
+Policy lives here, once for every backend: ownership (someone else's session is reported as not
+found, never as forbidden, so ids do not leak), sliding TTLs, the per-user session limit, the
+checkpoint size limit and the busy policy of the per-session run lock.
+
+Conversation state is LangGraph's: the executor compiles agents with ``manager.checkpointer`` and
+runs them with ``thread_id = session_id``, so the next run in the session sees the messages of
+the previous ones. ``get_messages`` reads them back from the latest checkpoint. The history
+length policy is ``HistoryLimitMiddleware`` (see ``history.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from agent_runtime.errors import ConflictError, SessionNotFoundError, ValidationError
+from agent_runtime.sessions.base import BusyPolicy, SessionLocks, SessionStore
+from agent_runtime.sessions.models import (
+    ResumedSession,
+    Session,
+    check_id,
+    decode_checkpoint,
+    encode_checkpoint,
+    from_ts,
+    now_ts,
+)
+from agent_runtime.settings import Settings
+from agent_runtime.types import new_id
+
+__all__ = ["SessionManager", "build_session_manager", "message_to_dict"]
+
+
+class SessionManager:
+    """Create, find, resume, lock and expire sessions on one backend.
+
+    Args:
+        store: the backend (memory, SQLite or Redis store).
+        ttl_s: default lifetime; each recorded run slides the expiry to now + the session's TTL.
+        max_sessions_per_user: live sessions one (tenant, user) may hold; ``None`` for no limit.
+        max_checkpoint_bytes: largest JSON checkpoint ``save_checkpoint`` accepts.
+        lock_timeout_s: how long ``lock`` waits for a busy session under ``busy_policy="wait"``.
+        lock_lease_s: how long a lock outlives a crashed holder (renewed while the holder lives).
+        busy_policy: ``"wait"`` (bounded by ``lock_timeout_s``) or ``"fail"`` at once; both end in
+            ``SessionBusyError`` when the session stays busy.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        ttl_s: float = 7 * 24 * 3600,
+        max_sessions_per_user: int | None = 1000,
+        max_checkpoint_bytes: int = 1_000_000,
+        lock_timeout_s: float = 30.0,
+        lock_lease_s: float = 30.0,
+        busy_policy: BusyPolicy = "wait",
+    ) -> None:
+        if ttl_s <= 0 or lock_lease_s <= 0 or lock_timeout_s < 0:
+            raise ValidationError("ttl_s and lock_lease_s must be positive, lock_timeout_s non-negative")
+        if busy_policy not in ("wait", "fail"):
+            raise ValidationError(f"busy_policy must be 'wait' or 'fail', not {busy_policy!r}")
+        self.store = store
+        self.ttl_s = ttl_s
+        self.max_sessions_per_user = max_sessions_per_user
+        self.max_checkpoint_bytes = max_checkpoint_bytes
+        self.busy_policy = busy_policy
+        self._locks = SessionLocks(store, timeout_s=lock_timeout_s, lease_s=lock_lease_s, policy=busy_policy)
+        self._checkpointer: Any = None
+
+    @property
+    def backend(self) -> str:
+        return self.store.name
+
+    @property
+    def checkpointer(self) -> Any:
+        """The LangGraph ``BaseCheckpointSaver`` of this backend (created on first use, inside the loop)."""
+        if self._checkpointer is None:
+            self._checkpointer = self.store.make_checkpointer()
+        return self._checkpointer
+
+    async def create_session(
+        self,
+        user_id: str,
+        *,
+        tenant: str = "default",
+        template: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        ttl_s: float | None = None,
+    ) -> Session:
+        """Start a session for ``user_id`` (a fresh random id unless ``session_id`` is given).
+
+        Raises:
+            ValidationError: malformed id, tenant or user.
+            ConflictError: ``session_id`` is already in use.
+            QuotaExceededError: the user holds ``max_sessions_per_user`` live sessions.
+        """
+        check_id(user_id, "user id")
+        check_id(tenant, "tenant")
+        sid = new_id("ses") if session_id is None else check_id(session_id)
+        ttl = self.ttl_s if ttl_s is None else ttl_s
+        if ttl <= 0:
+            raise ValidationError("ttl_s must be positive")
+        now = from_ts(now_ts())
+        session = Session(
+            id=sid,
+            tenant=tenant,
+            user_id=user_id,
+            template=template,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+            ttl_s=ttl,
+            metadata=dict(metadata or {}),
+        )
+        await self.store.create(session, max_per_user=self.max_sessions_per_user)
+        if session_id is not None:
+            # a chosen id may name an expired, not yet swept session: its old conversation must not leak in
+            await self.checkpointer.adelete_thread(sid)
+        return session
+
+    async def get_session(self, session_id: str, *, tenant: str | None = None, user_id: str | None = None) -> Session:
+        """The live session; ``SessionNotFoundError`` if missing, expired or owned by someone else."""
+        session = await self.store.get(check_id(session_id))
+        return self._visible(session_id, session, tenant, user_id)
+
+    def _visible(self, session_id: str, session: Session | None, tenant: str | None, user_id: str | None) -> Session:
+        if session is None or session.is_expired() or not session.owned_by(tenant, user_id):
+            raise SessionNotFoundError(f"session {session_id} not found")
+        return session
+
+    async def save_checkpoint(
+        self, session_id: str, data: dict[str, Any], *, tenant: str | None = None, user_id: str | None = None
+    ) -> None:
+        """Store ``data`` (a JSON object) as the session's checkpoint, replacing the previous one.
+
+        Raises:
+            InputTooLargeError: the encoded data exceeds ``max_checkpoint_bytes``.
+            SessionNotFoundError: no such live session for this owner.
+        """
+        check_id(session_id)
+        raw = encode_checkpoint(session_id, data, self.max_checkpoint_bytes)
+        if tenant is not None or user_id is not None:
+            await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        if not await self.store.put_checkpoint(session_id, raw):
+            raise SessionNotFoundError(f"session {session_id} not found")
+
+    async def resume_session(
+        self, session_id: str, *, tenant: str | None = None, user_id: str | None = None
+    ) -> ResumedSession:
+        """The session and its last saved checkpoint (``None`` if never saved)."""
+        session, raw = await self.store.get_with_checkpoint(check_id(session_id))
+        visible = self._visible(session_id, session, tenant, user_id)
+        return ResumedSession(visible, decode_checkpoint(session_id, raw))
+
+    async def list_sessions(self, tenant: str, user_id: str) -> list[Session]:
+        """Live sessions of one owner, newest first."""
+        return await self.store.list_for_user(check_id(tenant, "tenant"), check_id(user_id, "user id"), now_ts())
+
+    async def delete_session(self, session_id: str, *, tenant: str | None = None, user_id: str | None = None) -> None:
+        """Delete the session, its checkpoint and its LangGraph thread."""
+        session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        await self.store.delete(session)
+        await self.checkpointer.adelete_thread(session_id)
+
+    async def touch(self, session_id: str, ttl_s: float | None = None) -> Session:
+        """Extend the session to expire ``ttl_s`` (default: its own TTL) from now."""
+        session = await self.get_session(session_id)
+        ttl = session.ttl_s if ttl_s is None else ttl_s
+        if ttl <= 0:
+            raise ValidationError("ttl_s must be positive")
+        return await self._save(session, ttl_s=ttl)
+
+    async def record_run(self, session_id: str, message_count: int) -> Session:
+        """Note a finished run: new message count, updated time, expiry slid forward."""
+        if message_count < 0:
+            raise ValidationError("message_count must be non-negative")
+        session = await self.get_session(session_id)
+        return await self._save(session, message_count=message_count)
+
+    async def _save(self, session: Session, *, ttl_s: float | None = None, **changes: Any) -> Session:
+        now = from_ts(now_ts())
+        ttl = session.ttl_s if ttl_s is None else ttl_s
+        updated = session.model_copy(
+            update={"updated_at": now, "expires_at": now + timedelta(seconds=ttl), "ttl_s": ttl, **changes}
+        )
+        if not await self.store.update(updated):
+            raise SessionNotFoundError(f"session {session.id} not found")
+        return updated
+
+    async def cleanup_expired(self) -> int:
+        """Remove every expired session (record, checkpoint, index entries, LangGraph thread)."""
+        removed = await self.store.pop_expired(now_ts())
+        for session_id in removed:
+            await self.checkpointer.adelete_thread(session_id)
+        return len(removed)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, session_id: str) -> AsyncIterator[None]:
+        """Hold the session's run lock, so two runs never interleave their messages.
+
+        Raises:
+            SessionBusyError: busy past ``lock_timeout_s`` ("wait") or busy at all ("fail").
+        """
+        async with self._locks.hold(check_id(session_id)):
+            yield
+
+    async def open_for_run(
+        self,
+        session_id: str,
+        *,
+        tenant: str,
+        user_id: str,
+        template: str | None = None,
+        create_missing: bool = False,
+    ) -> Session:
+        """The session a run will use: ownership-checked, created with this id when asked to."""
+        try:
+            return await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        except SessionNotFoundError:
+            if not create_missing:
+                raise
+        try:
+            return await self.create_session(user_id, tenant=tenant, template=template, session_id=session_id)
+        except ConflictError:
+            # created concurrently by the same owner (fine), or the id belongs to someone else (not found)
+            return await self.get_session(session_id, tenant=tenant, user_id=user_id)
+
+    async def get_messages(
+        self, session_id: str, *, tenant: str | None = None, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The conversation so far, from the latest LangGraph checkpoint, as ``{role, content}`` dicts."""
+        await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        config = {"configurable": {"thread_id": session_id, "checkpoint_ns": ""}}
+        found = await self.checkpointer.aget_tuple(config)
+        if found is None:
+            return []
+        return [message_to_dict(m) for m in found.checkpoint["channel_values"].get("messages", [])]
+
+    async def ping(self) -> None:
+        """Raise ``BackendError`` if the backend is unreachable."""
+        await self.store.ping()
+
+    async def aclose(self) -> None:
+        if self._checkpointer is not None:
+            saver, self._checkpointer = self._checkpointer, None
+            await self.store.close_checkpointer(saver)
+        await self.store.aclose()
+
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
+def message_to_dict(message: Any) -> dict[str, Any]:
+    """A LangChain message as ``{role, content}`` (plus tool calls / tool call id when present)."""
+    role = _ROLES.get(getattr(message, "type", ""), str(getattr(message, "type", "unknown")))
+    text = getattr(message, "text", None)
+    content = text if isinstance(text, str) else str(getattr(message, "content", ""))
+    out: dict[str, Any] = {"role": role, "content": content}
+    tool_calls = getattr(message, "tool_calls", None)
+    if tool_calls:
+        out["tool_calls"] = [{"id": c.get("id"), "name": c["name"], "args": c.get("args", {})} for c in tool_calls]
+    if role == "tool" and getattr(message, "tool_call_id", None):
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def build_session_manager(settings: Settings) -> SessionManager:
+    """The manager for ``settings.state_backend``: memory, SQLite under ``data_dir``, or Redis."""
+    store: SessionStore
+    if settings.state_backend == "memory":
+        from agent_runtime.sessions.memory import MemorySessionStore
+
+        store = MemorySessionStore()
+    elif settings.state_backend == "sqlite":
+        from agent_runtime.sessions.sqlite import SqliteSessionStore
+
+        store = SqliteSessionStore(settings.sqlite_path, checkpoint_path=settings.data_dir / "checkpoints.sqlite3")
+    else:
+        from agent_runtime.sessions.redis import RedisSessionStore
+
+        store = RedisSessionStore(settings.redis_url, settings.redis)
+    limits = settings.limits
+    return SessionManager(
+        store,
+        ttl_s=limits.session_ttl_s,
+        max_sessions_per_user=limits.max_sessions_per_user,
+        max_checkpoint_bytes=limits.max_request_bytes,
+        lock_timeout_s=limits.session_lock_timeout_s,
+        busy_policy=limits.session_busy_policy,
+    )

@@ -1,0 +1,138 @@
+"""The ``Session`` record and the (de)serialization every backend shares.
+
+Backends store sessions as JSON bytes and checkpoints as JSON bytes; decoding lives here so a
+corrupt record always raises the same ``BackendError`` naming the session, whatever the backend.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from agent_runtime._redis import check_key_part
+from agent_runtime.errors import BackendError, InputTooLargeError, ValidationError
+
+__all__ = [
+    "ResumedSession",
+    "Session",
+    "SessionStatus",
+    "check_id",
+    "decode_checkpoint",
+    "decode_session",
+    "encode_checkpoint",
+    "encode_session",
+    "from_ts",
+    "now_ts",
+    "try_decode_session",
+]
+
+logger = logging.getLogger(__name__)
+
+SessionStatus = Literal["active", "closed", "expired"]
+
+
+def now_ts() -> float:
+    """Wall-clock seconds: expiry must agree across processes and machines, so not monotonic."""
+    return time.time()
+
+
+def from_ts(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+class Session(BaseModel):
+    """One conversation: who owns it, which template it runs, and when it expires."""
+
+    id: str
+    tenant: str = "default"
+    user_id: str
+    template: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    ttl_s: float
+    """Sliding lifetime: each recorded run pushes ``expires_at`` to now + ``ttl_s``."""
+    status: SessionStatus = "active"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    message_count: int = 0
+
+    @property
+    def expires_ts(self) -> float:
+        return self.expires_at.timestamp()
+
+    def is_expired(self, now: float | None = None) -> bool:
+        return self.expires_ts <= (now_ts() if now is None else now)
+
+    def owned_by(self, tenant: str | None, user_id: str | None) -> bool:
+        """``None`` means "do not check" (trusted internal callers)."""
+        return (tenant is None or tenant == self.tenant) and (user_id is None or user_id == self.user_id)
+
+
+class ResumedSession(NamedTuple):
+    """What ``resume_session`` returns; unpacks as ``session, checkpoint = ...``."""
+
+    session: Session
+    checkpoint: dict[str, Any] | None
+
+
+def check_id(value: str, what: str = "session id") -> str:
+    """Ids end up in Redis keys and SQL rows: the same strict alphabet on every backend."""
+    return check_key_part(value, what)
+
+
+def encode_session(session: Session) -> bytes:
+    return session.model_dump_json().encode()
+
+
+def decode_session(session_id: str, raw: bytes | str) -> Session:
+    """Parse a stored session; anything unreadable is a ``BackendError`` naming the session."""
+    try:
+        session = Session.model_validate_json(raw)
+    except (PydanticValidationError, ValueError) as exc:
+        raise BackendError(f"stored session {session_id} is corrupt and cannot be read") from exc
+    if session.id != session_id:
+        raise BackendError(f"stored session {session_id} is corrupt (id mismatch)")
+    return session
+
+
+def try_decode_session(session_id: str, raw: bytes | str) -> Session | None:
+    """For listings and sweeps: a corrupt record is logged and skipped so the others still show."""
+    try:
+        return decode_session(session_id, raw)
+    except BackendError:
+        logger.warning("skipping corrupt stored session %s", session_id)
+        return None
+
+
+def encode_checkpoint(session_id: str, data: dict[str, Any], max_bytes: int) -> bytes:
+    """JSON-encode checkpoint data, refusing non-JSON values and anything over ``max_bytes``."""
+    if not isinstance(data, dict):
+        raise ValidationError("checkpoint data must be a JSON object")
+    try:
+        raw = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"checkpoint data for session {session_id} is not JSON-serializable: {exc}") from exc
+    if len(raw) > max_bytes:
+        raise InputTooLargeError(
+            f"checkpoint for session {session_id} is {len(raw)} bytes, over the limit of {max_bytes}",
+            details={"size": len(raw), "limit": max_bytes},
+        )
+    return raw
+
+
+def decode_checkpoint(session_id: str, raw: bytes | str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise BackendError(f"stored checkpoint of session {session_id} is corrupt and cannot be read") from exc
+    if not isinstance(data, dict):
+        raise BackendError(f"stored checkpoint of session {session_id} is corrupt (not an object)")
+    return data

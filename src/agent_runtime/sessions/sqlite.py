@@ -1,0 +1,205 @@
+"""SQLite session store: the embedded default; survives restarts and is shared by local processes.
+
+Sessions live in ``path`` (WAL, busy timeout via ``connect_sqlite``). Multi-statement changes run
+in ``BEGIN IMMEDIATE`` transactions so two processes cannot both pass the per-user limit, and the
+run lock is a lease row with an expiry, so a process that died holding it stops blocking the
+session. Conversation state goes to LangGraph's ``AsyncSqliteSaver`` in its own file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from agent_runtime._sqlite import connect_sqlite, sqlite_errors
+from agent_runtime.errors import ConflictError, QuotaExceededError
+from agent_runtime.sessions.base import SessionStore
+from agent_runtime.sessions.models import Session, decode_session, encode_session, try_decode_session
+
+__all__ = ["SqliteSessionStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ar_sessions (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    data BLOB NOT NULL,
+    checkpoint BLOB
+);
+CREATE INDEX IF NOT EXISTS ar_sessions_owner ON ar_sessions (tenant, user_id, expires_at);
+CREATE INDEX IF NOT EXISTS ar_sessions_expiry ON ar_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS ar_session_locks (
+    id TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+
+class SqliteSessionStore(SessionStore):
+    """Sessions in a SQLite file; LangGraph checkpoints in ``checkpoint_path`` (a sibling file by default)."""
+
+    name = "sqlite"
+
+    def __init__(self, path: Path | str, *, checkpoint_path: Path | str | None = None) -> None:
+        self.path = Path(path)
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else self.path.with_name("checkpoints.sqlite3")
+        self._conn: Any = None
+        self._open_lock: asyncio.Lock | None = None
+        self._write_lock: asyncio.Lock | None = None
+
+    async def _db(self) -> Any:
+        if self._conn is not None:
+            return self._conn
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+            self._write_lock = asyncio.Lock()
+        async with self._open_lock:
+            if self._conn is None:
+                conn = await connect_sqlite(self.path)
+                conn.isolation_level = None  # autocommit; we open transactions explicitly
+                async with sqlite_errors("sessions.setup"):
+                    await conn.executescript(_SCHEMA)
+                self._conn = conn
+        return self._conn
+
+    @asynccontextmanager
+    async def _tx(self, operation: str) -> AsyncIterator[Any]:
+        """One write transaction at a time per process; BEGIN IMMEDIATE excludes other processes."""
+        db = await self._db()
+        assert self._write_lock is not None
+        async with self._write_lock, sqlite_errors(operation):
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.rollback()
+                raise
+            await db.commit()
+
+    async def _one(self, operation: str, sql: str, args: tuple[Any, ...]) -> Any:
+        db = await self._db()
+        async with sqlite_errors(operation), db.execute(sql, args) as cur:
+            return await cur.fetchone()
+
+    async def create(self, session: Session, *, max_per_user: int | None) -> None:
+        now = time.time()
+        async with self._tx("sessions.create") as db:
+            async with db.execute("SELECT expires_at FROM ar_sessions WHERE id = ?", (session.id,)) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                if row[0] > now:
+                    raise ConflictError(f"session id {session.id} is already in use")
+                await db.execute("DELETE FROM ar_sessions WHERE id = ?", (session.id,))
+            if max_per_user is not None:
+                sql = "SELECT COUNT(*) FROM ar_sessions WHERE tenant = ? AND user_id = ? AND expires_at > ?"
+                async with db.execute(sql, (session.tenant, session.user_id, now)) as cur:
+                    count = (await cur.fetchone())[0]
+                if count >= max_per_user:
+                    raise QuotaExceededError(f"user already has the maximum of {max_per_user} sessions")
+            await db.execute(
+                "INSERT INTO ar_sessions (id, tenant, user_id, expires_at, created_at, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    session.id,
+                    session.tenant,
+                    session.user_id,
+                    session.expires_ts,
+                    session.created_at.timestamp(),
+                    encode_session(session),
+                ),
+            )
+
+    async def get(self, session_id: str) -> Session | None:
+        row = await self._one("sessions.get", "SELECT data FROM ar_sessions WHERE id = ?", (session_id,))
+        return None if row is None else decode_session(session_id, row[0])
+
+    async def get_with_checkpoint(self, session_id: str) -> tuple[Session | None, bytes | None]:
+        sql = "SELECT data, checkpoint FROM ar_sessions WHERE id = ?"
+        row = await self._one("sessions.resume", sql, (session_id,))
+        if row is None:
+            return None, None
+        return decode_session(session_id, row[0]), row[1]
+
+    async def _write(self, operation: str, sql: str, args: tuple[Any, ...]) -> int:
+        db = await self._db()
+        assert self._write_lock is not None
+        async with self._write_lock, sqlite_errors(operation):
+            cur = await db.execute(sql, args)
+            count: int = cur.rowcount
+            await cur.close()
+        return count
+
+    async def update(self, session: Session) -> bool:
+        sql = "UPDATE ar_sessions SET data = ?, expires_at = ? WHERE id = ?"
+        return await self._write("sessions.update", sql, (encode_session(session), session.expires_ts, session.id)) > 0
+
+    async def put_checkpoint(self, session_id: str, data: bytes) -> bool:
+        sql = "UPDATE ar_sessions SET checkpoint = ? WHERE id = ?"
+        return await self._write("sessions.save_checkpoint", sql, (data, session_id)) > 0
+
+    async def delete(self, session: Session) -> bool:
+        async with self._tx("sessions.delete") as db:
+            cur = await db.execute("DELETE FROM ar_sessions WHERE id = ?", (session.id,))
+            found: bool = cur.rowcount > 0
+            await db.execute("DELETE FROM ar_session_locks WHERE id = ?", (session.id,))
+        return found
+
+    async def list_for_user(self, tenant: str, user_id: str, now: float) -> list[Session]:
+        db = await self._db()
+        sql = (
+            "SELECT id, data FROM ar_sessions WHERE tenant = ? AND user_id = ? AND expires_at > ? "
+            "ORDER BY created_at DESC"
+        )
+        async with sqlite_errors("sessions.list"), db.execute(sql, (tenant, user_id, now)) as cur:
+            rows = await cur.fetchall()
+        return [s for row in rows if (s := try_decode_session(row[0], row[1])) is not None]
+
+    async def pop_expired(self, now: float) -> list[str]:
+        async with self._tx("sessions.cleanup_expired") as db:
+            async with db.execute("SELECT id FROM ar_sessions WHERE expires_at <= ?", (now,)) as cur:
+                ids = [row[0] for row in await cur.fetchall()]
+            await db.execute("DELETE FROM ar_sessions WHERE expires_at <= ?", (now,))
+            await db.execute("DELETE FROM ar_session_locks WHERE expires_at <= ?", (now,))
+        return ids
+
+    async def acquire_lease(self, session_id: str, token: str, lease_s: float) -> bool:
+        now = time.time()
+        sql = (
+            "INSERT INTO ar_session_locks (id, token, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at "
+            "WHERE ar_session_locks.expires_at <= ?"
+        )
+        return await self._write("sessions.lock", sql, (session_id, token, now + lease_s, now)) > 0
+
+    async def renew_lease(self, session_id: str, token: str, lease_s: float) -> bool:
+        sql = "UPDATE ar_session_locks SET expires_at = ? WHERE id = ? AND token = ?"
+        return await self._write("sessions.lock_renew", sql, (time.time() + lease_s, session_id, token)) > 0
+
+    async def release_lease(self, session_id: str, token: str) -> None:
+        sql = "DELETE FROM ar_session_locks WHERE id = ? AND token = ?"
+        await self._write("sessions.unlock", sql, (session_id, token))
+
+    def make_checkpointer(self) -> Any:
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        # AsyncSqliteSaver connects lazily (it awaits the connection in its own setup) and turns on WAL.
+        return AsyncSqliteSaver(aiosqlite.connect(str(self.checkpoint_path), timeout=5.0))
+
+    async def close_checkpointer(self, saver: Any) -> None:
+        await saver.conn.close()  # a no-op when it never connected
+
+    async def ping(self) -> None:
+        await self._one("sessions.ping", "SELECT 1", ())
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()

@@ -1,0 +1,129 @@
+"""Runtime settings: one pydantic-settings class, read once at start-up and passed down.
+
+Environment variables use the prefix ``AGENT_RUNTIME_`` (nested sections with ``__``, e.g.
+``AGENT_RUNTIME_LIMITS__MAX_INPUT_CHARS``). A TOML or YAML file named by ``AGENT_RUNTIME_CONFIG_FILE``
+provides defaults that the environment overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["LimitSettings", "RedisSettings", "Settings", "load_settings"]
+
+
+class RedisSettings(BaseModel):
+    """Client-side bounds for every Redis connection the runtime opens."""
+
+    max_connections: int = 64
+    """Size of the blocking connection pool; callers wait (bounded) instead of failing at the cap."""
+    pool_timeout: float = 5.0
+    """Seconds a caller waits for a free pooled connection."""
+    connect_timeout: float = 1.0
+    socket_timeout: float = 2.0
+    key_prefix: str = "ar"
+
+
+class LimitSettings(BaseModel):
+    """Bounds on what a single request may ask for."""
+
+    max_input_chars: int = 32_000
+    run_timeout_s: float = 120.0
+    max_output_tokens: int = 1024
+    max_request_bytes: int = 1_000_000
+    max_events_per_run: int = 10_000
+    max_sessions_per_user: int = 1_000
+    max_history_messages: int = 200
+    session_ttl_s: float = 7 * 24 * 3600
+    session_lock_timeout_s: float = 30.0
+    session_busy_policy: Literal["wait", "fail"] = "wait"
+
+
+class Settings(BaseSettings):
+    """Everything configurable about the runtime."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_RUNTIME_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    state_backend: Literal["memory", "sqlite", "redis"] = "sqlite"
+    """Where sessions, API keys, rate limits and quotas live."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    data_dir: Path = Path("./.agent-runtime")
+    event_bus: Literal["memory", "redis", "kafka"] = "memory"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    model: str = ""
+    """Default model string; empty means ``offline`` unless a provider key is configured."""
+    offline_token_latency_ms: float = 0.0
+    """Per-token delay of the offline model, so benchmarks can imitate a real provider."""
+    log_level: str = "INFO"
+    log_inputs: bool = False
+    templates_dir: Path | None = None
+    documents_dir: Path | None = None
+    price_file: Path | None = None
+    middlewares: list[str] = Field(default_factory=lambda: ["auth", "rate_limit", "cost", "logging"])
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    default_rpm: int | None = None
+    default_tpm: int | None = None
+    metrics_tenant_allowlist: list[str] = Field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        config_file = os.environ.get("AGENT_RUNTIME_CONFIG_FILE")
+        if config_file:
+            sources.append(_file_source(settings_cls, Path(config_file)))
+        return tuple(sources)
+
+    def resolved_model(self) -> str:
+        """The default model string: the configured one, else ``offline``."""
+        return self.model or "offline"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "agent-runtime.sqlite3"
+
+
+def _file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    from pydantic_settings import TomlConfigSettingsSource, YamlConfigSettingsSource
+
+    from agent_runtime.errors import ConfigurationError
+
+    if not path.is_file():
+        raise ConfigurationError(f"config file {path} does not exist")
+    if path.suffix == ".toml":
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    if path.suffix in (".yaml", ".yml"):
+        return YamlConfigSettingsSource(settings_cls, yaml_file=path)
+    raise ConfigurationError(f"config file {path} must be .toml, .yaml or .yml")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment (and config file), turning pydantic errors into ours."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from agent_runtime.errors import ConfigurationError
+
+    try:
+        return Settings(**overrides)
+    except PydanticValidationError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc

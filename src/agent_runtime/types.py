@@ -1,0 +1,148 @@
+"""The data that flows through a run: context in, result (or stream events) out."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AgentContext",
+    "AgentResult",
+    "Principal",
+    "RunStatus",
+    "StreamEvent",
+    "StreamEventType",
+    "ToolCallRecord",
+    "Usage",
+    "new_id",
+]
+
+RunStatus = Literal["completed", "failed", "interrupted", "cancelled"]
+StreamEventType = Literal["token", "tool_call", "tool_result", "final", "error"]
+
+
+def new_id(prefix: str) -> str:
+    """A random id with a readable prefix (``run_…``, ``ses_…``); 128 bits, safe in Redis keys."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class Principal(BaseModel):
+    """Who a run is for, as established by authentication; never taken from a request body."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str
+    user: str
+    scopes: frozenset[str] = frozenset()
+    key_id: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    daily_tokens: int | None = None
+    monthly_usd: float | None = None
+
+    def allows(self, scope: str) -> bool:
+        """Whether the principal holds ``scope`` itself or its family wildcard (``agents:run:*``)."""
+        if scope in self.scopes or "*" in self.scopes or "admin" in self.scopes:
+            return True
+        family, _, _ = scope.rpartition(":")
+        return bool(family) and f"{family}:*" in self.scopes
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+        )
+
+
+class ToolCallRecord(BaseModel):
+    id: str
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    output: str | None = None
+    status: Literal["ok", "error"] = "ok"
+
+
+class AgentContext(BaseModel):
+    """One run request as it travels inward through the middleware onion."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    input: str
+    template: str
+    run_id: str = Field(default_factory=lambda: new_id("run"))
+    request_id: str | None = None
+    session_id: str | None = None
+    model: str | None = None
+    """Override of the template's model for this run."""
+    principal: Principal | None = None
+    credentials: str | None = Field(default=None, repr=False, exclude=True)
+    """Raw bearer credential (API key or JWT) for AuthMiddleware; never logged or serialized."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float | None = None
+    deadline: float | None = None
+    """Absolute ``time.monotonic()`` deadline, derived from ``timeout_s`` when the run starts."""
+    attempt: int = 1
+    streaming: bool = False
+    state: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    """Per-run scratch space for middlewares (reservations, timers); not part of the public model."""
+
+    @property
+    def tenant(self) -> str | None:
+        return self.principal.tenant if self.principal else None
+
+    @property
+    def user(self) -> str | None:
+        return self.principal.user if self.principal else None
+
+    def remaining_s(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return self.deadline - time.monotonic()
+
+
+class AgentResult(BaseModel):
+    """What a run produced, as it travels outward through the middleware onion."""
+
+    run_id: str
+    template: str
+    model: str
+    output: str
+    status: RunStatus = "completed"
+    session_id: str | None = None
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    started_at: float = 0.0
+    duration_ms: float = 0.0
+    time_to_first_token_ms: float | None = None
+    attempts: int = 1
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+
+class StreamEvent(BaseModel):
+    """One item of ``execute_stream``: a token, a tool call or result, the final result, or an error."""
+
+    type: StreamEventType
+    run_id: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    step: str | None = None
+    """Which workflow step emitted the event, for workflows."""
+
+    @property
+    def text(self) -> str:
+        return str(self.data.get("text", ""))

@@ -1,0 +1,68 @@
+"""Session fixtures: one ``SessionManager`` per backend, the Redis one on the tests' real redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_runtime.sessions import MemorySessionStore, SessionManager
+from agent_runtime.sessions.base import SessionStore
+from agent_runtime.sessions.redis import RedisSessionStore
+from agent_runtime.sessions.sqlite import SqliteSessionStore
+from agent_runtime.settings import RedisSettings
+
+BACKENDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("redis", id="redis", marks=pytest.mark.redis),
+]
+
+FAST_REDIS = RedisSettings(connect_timeout=0.5, socket_timeout=0.5, pool_timeout=1.0, max_connections=16)
+
+
+def make_store(backend: str, tmp_path: Path, redis_url: str | None) -> SessionStore:
+    if backend == "memory":
+        return MemorySessionStore()
+    if backend == "sqlite":
+        return SqliteSessionStore(tmp_path / "sessions.sqlite3")
+    assert redis_url is not None
+    return RedisSessionStore(redis_url, FAST_REDIS)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], SessionStore]:
+    """Builds stores of the current backend that share one underlying database/server."""
+    url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    shared = MemorySessionStore() if backend == "memory" else None
+
+    def factory() -> SessionStore:
+        return shared if shared is not None else make_store(backend, tmp_path, url)
+
+    return factory
+
+
+@pytest.fixture
+async def make_manager(store_factory: Callable[[], SessionStore]) -> AsyncIterator[Callable[..., SessionManager]]:
+    made: list[SessionManager] = []
+
+    def factory(**kwargs: Any) -> SessionManager:
+        manager = SessionManager(store_factory(), **kwargs)
+        made.append(manager)
+        return manager
+
+    yield factory
+    for manager in made:
+        await manager.aclose()
+
+
+@pytest.fixture
+async def manager(make_manager: Callable[..., SessionManager]) -> SessionManager:
+    return make_manager()
