@@ -18,9 +18,10 @@ run: $(STAMP)
 	$(BIN)/agent-runtime serve --host 127.0.0.1 --port 8000
 
 # What the tests need beyond Python packages: a redis-server binary (the tests start their own
-# servers on free ports) and Debian's Chromium for the dashboard test.
+# servers on free ports), promtool to check the alert rules, and Debian's Chromium for the dashboard test.
 services:
 	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || \
 		echo "chromium could not be installed: the browser test will fail"
 

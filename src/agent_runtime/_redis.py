@@ -15,7 +15,7 @@ from agent_runtime.settings import RedisSettings
 
 __all__ = ["REDIS_ERRORS", "check_key_part", "make_redis", "redis_errors"]
 
-_SAFE_PART = re.compile(r"^[A-Za-z0-9_.@:\-]{1,200}$")
+_SAFE_PART = re.compile(r"[A-Za-z0-9_.@:\-]{1,200}")
 
 
 def make_redis(url: str, settings: RedisSettings | None = None, *, decode_responses: bool = True) -> Any:
@@ -33,12 +33,12 @@ def make_redis(url: str, settings: RedisSettings | None = None, *, decode_respon
         health_check_interval=30,
         retry_on_timeout=False,
     )
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes its sockets
 
 
 def check_key_part(value: str, what: str = "id") -> str:
     """Refuse ids that could escape a key namespace (``*``, ``{``, spaces, newlines, huge)."""
-    if not isinstance(value, str) or not _SAFE_PART.match(value) or "{" in value or "}" in value:
+    if not isinstance(value, str) or not _SAFE_PART.fullmatch(value) or "{" in value or "}" in value:
         raise ValidationError(f"malformed {what}: must be 1-200 characters of letters, digits and _.@:-")
     return value
 
@@ -63,13 +63,12 @@ class redis_errors:  # noqa: N801 - used as a context manager, reads like one
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, REDIS_ERRORS) and not isinstance(exc, BackendError):
             raise BackendError(f"redis unavailable during {self.operation}: {type(exc).__name__}") from exc
-        return False
 
     async def __aenter__(self) -> None:
         return None
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
-        return self.__exit__(exc_type, exc, tb)
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)

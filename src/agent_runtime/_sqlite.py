@@ -37,7 +37,6 @@ class sqlite_errors:  # noqa: N801 - used as a context manager, reads like one
     async def __aenter__(self) -> None:
         return None
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, sqlite3.Error):
             raise BackendError(f"SQLite failed during {self.operation}: {exc}") from exc
-        return False

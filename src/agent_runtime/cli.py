@@ -6,6 +6,8 @@ Commands and flags are an outside contract (scripts rely on them): add, never re
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import json
 import sys
 from collections.abc import Coroutine
@@ -62,8 +64,14 @@ def run(template: str, input_text: str, stream: bool, as_json: bool, model: str 
         runtime = await Runtime.create(load_settings(), collect_events=True)
         try:
             principal = Principal(tenant="default", user="cli", scopes=frozenset({"admin"}))
-            context = AgentContext(input=input_text, template=template, model=model, session_id=session_id,
-                                   principal=principal, metadata={"create_session": True, "source": "cli"})
+            context = AgentContext(
+                input=input_text,
+                template=template,
+                model=model,
+                session_id=session_id,
+                principal=principal,
+                metadata={"create_session": True, "source": "cli"},
+            )
             result: AgentResult | None = None
             if stream and not as_json:
                 async for event in runtime.executor.execute_stream(context):
@@ -159,6 +167,15 @@ def parse_when(value: str | None) -> datetime | None:
         raise click.BadParameter(f"{value!r} is neither an ISO date/time nor a duration like 30d") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
+
+def _register_commands() -> None:
+    from agent_runtime import cli_admin  # noqa: F401  (registers keys and usage)
+
+    with contextlib.suppress(ImportError):
+        importlib.import_module("agent_runtime.event_bus.cli")  # registers consume
+
+
+_register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

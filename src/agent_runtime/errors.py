@@ -6,6 +6,7 @@ so the library, the CLI and the HTTP layer agree on what went wrong::
     AgentRuntimeError
     ├── ConfigurationError              configuration          500
     ├── ValidationError                 validation_error       422
+    │   ├── BadRequestError             bad_request            400  (malformed request, bad model override)
     │   ├── InputTooLargeError          input_too_large        413
     │   └── TemplateConfigError         invalid_template       422
     ├── NotFoundError                   not_found              404
@@ -38,6 +39,7 @@ __all__ = [
     "AgentRuntimeError",
     "AuthenticationError",
     "BackendError",
+    "BadRequestError",
     "ConfigurationError",
     "ConflictError",
     "InputTooLargeError",
@@ -103,6 +105,11 @@ class ConfigurationError(AgentRuntimeError):
 class ValidationError(AgentRuntimeError):
     code = "validation_error"
     status_code = 422
+
+
+class BadRequestError(ValidationError):
+    code = "bad_request"
+    status_code = 400
 
 
 class InputTooLargeError(ValidationError):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["LimitSettings", "RedisSettings", "Settings", "load_settings"]
+__all__ = ["EventBusSettings", "LimitSettings", "RedisSettings", "Settings", "load_settings"]
 
 
 class RedisSettings(BaseModel):
@@ -42,6 +42,22 @@ class LimitSettings(BaseModel):
     session_ttl_s: float = 7 * 24 * 3600
     session_lock_timeout_s: float = 30.0
     session_busy_policy: Literal["wait", "fail"] = "wait"
+
+
+class EventBusSettings(BaseModel):
+    """Bounds and layout of the event bus (``AGENT_RUNTIME_EVENTS__...``)."""
+
+    namespace: str = "default"
+    """Stream / topic suffix: buses with the same namespace share events."""
+    memory_max_queue: int = 10_000
+    """Per-group queue bound of the memory bus; a full queue makes publish wait, then fail."""
+    publish_timeout_s: float = 1.0
+    redis_maxlen: int = 100_000
+    """Approximate stream length kept by Redis (XADD MAXLEN ~)."""
+    claim_min_idle_s: float = 30.0
+    """Pending Redis entries idle this long are taken over from their (presumed dead) consumer."""
+    kafka_partitions: int = 4
+    kafka_idempotent: bool = True
 
 
 class Settings(BaseSettings):
@@ -74,10 +90,13 @@ class Settings(BaseSettings):
     default_rpm: int | None = None
     default_tpm: int | None = None
     metrics_tenant_allowlist: list[str] = Field(default_factory=list)
+    metrics_require_auth: bool = False
+    """Serve ``/metrics`` only to principals with ``metrics:read`` (or admin); else bind it privately."""
     host: str = "127.0.0.1"
     port: int = 8000
     redis: RedisSettings = Field(default_factory=RedisSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    events: EventBusSettings = Field(default_factory=EventBusSettings)
 
     @classmethod
     def settings_customise_sources(

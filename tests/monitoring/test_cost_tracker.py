@@ -84,3 +84,15 @@ async def test_malformed_tenant_is_refused(tracker: CostTracker, make_result) ->
     with pytest.raises(ValidationError):
         await tracker.report(tenant="acme\r\nFLUSHALL")
     await tracker.aclose()
+
+
+async def test_build_cost_tracker_reads_price_file(tmp_path, make_result) -> None:
+    from agent_runtime.monitoring.cost_tracker import build_cost_tracker
+    from agent_runtime.settings import Settings
+
+    price_file = tmp_path / "prices.json"
+    price_file.write_text('{"offline": {"input_per_mtok": 0, "output_per_mtok": 0}}')
+    tracker = build_cost_tracker(Settings(state_backend="memory", price_file=price_file))
+    record = await tracker.record(make_result(), ALICE)
+    assert record.cost_usd == 0.0 and record.input_tokens == 100
+    await tracker.aclose()

@@ -27,8 +27,14 @@ def test_runs_tokens_cost_after_n_runs(make_result) -> None:
     n = 7
     for _ in range(n):
         metrics.observe_run(
-            make_result(input_tokens=100, output_tokens=20, cached_tokens=10, cost_usd=0.5, duration_ms=40.0,
-                        tools=(("calculator", "ok"),)),
+            make_result(
+                input_tokens=100,
+                output_tokens=20,
+                cached_tokens=10,
+                cost_usd=0.5,
+                duration_ms=40.0,
+                tools=(("calculator", "ok"),),
+            ),
             tenant="acme",
         )
     metrics.observe_run(make_result(status="failed", duration_ms=10.0, error={"code": "tool_error"}), tenant="acme")

@@ -20,8 +20,16 @@ DAY = date(2026, 3, 1)
 
 
 def rec(**kw) -> UsageRecord:
-    base = {"tenant": "acme", "user": "alice", "template": "analyst", "model": "offline", "day": DAY,
-            "input_tokens": 10, "output_tokens": 1, "cost_usd": 0.1}
+    base = {
+        "tenant": "acme",
+        "user": "alice",
+        "template": "analyst",
+        "model": "offline",
+        "day": DAY,
+        "input_tokens": 10,
+        "output_tokens": 1,
+        "cost_usd": 0.1,
+    }
     return UsageRecord(**{**base, **kw})
 
 

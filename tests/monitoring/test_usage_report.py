@@ -11,7 +11,9 @@ from agent_runtime.monitoring.report import COLUMNS, format_rows, to_csv, to_jso
 from agent_runtime.monitoring.usage import UsageRow
 
 ROWS = [
-    UsageRow(by="model", key="gpt-4o", runs=2, input_tokens=1500, output_tokens=300, cached_tokens=100, cost_usd=0.00675),
+    UsageRow(
+        by="model", key="gpt-4o", runs=2, input_tokens=1500, output_tokens=300, cached_tokens=100, cost_usd=0.00675
+    ),
     UsageRow(by="model", key="offline", runs=10, input_tokens=1200, output_tokens=240, cost_usd=0.000324),
 ]
 

@@ -66,3 +66,9 @@ async def make_manager(store_factory: Callable[[], SessionStore]) -> AsyncIterat
 @pytest.fixture
 async def manager(make_manager: Callable[..., SessionManager]) -> SessionManager:
     return make_manager()
+
+
+@pytest.fixture
+def fast_redis_settings() -> RedisSettings:
+    """Short client timeouts, so fault tests see errors quickly."""
+    return FAST_REDIS

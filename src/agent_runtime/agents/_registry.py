@@ -23,8 +23,9 @@ class Registry(Generic[T]):
         self._factories: dict[str, Callable[[], T]] = {}
         self._lock = threading.Lock()
 
-    def register(self, name: str, item: T | None = None, *, factory: Callable[[], T] | None = None,
-                 replace: bool = False) -> None:
+    def register(
+        self, name: str, item: T | None = None, *, factory: Callable[[], T] | None = None, replace: bool = False
+    ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigurationError(f"{self.kind} name must be a non-empty string")
         if (item is None) == (factory is None):

@@ -84,7 +84,9 @@ class AgentFactory:
             self.load_templates(self.settings.templates_dir, replace=True)
 
     # -- components -------------------------------------------------------------------------------
-    def register_tool(self, tool: BaseTool | Callable[..., Any], *, name: str | None = None, replace: bool = False) -> None:
+    def register_tool(
+        self, tool: BaseTool | Callable[..., Any], *, name: str | None = None, replace: bool = False
+    ) -> None:
         """Register a LangChain tool (or a plain function, wrapped with ``langchain_core.tools.tool``)."""
         if not isinstance(tool, BaseTool):
             from langchain_core.tools import tool as as_tool
@@ -95,8 +97,9 @@ class AgentFactory:
     def register_memory(self, name: str, policy: MemoryPolicy, *, replace: bool = False) -> None:
         self.memory.register(name, policy, replace=replace)
 
-    def register_workflow(self, name: str, graph: Any = None, *, builder: Callable[[], Any] | None = None,
-                          replace: bool = False) -> None:
+    def register_workflow(
+        self, name: str, graph: Any = None, *, builder: Callable[[], Any] | None = None, replace: bool = False
+    ) -> None:
         """Register a compiled LangGraph graph whose state has ``messages`` (or a builder of one)."""
         if graph is not None and not hasattr(graph, "ainvoke"):
             raise ConfigurationError(f"workflow {name!r} must be a compiled LangGraph graph")

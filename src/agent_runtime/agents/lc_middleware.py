@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from langchain.agents.middleware import AgentMiddleware as LCAgentMiddleware
-from langchain_core.messages import HumanMessage, RemoveMessage
 from langchain_core.tools import ToolException
 
 from agent_runtime.errors import AgentRuntimeError, ToolExecutionError
@@ -24,7 +23,7 @@ __all__ = ["DEFAULT_LC_MIDDLEWARES", "LCMiddlewareBuilder", "history_limit", "to
 LCMiddlewareBuilder = Callable[["AgentFactory", "AgentTemplate", dict[str, Any]], Any]
 
 
-class _ToolErrors(LCAgentMiddleware):  # type: ignore[type-arg]
+class _ToolErrors(LCAgentMiddleware):
     """Turns a tool's unexpected exception into ``ToolExecutionError`` naming the tool, so callers get
     a typed error instead of whatever the tool raised. ``ToolException`` stays the tool's own business
     (LangChain hands its message back to the model)."""
@@ -53,37 +52,14 @@ def _tool_error(request: Any, exc: Exception) -> ToolExecutionError:
     return ToolExecutionError(f"tool {name!r} failed: {type(exc).__name__}: {exc}", details={"tool": name})
 
 
-class _HistoryLimit(LCAgentMiddleware):  # type: ignore[type-arg]
-    """Keeps the stored conversation to the last ``max_messages`` messages, cutting only at a human
-    turn so a tool call is never separated from its result. Older turns are removed from the
-    checkpoint, not just hidden from the model, so a long session cannot grow without bound."""
-
-    def __init__(self, max_messages: int) -> None:
-        super().__init__()
-        self.max_messages = max_messages
-        self.name = "agent_runtime_history_limit"
-
-    def before_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        messages = state["messages"]
-        if len(messages) <= self.max_messages:
-            return None
-        start = len(messages) - self.max_messages
-        while start < len(messages) and not isinstance(messages[start], HumanMessage):
-            start += 1
-        if start >= len(messages):
-            return None
-        return {"messages": [RemoveMessage(id=m.id) for m in messages[:start] if m.id]}
-
-    async def abefore_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        return self.before_model(state, runtime)
-
-
 def tool_errors() -> Any:
     return _ToolErrors()
 
 
 def history_limit(max_messages: int) -> Any:
-    return _HistoryLimit(max_messages)
+    from agent_runtime.sessions.history import HistoryLimitMiddleware
+
+    return HistoryLimitMiddleware(max_messages)
 
 
 def _model_call_limit(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:

@@ -128,8 +128,7 @@ DEFAULT_TEMPLATES: tuple[AgentTemplate, ...] = (
         name="analyst",
         description="Data analyst: exact arithmetic and statistics through the calculator tool.",
         system_prompt=(
-            "You are a precise data analyst. Use the calculator tool for every computation "
-            "and report the exact result."
+            "You are a precise data analyst. Use the calculator tool for every computation and report the exact result."
         ),
         tools=["calculator"],
         tags=["analysis"],

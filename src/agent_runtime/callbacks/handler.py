@@ -106,10 +106,12 @@ class AgentCallbackHandler(BaseCallbackHandler):
         self._seen = 0
 
     # -- recording ---------------------------------------------------------------------------------
-    def _record(self, event_type: str, run_id: UUID, parent_run_id: UUID | None, name: str | None,
-                data: dict[str, Any]) -> None:
-        event = CallbackEvent(event_type, time.time(), str(run_id), str(parent_run_id) if parent_run_id else None,
-                              name, data)
+    def _record(
+        self, event_type: str, run_id: UUID, parent_run_id: UUID | None, name: str | None, data: dict[str, Any]
+    ) -> None:
+        event = CallbackEvent(
+            event_type, time.time(), str(run_id), str(parent_run_id) if parent_run_id else None, name, data
+        )
         with self._lock:
             self._seen += 1
             self._events.append(event)
@@ -123,22 +125,45 @@ class AgentCallbackHandler(BaseCallbackHandler):
         return self._seen - len(self._events)
 
     # -- LLM ---------------------------------------------------------------------------------------
-    def on_chat_model_start(self, serialized: dict[str, Any] | None, messages: list[list[Any]], *, run_id: UUID,
-                            parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._llm_start(serialized, run_id, parent_run_id, {"messages": sum(len(batch) for batch in messages)})
 
-    def on_llm_start(self, serialized: dict[str, Any] | None, prompts: list[str], *, run_id: UUID,
-                     parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._llm_start(serialized, run_id, parent_run_id, {"prompts": len(prompts)})
 
-    def _llm_start(self, serialized: dict[str, Any] | None, run_id: UUID, parent_run_id: UUID | None,
-                   data: dict[str, Any]) -> None:
+    def _llm_start(
+        self, serialized: dict[str, Any] | None, run_id: UUID, parent_run_id: UUID | None, data: dict[str, Any]
+    ) -> None:
         self._started[run_id] = time.perf_counter()
         self._summary.llm_calls += 1
         self._record("llm_start", run_id, parent_run_id, _name(serialized), data)
 
-    def on_llm_new_token(self, token: str, *, run_id: UUID, parent_run_id: UUID | None = None,
-                         **kwargs: Any) -> None:
+    def on_llm_new_token(
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(token, str):
+            token = "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in token)
         if self._summary.time_to_first_token_ms is None:
             self._summary.time_to_first_token_ms = (time.time() - self._t0) * 1000
         self._summary.tokens_streamed += 1
@@ -146,8 +171,9 @@ class AgentCallbackHandler(BaseCallbackHandler):
         if self.on_token is not None:
             self.on_token(token)
 
-    def on_llm_end(self, response: LLMResult, *, run_id: UUID, parent_run_id: UUID | None = None,
-                   **kwargs: Any) -> None:
+    def on_llm_end(
+        self, response: LLMResult, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
         latency = self._elapsed_ms(run_id)
         self._summary.llm_latency_ms += latency
         usage = _usage_of(response)
@@ -158,14 +184,22 @@ class AgentCallbackHandler(BaseCallbackHandler):
         summary.cached_tokens += usage.get("cached_tokens", 0)
         self._record("llm_end", run_id, parent_run_id, None, {"usage": usage, "latency_ms": latency})
 
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None,
-                     **kwargs: Any) -> None:
+    def on_llm_error(
+        self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
         self._error("llm_error", error, run_id, parent_run_id)
 
     # -- tools -------------------------------------------------------------------------------------
-    def on_tool_start(self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID,
-                      parent_run_id: UUID | None = None, inputs: dict[str, Any] | None = None,
-                      **kwargs: Any) -> None:
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._started[run_id] = time.perf_counter()
         name = _name(serialized) or kwargs.get("name")
         self._summary.tool_calls += 1
@@ -177,27 +211,42 @@ class AgentCallbackHandler(BaseCallbackHandler):
         latency = self._elapsed_ms(run_id)
         self._summary.tool_latency_ms += latency
         content = getattr(output, "content", output)
-        self._record("tool_end", run_id, parent_run_id, kwargs.get("name"),
-                     {"output": str(content)[:2000], "latency_ms": latency})
+        self._record(
+            "tool_end",
+            run_id,
+            parent_run_id,
+            kwargs.get("name"),
+            {"output": str(content)[:2000], "latency_ms": latency},
+        )
 
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None,
-                      **kwargs: Any) -> None:
+    def on_tool_error(
+        self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
         self._error("tool_error", error, run_id, parent_run_id)
 
     # -- chains ------------------------------------------------------------------------------------
-    def on_chain_start(self, serialized: dict[str, Any] | None, inputs: dict[str, Any] | Any, *, run_id: UUID,
-                       parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: dict[str, Any] | Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._summary.chain_runs += 1
         if self.record_chains:
             self._record("chain_start", run_id, parent_run_id, kwargs.get("name") or _name(serialized), {})
 
-    def on_chain_end(self, outputs: dict[str, Any] | Any, *, run_id: UUID, parent_run_id: UUID | None = None,
-                     **kwargs: Any) -> None:
+    def on_chain_end(
+        self, outputs: dict[str, Any] | Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
         if self.record_chains:
             self._record("chain_end", run_id, parent_run_id, None, {})
 
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None,
-                       **kwargs: Any) -> None:
+    def on_chain_error(
+        self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
         if type(error).__name__ == "GraphInterrupt":
             return  # an approval pause, not a failure
         self._error("chain_error", error, run_id, parent_run_id)

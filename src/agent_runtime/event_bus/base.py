@@ -62,7 +62,7 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Backoff after failed attempt ``attempt`` (1-based): exponential, capped, +-20% jitter."""
         base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-        return base * random.uniform(0.8, 1.2)
+        return float(base * random.uniform(0.8, 1.2))
 
 
 @dataclass(frozen=True)

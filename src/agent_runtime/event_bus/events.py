@@ -21,14 +21,14 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "Event",
     "EventType",
+    "QuotaExceeded",
+    "RateLimitRejected",
     "RunCompleted",
     "RunFailed",
     "RunStarted",
     "SessionCreated",
     "SessionExpired",
     "ToolCalled",
-    "QuotaExceeded",
-    "RateLimitRejected",
     "make_event",
 ]
 

@@ -20,6 +20,10 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
 from agent_runtime.errors import BackendError, ValidationError
 from agent_runtime.event_bus.base import ConsumerLoop, ConsumerSpec, DeadLetter, Delivery, EventBus, parse_dead_letter
 from agent_runtime.event_bus.events import Event
@@ -32,15 +36,13 @@ _TOPIC_PART = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 @contextlib.asynccontextmanager
 async def kafka_errors(operation: str) -> AsyncIterator[None]:
     """Turn aiokafka / socket failures into ``BackendError``."""
-    from aiokafka.errors import KafkaError
-
     try:
         yield
     except (KafkaError, OSError, TimeoutError) as exc:
         raise BackendError(f"kafka unavailable during {operation}: {type(exc).__name__}") from exc
 
 
-class _Assignments:
+class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
     """Rebalance listener: gives partitions without a committed offset one, and signals the first join."""
 
     def __init__(self, consumer: Any, start: str) -> None:
@@ -72,7 +74,9 @@ class _KafkaConsumer(ConsumerLoop):
 
     async def fetch(self) -> Sequence[Delivery]:
         async with kafka_errors("events.read"):
-            batches = await self._consumer.getmany(timeout_ms=self._bus.poll_timeout_ms, max_records=self.spec.batch_size)
+            batches = await self._consumer.getmany(
+                timeout_ms=self._bus.poll_timeout_ms, max_records=self.spec.batch_size
+            )
         return [_delivery(msg) for msgs in batches.values() for msg in msgs]
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -111,8 +115,6 @@ def _delivery(msg: Any) -> Delivery:
 
 
 def _tp(topic: str, partition: int) -> Any:
-    from aiokafka import TopicPartition
-
     return TopicPartition(topic, partition)
 
 
@@ -158,8 +160,6 @@ class KafkaEventBus(EventBus):
     async def producer(self) -> Any:
         if self._producer is not None:
             return self._producer
-        from aiokafka import AIOKafkaProducer
-
         async with self._lock:
             if self._producer is None:
                 self._check_open()
@@ -182,9 +182,9 @@ class KafkaEventBus(EventBus):
     async def _ensure_topics(self) -> None:
         if self._topics_ready:
             return
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=self.request_timeout_ms)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, request_timeout_ms=self.request_timeout_ms
+        )
         async with kafka_errors("events.create_topics"):
             await admin.start()
             try:
@@ -218,8 +218,6 @@ class KafkaEventBus(EventBus):
             await asyncio.gather(*futures)
 
     async def _open_consumer(self, spec: ConsumerSpec) -> ConsumerLoop:
-        from aiokafka import AIOKafkaConsumer
-
         await self._ensure_topics()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
@@ -242,8 +240,6 @@ class KafkaEventBus(EventBus):
         return _KafkaConsumer(spec, self, consumer)
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        from aiokafka import AIOKafkaConsumer
-
         await self._ensure_topics()
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
         letters: list[DeadLetter] = []
@@ -254,7 +250,7 @@ class KafkaEventBus(EventBus):
                 consumer.assign(tps)
                 ends = await consumer.end_offsets(tps)
                 await consumer.seek_to_beginning(*tps)
-                while any(await consumer.position(tp) < ends[tp] for tp in tps):
+                while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
                     for msgs in (await consumer.getmany(timeout_ms=self.poll_timeout_ms)).values():
                         letters.extend(_dead_letter(msg) for msg in msgs)
             finally:
@@ -287,5 +283,6 @@ def _headers(event: Event) -> list[tuple[str, bytes]]:
 
 def _dead_letter(msg: Any) -> DeadLetter:
     headers = {k: v.decode() for k, v in msg.headers or ()}
-    return parse_dead_letter(msg.value.decode(), headers.get("group", ""), headers.get("error", ""),
-                             int(headers.get("attempts", "0")))
+    return parse_dead_letter(
+        msg.value.decode(), headers.get("group", ""), headers.get("error", ""), int(headers.get("attempts", "0"))
+    )

@@ -8,7 +8,9 @@ Overflow policy: back-pressure, never silent loss. When a group's queue is full,
 up to ``publish_timeout_s`` for room and then raises ``BackendError`` (counted in ``overflows``);
 callers that must not fail wrap the bus in ``SafePublisher``, which counts the event as lost.
 The queues hold no history: a group only receives events published after it subscribed
-(``start="earliest"`` means the same here), and nothing survives the process.
+(``start="earliest"`` means the same here), and nothing survives the process. As on Redis and
+Kafka, a group outlives its subscriptions and keeps collecting events until its queue is full;
+``drop_group`` forgets a group that will not come back.
 """
 
 from __future__ import annotations
@@ -163,6 +165,10 @@ class MemoryEventBus(EventBus):
         """Events waiting in ``group``'s queue (not counting those being handled)."""
         queue = self._groups.get(group)
         return len(queue.items) if queue else 0
+
+    def drop_group(self, group: str) -> None:
+        """Forget ``group`` and its queued events (its consumers should be stopped first)."""
+        self._groups.pop(group, None)
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         return list(self.dead)[-limit:]

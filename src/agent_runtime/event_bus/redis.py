@@ -84,7 +84,13 @@ class _RedisConsumer(ConsumerLoop):
             await self._redis.xack(self._bus.stream, self.spec.group, *(d.token for d in deliveries))
 
     async def dead_letter(self, delivery: Delivery, error: str, attempts: int) -> None:
-        fields = {"e": delivery.raw, "group": self.spec.group, "error": error, "attempts": attempts, "id": delivery.token}
+        fields = {
+            "e": delivery.raw,
+            "group": self.spec.group,
+            "error": error,
+            "attempts": attempts,
+            "id": delivery.token,
+        }
         async with redis_errors("events.dead_letter"):
             await self._redis.xadd(self._bus.dlq, fields, maxlen=self._bus.dlq_maxlen, approximate=True)
 
@@ -183,14 +189,17 @@ class RedisEventBus(EventBus):
 class RedisDedupe(DedupeStore):
     """Processed-event marks shared by every worker: ``SET key 1 EX ttl`` per event id."""
 
-    def __init__(self, redis: Any, *, namespace: str = "default", ttl_s: float = 86_400, key_prefix: str = "ar") -> None:
+    def __init__(
+        self, redis: Any, *, namespace: str = "default", ttl_s: float = 86_400, key_prefix: str = "ar"
+    ) -> None:
         self._redis = redis
         self._prefix = f"{key_prefix}:events:{check_key_part(namespace, 'namespace')}:seen:"
         self._ttl_ms = int(ttl_s * 1000)
 
     async def seen(self, key: str) -> bool:
         async with redis_errors("events.dedupe"):
-            return bool(await self._redis.exists(self._prefix + check_key_part(key, "dedupe key")))
+            found = await self._redis.exists(self._prefix + check_key_part(key, "dedupe key"))
+        return bool(found)
 
     async def mark(self, key: str) -> None:
         async with redis_errors("events.dedupe"):

@@ -18,8 +18,8 @@ __all__ = [
     "OfflineFormatter",
     "OfflineMatcher",
     "PlannedCall",
-    "ToolSpec",
     "ToolChoiceMode",
+    "ToolSpec",
     "fill_args",
     "format_tool_result",
     "normalize_tool_choice",
@@ -86,10 +86,9 @@ def normalize_tool_choice(choice: Any, tool_names: Sequence[str]) -> tuple[ToolC
         return "none", None
     if choice is True or choice in ("any", "required"):
         return "any", None
+    name = choice
     if isinstance(choice, Mapping):
         name = (choice.get("function") or {}).get("name") or choice.get("name")
-    else:
-        name = choice
     if not isinstance(name, str) or name not in tool_names:
         raise ValueError(f"tool_choice {choice!r} names no bound tool; bound tools: {sorted(tool_names)}")
     return "any", name
@@ -97,7 +96,7 @@ def normalize_tool_choice(choice: Any, tool_names: Sequence[str]) -> tuple[ToolC
 
 _EXPLICIT_RE = re.compile(r"\buse\s+(?:the\s+)?([A-Za-z_][\w.-]*)(?:\s+tool)?(?:\s+with)?\s*:?\s*", re.I)
 _GENERIC_WORDS = frozenset(
-    "get set run call make create fetch find tool tools function func the and for with from into data info value".split()
+    {"get", "set", "run", "call", "make", "create", "fetch", "find", "tool", "tools", "function", "func", "value"}
 )
 
 
@@ -107,7 +106,9 @@ def tool_directive(text: str, tools: Sequence[ToolSpec]) -> PlannedCall | None:
     return calls[0] if calls else None
 
 
-def plan_tool_calls(text: str, tools: Sequence[ToolSpec], *, forced: bool, forced_name: str | None) -> list[PlannedCall]:
+def plan_tool_calls(
+    text: str, tools: Sequence[ToolSpec], *, forced: bool, forced_name: str | None
+) -> list[PlannedCall]:
     """The tool calls a user message asks for, in order of precedence; empty means answer in text.
 
     Precedence: explicit ``use <tool> {json}``; call syntax ``tool(arg, ...)``; registered matchers;
@@ -245,7 +246,7 @@ def _explicit_calls(text: str, by_name: Mapping[str, ToolSpec], *, require_json:
     decoder = json.JSONDecoder()
     for match in _EXPLICIT_RE.finditer(text):
         spec = by_name.get(match.group(1))
-        if spec is None:
+        if spec is None or any(c.name == spec.name for c in calls):  # one call per tool and message
             continue
         args: Any = None
         if text[match.end() : match.end() + 1] == "{":
@@ -256,7 +257,8 @@ def _explicit_calls(text: str, by_name: Mapping[str, ToolSpec], *, require_json:
         if not isinstance(args, dict):
             if require_json:
                 continue
-            args = {}
+            registration = _REGISTRY.get(spec.name)
+            args = (registration.matcher(text) if registration else None) or {}
         calls.append(PlannedCall(spec.name, fill_args(spec.parameters, text, args)))
     return calls
 

@@ -28,8 +28,11 @@ _WRITE_RE = re.compile(r"^\s*(?:please\s+)?(?:write|draft|compose|create|give\s+
 _QUESTION_RE = re.compile(r"\?\s*$|^\s*(?:what|why|how|when|where|who|which|can|could|should|is|are|do|does)\b", re.I)
 _TOPIC_RE = re.compile(r"\b(?:about|on|regarding|concerning|of)\s+(.+?)\s*[.?!]*\s*$", re.I | re.S)
 _FILLER = frozenset(
-    "a an the me my please write draft compose create give tell explain describe what why how is are do does "
-    "can could should would you i to of for in and or with some short brief".split()
+    re.findall(
+        r"\w+",
+        "a an and are brief can compose could create describe do does draft explain for give how i in is"
+        " me my of or please short should some tell the to what why with would write you",
+    )
 )
 _NUMBER_WORDS = {"two": 2, "three": 3, "four": 4}
 
@@ -63,7 +66,7 @@ def reply_without_tools(request: str, history: Sequence[str]) -> str:
         return "I did not receive any text. What would you like me to do?"
     if _NAME_QUESTION_RE.search(text):
         name = _remembered_name(history)
-        return f"Your name is {name}." if name else "I don't know your name yet. You can tell me: \"my name is ...\"."
+        return f"Your name is {name}." if name else 'I don\'t know your name yet. You can tell me: "my name is ...".'
     if match := _NAME_STATEMENT_RE.search(text):
         return f"Nice to meet you, {match.group(1)}! How can I help you today?"
     if match := _HAIKU_RE.search(text):

@@ -76,7 +76,9 @@ class _Reply:
 
     def usage(self) -> UsageMetadata:
         output = self.output_tokens
-        return UsageMetadata(input_tokens=self.input_tokens, output_tokens=output, total_tokens=self.input_tokens + output)
+        return UsageMetadata(
+            input_tokens=self.input_tokens, output_tokens=output, total_tokens=self.input_tokens + output
+        )
 
     def metadata(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "offline": True, "finish_reason": self.finish_reason}
@@ -270,8 +272,8 @@ class _Turn:
     @classmethod
     def of(cls, messages: Sequence[BaseMessage]) -> _Turn:
         start = next((i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)), -1)
-        request = messages[start].text if start >= 0 else (messages[-1].text if messages else "")
-        history = [m.text for m in messages[: max(start, 0)] if isinstance(m, HumanMessage)]
+        request = str(messages[start].text) if start >= 0 else (str(messages[-1].text) if messages else "")
+        history = [str(m.text) for m in messages[: max(start, 0)] if isinstance(m, HumanMessage)]
         after = messages[start + 1 :] if start >= 0 else []
         calls: dict[str, ToolCall] = {}
         rounds = 0

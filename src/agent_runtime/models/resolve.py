@@ -29,9 +29,19 @@ _PROVIDERS: dict[str, tuple[str, str | None]] = {
     "anthropic": ("langchain_anthropic", "anthropic"),
     "ollama": ("langchain_ollama", "ollama"),
 }
-_PREFIXES = {"gpt-": "openai", "o1": "openai", "o3": "openai", "o4": "openai", "chatgpt": "openai", "claude": "anthropic"}
+_PREFIXES = {
+    "gpt-": "openai",
+    "o1": "openai",
+    "o3": "openai",
+    "o4": "openai",
+    "chatgpt": "openai",
+    "claude": "anthropic",
+}
 # Providers picked when no model is configured but their key and package are present, in this order.
-_DEFAULTS = (("OPENAI_API_KEY", "openai", "openai:gpt-4o-mini"), ("ANTHROPIC_API_KEY", "anthropic", "anthropic:claude-haiku-4-5"))
+_DEFAULTS = (
+    ("OPENAI_API_KEY", "openai", "openai:gpt-4o-mini"),
+    ("ANTHROPIC_API_KEY", "anthropic", "anthropic:claude-haiku-4-5"),
+)
 
 
 def is_offline_spec(spec: str) -> bool:

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from typing import TYPE_CHECKING
 
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.monitoring.usage import GroupBy, Period, UsageRecord, UsageRow, UsageStore
 from agent_runtime.monitoring.usage.base import today_utc
 from agent_runtime.types import AgentResult, Principal, Usage
 
-__all__ = ["ANONYMOUS_USER", "DEFAULT_TENANT", "CostTracker"]
+if TYPE_CHECKING:
+    from agent_runtime.settings import Settings
+
+__all__ = ["ANONYMOUS_USER", "DEFAULT_TENANT", "CostTracker", "build_cost_tracker"]
 
 DEFAULT_TENANT = "default"
 """Tenant charged for runs without a principal (no auth middleware in the chain)."""
@@ -98,3 +102,10 @@ class CostTracker:
 
     async def aclose(self) -> None:
         await self.usage_store.aclose()
+
+
+def build_cost_tracker(settings: Settings) -> CostTracker:
+    """Prices from the bundled table plus ``settings.price_file``; the ledger on ``settings.state_backend``."""
+    from agent_runtime.monitoring.usage import build_usage_store
+
+    return CostTracker(PriceTable.load(settings.price_file), build_usage_store(settings))

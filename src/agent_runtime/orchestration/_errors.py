@@ -19,11 +19,23 @@ from agent_runtime.errors import (
 __all__ = ["map_error"]
 
 _RATE_LIMIT = {"RateLimitError"}
-_CONNECTION = {"APIConnectionError", "APITimeoutError", "ConnectError", "ConnectTimeout", "ReadTimeout",
-               "RemoteProtocolError", "ServiceUnavailableError"}
+_CONNECTION = {
+    "APIConnectionError",
+    "APITimeoutError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "ServiceUnavailableError",
+}
 _SERVER = {"InternalServerError", "OverloadedError"}
-_CLIENT = {"AuthenticationError", "PermissionDeniedError", "BadRequestError", "NotFoundError",
-           "UnprocessableEntityError"}
+_CLIENT = {
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "BadRequestError",
+    "NotFoundError",
+    "UnprocessableEntityError",
+}
 
 
 def _retry_after(exc: BaseException) -> float | None:

@@ -116,8 +116,14 @@ async def run_streaming(
                 chunk, meta = data
                 if isinstance(chunk, AIMessageChunk) and isinstance(chunk.content, str) and chunk.content:
                     step = meta.get("langgraph_node") if isinstance(meta, dict) else None
-                    await control.emit(StreamEvent(type="token", run_id=run_id, data={"text": chunk.content},
-                                                   step=step if step not in (None, "model") else None))
+                    await control.emit(
+                        StreamEvent(
+                            type="token",
+                            run_id=run_id,
+                            data={"text": chunk.content},
+                            step=step if step not in (None, "model") else None,
+                        )
+                    )
                 continue
             for node, update in data.items():
                 if node == "__interrupt__":
@@ -147,6 +153,10 @@ async def _collect(message: Any, collected: list[BaseMessage], control: StreamCo
             data = {"id": call.get("id"), "name": call["name"], "args": call["args"]}
             await control.emit(StreamEvent(type="tool_call", run_id=run_id, data=data))
     elif isinstance(message, ToolMessage):
-        data = {"id": message.tool_call_id, "name": message.name, "output": str(message.content)[:4000],
-                "status": message.status}
+        data = {
+            "id": message.tool_call_id,
+            "name": message.name,
+            "output": str(message.content)[:4000],
+            "status": message.status,
+        }
         await control.emit(StreamEvent(type="tool_result", run_id=run_id, data=data))

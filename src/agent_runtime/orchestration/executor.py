@@ -28,11 +28,11 @@ from agent_runtime.errors import (
 )
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._errors import map_error
+from agent_runtime.orchestration._results import message_dict, summarize_messages
 from agent_runtime.orchestration._streaming import StreamControl, run_streaming
 from agent_runtime.orchestration._sync import SyncPortal
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
 from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
-from agent_runtime.orchestration._results import message_dict, summarize_messages
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, AgentResult, StreamEvent
 
@@ -91,7 +91,7 @@ class AgentExecutor:
         self.prices = price_table or PriceTable.load(self.settings.price_file)
         self.retry_policy = retry_policy or RetryPolicy()
         self.collect_events = collect_events
-        self._chain: NextCall = compose(self._run, self.middlewares)
+        self._chain: NextCall = compose(self._run_typed, self.middlewares)
         self._portal = SyncPortal()
 
     # -- public API ---------------------------------------------------------------------------------
@@ -137,10 +137,11 @@ class AgentExecutor:
             retry_error: AgentRuntimeError | None = None
             try:
                 async for event in control.events(attempt_context.run_id):
-                    if event.type == "error" and control.error is not None and not control.emitted:
-                        if control.error.retriable and attempt <= max_retries:
-                            retry_error = control.error
-                            break
+                    error = control.error
+                    retriable = error is not None and error.retriable and not control.emitted
+                    if event.type == "error" and retriable and attempt <= max_retries:
+                        retry_error = control.error
+                        break
                     yield event
             finally:
                 await control.finish(task)
@@ -191,8 +192,17 @@ class AgentExecutor:
         if "\x00" in context.input:
             raise ValidationError("input must not contain NUL characters")
 
+    async def _run_typed(self, context: AgentContext) -> AgentResult:
+        """The innermost call of the onion: middlewares only ever see the runtime's typed errors."""
+        try:
+            return await self._run(context)
+        except Exception as exc:
+            error = map_error(exc, timeout_s=context.timeout_s)
+            if error is exc:
+                raise
+            raise error from exc
+
     async def _run(self, context: AgentContext) -> AgentResult:
-        """The innermost call of the onion: actually run the agent."""
         self._validate(context)
         template = self.factory.get_template(context.template)
         model_name = self.factory.model_for(template, context.model)
@@ -222,7 +232,9 @@ class AgentExecutor:
     async def _invoke(
         self, context: AgentContext, agent: Any, model_name: str, timeout_s: float, *, config: dict[str, Any]
     ) -> AgentResult:
-        handler = AgentCallbackHandler(max_events=self.settings.limits.max_events_per_run) if self.collect_events else None
+        handler = (
+            AgentCallbackHandler(max_events=self.settings.limits.max_events_per_run) if self.collect_events else None
+        )
         config["run_name"] = context.template
         config["metadata"] = {"run_id": context.run_id, "template": context.template}
         config["recursion_limit"] = 50

@@ -60,4 +60,4 @@ class RedisKeyStore(KeyStore):
 
     async def aclose(self) -> None:
         if self._owns_client:
-            await self._redis.aclose()
+            await self._redis.aclose(close_connection_pool=True)  # make_redis hands us the pool

@@ -88,6 +88,9 @@ class SessionStore(ABC):
     def make_checkpointer(self) -> Any:
         """The LangGraph ``BaseCheckpointSaver`` for this backend (call inside the event loop)."""
 
+    async def open_checkpointer(self, saver: Any) -> None:  # noqa: B027 - optional hook
+        """Finish setting up what ``make_checkpointer`` made (tables, connections)."""
+
     async def close_checkpointer(self, saver: Any) -> None:  # noqa: B027 - optional hook
         """Release what ``make_checkpointer`` opened."""
 

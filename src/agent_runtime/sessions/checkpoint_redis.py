@@ -49,8 +49,9 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from agent_runtime._redis import check_key_part, redis_errors
+from agent_runtime._redis import check_key_part
 from agent_runtime.errors import BackendError
+from agent_runtime.sessions._redis_ops import redis_op
 
 __all__ = ["RedisCheckpointSaver"]
 
@@ -117,7 +118,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         thread_id, ns = self._where(config)
         keys = self._thread_keys(thread_id)
         args = [ns, get_checkpoint_id(config) or "", f"{self._base(thread_id)}:w:"]
-        async with redis_errors("checkpoint.get"):
+        async with redis_op(self.client, "checkpoint.get"):
             found = await self._get(keys=keys[:4], args=args)
         return None if not found else self._tuple(thread_id, *found)
 
@@ -182,7 +183,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             for channel, version in new_versions.items()
         }
         fields = "\1".join(f"{ns}\0{ch}\0{ver}" for ch, ver in checkpoint["channel_versions"].items())
-        async with redis_errors("checkpoint.put"):
+        async with redis_op(self.client, "checkpoint.put"):
             pipe = self.client.pipeline(transaction=True)
             pipe.hset(cp, member, record)
             pipe.hset(bf, member, fields)
@@ -202,7 +203,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         self._loop = asyncio.get_running_loop()
         thread_id, ns = self._where(config)
         wkey = f"{self._base(thread_id)}:w:{ns}\0{config['configurable']['checkpoint_id']}"
-        async with redis_errors("checkpoint.put_writes"):
+        async with redis_op(self.client, "checkpoint.put_writes"):
             pipe = self.client.pipeline(transaction=True)
             for position, (channel, value) in enumerate(writes):
                 idx = WRITES_IDX_MAP.get(channel, position)
@@ -215,14 +216,14 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         self._loop = asyncio.get_running_loop()
-        async with redis_errors("checkpoint.delete_thread"):
+        async with redis_op(self.client, "checkpoint.delete_thread"):
             await self._delete(keys=self._thread_keys(thread_id))
 
     # -- helpers ----------------------------------------------------------------------------
     async def _all_threads(self) -> list[str]:
         pattern = f"{self.prefix}:{{*}}:lg:idx"
         found: list[str] = []
-        async with redis_errors("checkpoint.list"):
+        async with redis_op(self.client, "checkpoint.list"):
             async for key in self.client.scan_iter(match=pattern, count=500):
                 name = key.decode() if isinstance(key, bytes) else str(key)
                 found.append(name[name.index("{") + 1 : name.rindex("}")])
@@ -230,7 +231,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def _members(self, thread_id: str, ns: str | None) -> list[tuple[str, str]]:
         idx = self._thread_keys(thread_id)[0]
-        async with redis_errors("checkpoint.list"):
+        async with redis_op(self.client, "checkpoint.list"):
             if ns is None:
                 raw = await self.client.zrevrange(idx, 0, -1)
             else:
@@ -245,7 +246,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         self, thread_id: str, members: list[tuple[str, str]], wanted: dict[str, Any]
     ) -> list[tuple[str, str]]:
         cp = self._thread_keys(thread_id)[1]
-        async with redis_errors("checkpoint.list"):
+        async with redis_op(self.client, "checkpoint.list"):
             records = await self.client.hmget(cp, [f"{ns}\0{cid}" for ns, cid in members])
         keep: list[tuple[str, str]] = []
         for member, record in zip(members, records, strict=True):
@@ -262,7 +263,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             return []
         keys = self._thread_keys(thread_id)[:4]
         prefix = f"{self._base(thread_id)}:w:"
-        async with redis_errors("checkpoint.list"):
+        async with redis_op(self.client, "checkpoint.list"):
             pipe = self.client.pipeline(transaction=False)
             for ns, cid in members:
                 await self._get(keys=keys, args=[ns, cid, prefix], client=pipe)

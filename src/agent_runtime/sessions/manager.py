@@ -70,6 +70,7 @@ class SessionManager:
         self.busy_policy = busy_policy
         self._locks = SessionLocks(store, timeout_s=lock_timeout_s, lease_s=lock_lease_s, policy=busy_policy)
         self._checkpointer: Any = None
+        self._checkpointer_ready = False
 
     @property
     def backend(self) -> str:
@@ -81,6 +82,13 @@ class SessionManager:
         if self._checkpointer is None:
             self._checkpointer = self.store.make_checkpointer()
         return self._checkpointer
+
+    async def _saver(self) -> Any:
+        saver = self.checkpointer
+        if not self._checkpointer_ready:
+            await self.store.open_checkpointer(saver)
+            self._checkpointer_ready = True
+        return saver
 
     async def create_session(
         self,
@@ -120,7 +128,7 @@ class SessionManager:
         await self.store.create(session, max_per_user=self.max_sessions_per_user)
         if session_id is not None:
             # a chosen id may name an expired, not yet swept session: its old conversation must not leak in
-            await self.checkpointer.adelete_thread(sid)
+            await (await self._saver()).adelete_thread(sid)
         return session
 
     async def get_session(self, session_id: str, *, tenant: str | None = None, user_id: str | None = None) -> Session:
@@ -165,7 +173,7 @@ class SessionManager:
         """Delete the session, its checkpoint and its LangGraph thread."""
         session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
         await self.store.delete(session)
-        await self.checkpointer.adelete_thread(session_id)
+        await (await self._saver()).adelete_thread(session_id)
 
     async def touch(self, session_id: str, ttl_s: float | None = None) -> Session:
         """Extend the session to expire ``ttl_s`` (default: its own TTL) from now."""
@@ -196,7 +204,7 @@ class SessionManager:
         """Remove every expired session (record, checkpoint, index entries, LangGraph thread)."""
         removed = await self.store.pop_expired(now_ts())
         for session_id in removed:
-            await self.checkpointer.adelete_thread(session_id)
+            await (await self._saver()).adelete_thread(session_id)
         return len(removed)
 
     @contextlib.asynccontextmanager
@@ -236,7 +244,7 @@ class SessionManager:
         """The conversation so far, from the latest LangGraph checkpoint, as ``{role, content}`` dicts."""
         await self.get_session(session_id, tenant=tenant, user_id=user_id)
         config = {"configurable": {"thread_id": session_id, "checkpoint_ns": ""}}
-        found = await self.checkpointer.aget_tuple(config)
+        found = await (await self._saver()).aget_tuple(config)
         if found is None:
             return []
         return [message_to_dict(m) for m in found.checkpoint["channel_values"].get("messages", [])]
@@ -248,6 +256,7 @@ class SessionManager:
     async def aclose(self) -> None:
         if self._checkpointer is not None:
             saver, self._checkpointer = self._checkpointer, None
+            self._checkpointer_ready = False
             await self.store.close_checkpointer(saver)
         await self.store.aclose()
 

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent_runtime._redis import make_redis, redis_errors
+from redis.exceptions import NoScriptError
+
+from agent_runtime._redis import make_redis
 from agent_runtime.errors import ConflictError, QuotaExceededError
+from agent_runtime.sessions._redis_ops import redis_op
 from agent_runtime.sessions.base import SessionStore
 from agent_runtime.sessions.models import Session, decode_session, encode_session, try_decode_session
 from agent_runtime.settings import RedisSettings
@@ -30,9 +33,9 @@ __all__ = ["RedisSessionStore"]
 
 _RESERVE = """
 local now = ARGV[2]
-local n = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 local own = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if own and tonumber(own) > tonumber(now) then n = n - 1 end
+if own and tonumber(own) > tonumber(now) then return -1 end
+local n = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 if tonumber(ARGV[4]) >= 0 and n >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
@@ -90,38 +93,51 @@ class RedisSessionStore(SessionStore):
         return f"{session.tenant}|{session.user_id}|{session.id}"
 
     async def create(self, session: Session, *, max_per_user: int | None) -> None:
-        expires_ms = int(session.expires_ts * 1000)
-        now = session.created_at.timestamp()
-        async with redis_errors("sessions.create"):
-            key = self.key(session.id, "session")
-            if not await self.client.set(key, encode_session(session), nx=True, pxat=expires_ms):
-                raise ConflictError(f"session id {session.id} is already in use")
-            limit = -1 if max_per_user is None else max_per_user
+        # One round trip: claim the id, index it for the sweep, take a slot in the owner's index.
+        # ZADD NX keeps a stale entry of an expired namesake (the sweep re-checks the live record
+        # before deleting, so it is harmless); the slot script refuses an id its owner holds live.
+        member, owner_key = self._member(session), self._user_key(session.tenant, session.user_id)
+        slot_args = [session.id, repr(session.created_at.timestamp()), repr(session.expires_ts)]
+        slot_args.append(str(-1 if max_per_user is None else max_per_user))
+        async with redis_op(self.client, "sessions.create"):
             pipe = self.client.pipeline(transaction=False)
-            await self._reserve(
-                keys=[self._user_key(session.tenant, session.user_id)],
-                args=[session.id, repr(now), repr(session.expires_ts), limit],
-                client=pipe,
+            pipe.set(
+                self.key(session.id, "session"), encode_session(session), nx=True, pxat=int(session.expires_ts * 1000)
             )
-            pipe.zadd(self._expiry_key, {self._member(session): session.expires_ts})
-            reserved, _ = await pipe.execute()
-            if not reserved:
+            pipe.zadd(self._expiry_key, {member: session.expires_ts}, nx=True)
+            pipe.evalsha(self._reserve.sha, 1, owner_key, *slot_args)
+            claimed, indexed, slot = await pipe.execute(raise_on_error=False)
+            if isinstance(slot, NoScriptError):  # script cache empty (Redis restarted): load it, once
+                slot = await self._reserve(keys=[owner_key], args=slot_args)
+            elif isinstance(slot, Exception):
+                raise slot
+            if not claimed:
+                undo = self.client.pipeline(transaction=False)
+                if indexed:
+                    undo.zrem(self._expiry_key, member)
+                if slot == 1:
+                    undo.zrem(owner_key, session.id)
+                await undo.execute()
+                raise ConflictError(f"session id {session.id} is already in use")
+            if slot == -1:  # an index entry without a record (record deleted behind our back): repair it
+                await self.client.zadd(owner_key, {session.id: session.expires_ts})
+            elif slot == 0:
                 await self._unlink(session)
                 raise QuotaExceededError(f"user already has the maximum of {max_per_user} sessions")
 
     async def get(self, session_id: str) -> Session | None:
-        async with redis_errors("sessions.get"):
+        async with redis_op(self.client, "sessions.get"):
             raw = await self.client.get(self.key(session_id, "session"))
         return None if raw is None else decode_session(session_id, raw)
 
     async def get_with_checkpoint(self, session_id: str) -> tuple[Session | None, bytes | None]:
-        async with redis_errors("sessions.resume"):
+        async with redis_op(self.client, "sessions.resume"):
             raw, ckpt = await self.client.mget(self.key(session_id, "session"), self.key(session_id, "ckpt"))
         return (None if raw is None else decode_session(session_id, raw)), ckpt
 
     async def update(self, session: Session) -> bool:
         expires_ms = int(session.expires_ts * 1000)
-        async with redis_errors("sessions.update"):
+        async with redis_op(self.client, "sessions.update"):
             pipe = self.client.pipeline(transaction=False)
             pipe.set(self.key(session.id, "session"), encode_session(session), xx=True, pxat=expires_ms)
             pipe.pexpireat(self.key(session.id, "ckpt"), expires_ms)
@@ -132,7 +148,7 @@ class RedisSessionStore(SessionStore):
 
     async def put_checkpoint(self, session_id: str, data: bytes) -> bool:
         keys = [self.key(session_id, "session"), self.key(session_id, "ckpt")]
-        async with redis_errors("sessions.save_checkpoint"):
+        async with redis_op(self.client, "sessions.save_checkpoint"):
             result = bool(await self._put_ckpt(keys=keys, args=[data]))
         return result
 
@@ -145,12 +161,12 @@ class RedisSessionStore(SessionStore):
         return int(deleted)
 
     async def delete(self, session: Session) -> bool:
-        async with redis_errors("sessions.delete"):
+        async with redis_op(self.client, "sessions.delete"):
             result = await self._unlink(session) > 0
         return result
 
     async def list_for_user(self, tenant: str, user_id: str, now: float) -> list[Session]:
-        async with redis_errors("sessions.list"):
+        async with redis_op(self.client, "sessions.list"):
             ids = await self.client.zrangebyscore(self._user_key(tenant, user_id), f"({now!r}", "+inf")
             pipe = self.client.pipeline(transaction=False)
             for sid in ids:
@@ -161,7 +177,7 @@ class RedisSessionStore(SessionStore):
 
     async def pop_expired(self, now: float) -> list[str]:
         removed: list[str] = []
-        async with redis_errors("sessions.cleanup_expired"):
+        async with redis_op(self.client, "sessions.cleanup_expired"):
             while True:
                 members = await self.client.zrangebyscore(
                     self._expiry_key, "-inf", repr(now), start=0, num=_SWEEP_BATCH
@@ -196,17 +212,17 @@ class RedisSessionStore(SessionStore):
         return removed
 
     async def acquire_lease(self, session_id: str, token: str, lease_s: float) -> bool:
-        async with redis_errors("sessions.lock"):
+        async with redis_op(self.client, "sessions.lock"):
             result = bool(await self.client.set(self.key(session_id, "lock"), token, nx=True, px=int(lease_s * 1000)))
         return result
 
     async def renew_lease(self, session_id: str, token: str, lease_s: float) -> bool:
-        async with redis_errors("sessions.lock_renew"):
+        async with redis_op(self.client, "sessions.lock_renew"):
             result = bool(await self._renew(keys=[self.key(session_id, "lock")], args=[token, int(lease_s * 1000)]))
         return result
 
     async def release_lease(self, session_id: str, token: str) -> None:
-        async with redis_errors("sessions.unlock"):
+        async with redis_op(self.client, "sessions.unlock"):
             await self._release(keys=[self.key(session_id, "lock")], args=[token])
 
     def make_checkpointer(self) -> Any:
@@ -215,7 +231,7 @@ class RedisSessionStore(SessionStore):
         return RedisCheckpointSaver(self.client, prefix=self.prefix)
 
     async def ping(self) -> None:
-        async with redis_errors("sessions.ping"):
+        async with redis_op(self.client, "sessions.ping"):
             await self.client.ping()
 
     async def aclose(self) -> None:

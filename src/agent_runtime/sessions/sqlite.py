@@ -63,7 +63,6 @@ class SqliteSessionStore(SessionStore):
         async with self._open_lock:
             if self._conn is None:
                 conn = await connect_sqlite(self.path)
-                conn.isolation_level = None  # autocommit; we open transactions explicitly
                 async with sqlite_errors("sessions.setup"):
                     await conn.executescript(_SCHEMA)
                 self._conn = conn
@@ -133,6 +132,7 @@ class SqliteSessionStore(SessionStore):
             cur = await db.execute(sql, args)
             count: int = cur.rowcount
             await cur.close()
+            await db.commit()
         return count
 
     async def update(self, session: Session) -> bool:
@@ -192,6 +192,9 @@ class SqliteSessionStore(SessionStore):
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         # AsyncSqliteSaver connects lazily (it awaits the connection in its own setup) and turns on WAL.
         return AsyncSqliteSaver(aiosqlite.connect(str(self.checkpoint_path), timeout=5.0))
+
+    async def open_checkpointer(self, saver: Any) -> None:
+        await saver.setup()
 
     async def close_checkpointer(self, saver: Any) -> None:
         await saver.conn.close()  # a no-op when it never connected

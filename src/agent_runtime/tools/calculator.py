@@ -38,6 +38,11 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Mod: operator.mod,
 }
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
+_SYMBOLS = str.maketrans({"\u00d7": "*", "\u00f7": "/"})  # multiplication and division signs
+
+
+def _normalize(expression: str) -> str:
+    return expression.translate(_SYMBOLS).replace("^", "**")
 
 
 def _aggregate(fn: Callable[[list[Number]], Any], *, min_items: int = 1) -> Callable[..., Number]:
@@ -87,11 +92,13 @@ def evaluate_expression(expression: str) -> Number:
         ToolException: empty, too long, malformed or unsupported input, division by zero, or a result
             beyond the size bounds; the message says which.
     """
-    text = expression.strip().replace("^", "**").replace("×", "*").replace("÷", "/")
+    text = _normalize(expression.strip())
     if not text:
         raise ToolException("The expression is empty; pass arithmetic such as '17*23+4' or 'mean(3, 5, 10)'.")
     if len(text) > MAX_EXPRESSION_CHARS:
-        raise ToolException(f"The expression is too long ({len(text)} characters; the limit is {MAX_EXPRESSION_CHARS}).")
+        raise ToolException(
+            f"The expression is too long ({len(text)} characters; the limit is {MAX_EXPRESSION_CHARS})."
+        )
     try:
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
@@ -115,7 +122,7 @@ def evaluate_expression(expression: str) -> Number:
 
 def format_number(value: Number) -> str:
     """Integers exactly; floats with up to 12 significant digits, without a trailing ``.0``."""
-    if isinstance(value, bool) or isinstance(value, int):
+    if isinstance(value, int):
         return str(int(value))
     if math.isnan(value) or math.isinf(value):
         return str(value)
@@ -170,9 +177,8 @@ def _call(node: ast.Call) -> Number:
 def _power(base: Number, exponent: Number) -> Number:
     if abs(exponent) > MAX_EXPONENT:
         raise ToolException(f"the exponent {format_number(exponent)} is too large (limit {MAX_EXPONENT})")
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
-        if base.bit_length() * exponent > MAX_RESULT_BITS:
-            raise ToolException("the result is too large")
+    if isinstance(base, int) and isinstance(exponent, int) and base.bit_length() * exponent > MAX_RESULT_BITS:
+        raise ToolException("the result is too large")
     result = base**exponent
     if isinstance(result, complex):
         raise ToolException("the result is not a real number")
@@ -248,13 +254,17 @@ _STATS_WORDS = {
 }
 _STATS_RE = re.compile(
     r"\b(" + "|".join(sorted(map(re.escape, _STATS_WORDS), key=len, reverse=True)) + r")\s+of\s+(?:the\s+)?"
-    r"(?:numbers\s+|values\s+)?(-?\d+(?:\.\d+)?(?:\s*(?:,\s*and|,|and)\s*-?\d+(?:\.\d+)?)*)",
+    r"(?:numbers\s+|values\s+)?(-?\d+(?:\.\d+)?(?:(?:\s*(?:,\s*and|,|and)\s*|\s+)-?\d+(?:\.\d+)?)*)",
     re.I,
 )
 _EXPR_SPAN_RE = re.compile(
-    r"(?:\b(?:" + "|".join(sorted(_FUNCTIONS, key=len, reverse=True)) + r"|pi)\b|\d+(?:\.\d+)?|[-+*/%^(),\s×÷\[\]])+"
+    r"(?:\b(?:"
+    + "|".join(sorted(_FUNCTIONS, key=len, reverse=True))
+    + r"|pi)\b|\d+(?:\.\d+)?|[-+*/%^(),\s\u00d7\u00f7\[\]])+"
 )
-_BINARY_RE = re.compile(r"[\d)\]]\s*(?:\*\*|//|[-+*/%^×÷])\s*[-+(\[\d]|\b(?:" + "|".join(_FUNCTIONS) + r")\s*\(")
+_BINARY_RE = re.compile(
+    r"[\d)\]]\s*(?:\*\*|//|[-+*/%^\u00d7\u00f7])\s*[-+(\[\d]|\b(?:" + "|".join(_FUNCTIONS) + r")\s*\("
+)
 
 
 def match_calculation(text: str) -> dict[str, Any] | None:
@@ -273,7 +283,7 @@ def match_calculation(text: str) -> dict[str, Any] | None:
 
 def _parses(candidate: str) -> bool:
     try:
-        ast.parse(candidate.replace("^", "**").replace("×", "*").replace("÷", "/"), mode="eval")
+        ast.parse(_normalize(candidate), mode="eval")
     except (SyntaxError, ValueError, RecursionError):
         return False
     return True

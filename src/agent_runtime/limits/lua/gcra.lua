@@ -1,7 +1,8 @@
 -- GCRA over several limits, atomically; mirrors agent_runtime.limits.rate.base.gcra.
 -- KEYS[i]: TAT of limit i (microseconds since the epoch, Redis server clock).
 -- ARGV: mode ("acquire" | "peek" | "charge"), cost, then per limit: limit, period_us.
--- Returns {allowed (0/1), blocked index (0 = none), retry_after_us, remaining}.
+-- Returns "allowed blocked retry_after_us remaining" as one string (one reply line to parse, not five):
+-- allowed is 0/1, blocked the 1-based index of the refusing limit (0 = none).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local mode = ARGV[1]
@@ -23,7 +24,7 @@ for i = 1, #KEYS do
     blocked = i
   end
   new_tats[i] = tat + cost * interval
-  local left = math.floor((now + period - new_tat) / interval)
+  local left = math.floor((now + period - new_tats[i]) / interval)
   if remaining == nil or left < remaining then remaining = left end
 end
 if mode == 'charge' or (mode == 'acquire' and blocked == 0) then
@@ -35,4 +36,4 @@ end
 local allowed = 0
 if blocked == 0 or mode == 'charge' then allowed = 1 end
 if remaining < 0 then remaining = 0 end
-return {allowed, blocked, math.ceil(wait), remaining}
+return string.format('%d %d %d %d', allowed, blocked, math.ceil(wait), remaining)

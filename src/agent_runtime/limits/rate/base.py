@@ -46,7 +46,7 @@ class Decision:
     retry_after: float = 0.0
     """Seconds until the request would be admitted (0 when allowed)."""
     remaining: int = 0
-    """Units still available in the tightest limit after this decision."""
+    """Units still available in the tightest limit after this decision (after ``peek``: right now)."""
     blocked_by: int | None = None
     """Index into the ``limits`` argument of the limit that refused, if any."""
 
@@ -69,7 +69,7 @@ def gcra(
         if allow_at > now and allow_at - now > wait:
             wait, blocked = allow_at - now, i
         new_tats.append(tat + cost * interval)
-        remaining = min(remaining, math.floor((now + lim.period_s - new_tat) / interval))
+        remaining = min(remaining, math.floor((now + lim.period_s - new_tats[-1]) / interval))
     allowed = blocked is None
     store = mode == "charge" or (mode == "acquire" and allowed)
     left = max(0, int(remaining)) if remaining != math.inf else 0

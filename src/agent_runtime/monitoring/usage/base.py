@@ -48,7 +48,7 @@ def period_start(period: Period, today: date) -> date:
     raise ValidationError(f"unknown period {period!r}; expected 'day' or 'month'")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageRecord:
     """One ledger entry: counters for a ``(tenant, day, user, template, model)`` cell."""
 

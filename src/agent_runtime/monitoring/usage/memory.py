@@ -3,38 +3,40 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import date
 
 from agent_runtime.monitoring.usage.base import UsageQuery, UsageRecord, UsageStore
 
 __all__ = ["MemoryUsageStore"]
 
+_Cell = tuple[str, date, str, str, str]
+
 
 class MemoryUsageStore(UsageStore):
-    """Cells in a dict; a lock makes increments safe when sync wrappers call in from other threads."""
+    """Counters in a dict (mutated in place: this is on every run's path); a lock makes increments safe
+    when sync wrappers call in from other threads."""
 
     def __init__(self) -> None:
-        self._cells: dict[tuple[str, date, str, str, str], UsageRecord] = {}
+        self._cells: dict[_Cell, list[float]] = {}
         self._lock = threading.Lock()
 
     async def _add(self, record: UsageRecord) -> None:
         key = record.cell
         with self._lock:
-            old = self._cells.get(key)
-            if old is None:
-                self._cells[key] = record
-            else:
-                self._cells[key] = replace(
-                    old,
-                    input_tokens=old.input_tokens + record.input_tokens,
-                    output_tokens=old.output_tokens + record.output_tokens,
-                    cached_tokens=old.cached_tokens + record.cached_tokens,
-                    cost_usd=old.cost_usd + record.cost_usd,
-                    runs=old.runs + record.runs,
-                )
+            counters = self._cells.get(key)
+            if counters is None:
+                counters = self._cells[key] = [0, 0, 0, 0.0, 0]
+            counters[0] += record.input_tokens
+            counters[1] += record.output_tokens
+            counters[2] += record.cached_tokens
+            counters[3] += record.cost_usd
+            counters[4] += record.runs
 
     async def _scan(self, query: UsageQuery) -> list[UsageRecord]:
         with self._lock:
-            cells = list(self._cells.values())
-        return [rec for rec in cells if query.matches(rec)]
+            cells = [(key, list(counters)) for key, counters in self._cells.items()]
+        records = [
+            UsageRecord(tenant, user, template, model, day, int(inp), int(out), int(cached), cost, int(runs))
+            for (tenant, day, user, template, model), (inp, out, cached, cost, runs) in cells
+        ]
+        return [rec for rec in records if query.matches(rec)]

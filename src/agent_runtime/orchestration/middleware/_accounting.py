@@ -7,9 +7,10 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from agent_runtime.types import AgentResult, Usage
+from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.types import AgentContext, AgentResult, Usage
 
-__all__ = ["error_usage", "result_tokens", "run_shielded"]
+__all__ = ["error_usage", "failed_result", "result_tokens", "run_shielded"]
 
 _log = logging.getLogger("agent_runtime.middleware")
 
@@ -43,10 +44,8 @@ async def run_shielded(awaitable: Awaitable[Any], what: str) -> None:
         _log.warning("%s failed while a run was ending: %s", what, type(exc).__name__)
 
 
-def failed_result(context: Any, exc: BaseException, usage: Usage) -> AgentResult:
+def failed_result(context: AgentContext, exc: BaseException, usage: Usage) -> AgentResult:
     """A result standing for a run that raised, so usage hooks see failed attempts too."""
-    from agent_runtime.errors import AgentRuntimeError
-
     code = exc.code if isinstance(exc, AgentRuntimeError) else "internal_error"
     status = "cancelled" if isinstance(exc, asyncio.CancelledError) or code == "cancelled" else "failed"
     return AgentResult(

@@ -35,7 +35,7 @@ class AgentMiddleware(ABC):
         """Handle one run: inspect or change ``context``, call ``next_call`` (or not, to short-circuit),
         inspect or change the result. Exceptions from inside travel outward through this call."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most middlewares hold nothing
         """Release resources (connections) held by the middleware."""
 
 

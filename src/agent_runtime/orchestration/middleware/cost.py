@@ -10,7 +10,7 @@ computed by the executor from the price table; this layer only moves the numbers
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agent_runtime._redis import check_key_part
@@ -21,7 +21,8 @@ from agent_runtime.types import AgentContext, AgentResult, Usage
 
 __all__ = ["CostEstimate", "CostTrackingMiddleware", "UsageRecorder", "upper_bound_estimate"]
 
-UsageRecorder = Callable[[AgentContext, AgentResult], Awaitable[None] | None]
+UsageRecorder = Callable[[AgentContext, AgentResult], object]
+"""Called after every attempt; may return an awaitable (awaited) or anything else (ignored)."""
 STATE_KEY = "cost.reservation"
 
 

@@ -48,6 +48,9 @@ class RedactionFilter(logging.Filter):
     """Scrub secrets from the message, its arguments, extra fields and exception text of every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_redacted", False):  # already scrubbed by a filter earlier on its way
+            return True
+        record._redacted = True
         try:
             message = record.getMessage()
         except (TypeError, ValueError):

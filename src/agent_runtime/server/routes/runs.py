@@ -1,0 +1,177 @@
+"""``POST /v1/runs``: one agent run, as JSON or as a ``text/event-stream`` of typed events.
+
+Shared with the OpenAI route: building the ``AgentContext`` from an authenticated principal, the
+model override policy, and opening a stream so that errors raised before the first event (auth,
+rate limit, quota, unknown session) still get their own HTTP status instead of a 200 stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from agent_runtime.errors import AgentRuntimeError, BadRequestError, ConfigurationError
+from agent_runtime.models.resolve import is_offline_spec, resolve_model
+from agent_runtime.runtime import Runtime
+from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, request_id, require_scope
+from agent_runtime.server.errors import status_for_code
+from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE
+from agent_runtime.server.schemas import RunRequest, RunResponse
+from agent_runtime.server.sse import EventStreamResponse, sse_event
+from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
+
+__all__ = [
+    "MODEL_OVERRIDE_SCOPE",
+    "aclose",
+    "build_context",
+    "error_from_event",
+    "open_stream",
+    "router",
+    "run_response",
+]
+
+MODEL_OVERRIDE_SCOPE = "models:override"
+
+router = APIRouter(tags=["runs"])
+
+
+def check_model_override(runtime: Runtime, principal: Principal, model: str | None) -> None:
+    """Anything but the offline model costs money or reaches a network address, so it needs a scope;
+    a model that cannot be built is the request's fault (400), not the server's."""
+    if model is None or is_offline_spec(model):
+        return
+    require_scope(principal, MODEL_OVERRIDE_SCOPE)
+    try:
+        resolve_model(model, timeout=runtime.settings.limits.run_timeout_s)
+    except ConfigurationError as exc:
+        raise BadRequestError(f"model {model!r} cannot be used: {exc.message}") from exc
+
+
+def build_context(
+    runtime: Runtime,
+    principal: Principal,
+    request: Request,
+    *,
+    template: str,
+    text: str,
+    session_id: str | None = None,
+    model: str | None = None,
+    timeout_s: float | None = None,
+    create_session: bool = False,
+    client_metadata: dict[str, Any] | None = None,
+) -> AgentContext:
+    """The run's context: identity from the token only; request metadata kept apart under ``client``."""
+    check_model_override(runtime, principal, model)
+    limit = runtime.settings.limits.run_timeout_s
+    metadata: dict[str, Any] = {"source": "http", "create_session": create_session}
+    if client_metadata:
+        metadata["client"] = client_metadata
+    return AgentContext(
+        input=text,
+        template=template,
+        session_id=session_id,
+        model=model,
+        principal=principal,
+        metadata=metadata,
+        timeout_s=min(timeout_s, limit) if timeout_s is not None else None,
+        request_id=request_id(request),
+    )
+
+
+def error_from_event(data: dict[str, Any]) -> AgentRuntimeError:
+    """Rebuild the typed error of a stream ``error`` event (same code, status, retry-after)."""
+    code = str(data.get("code", "run_failed"))
+    error = AgentRuntimeError(
+        str(data.get("message", "run failed")), retry_after=data.get("retry_after"), details=data.get("details")
+    )
+    error.code = code
+    error.status_code = status_for_code(code)
+    return error
+
+
+async def open_stream(runtime: Runtime, context: AgentContext) -> tuple[StreamEvent, AsyncIterator[StreamEvent]]:
+    """Start a streamed run and wait for its first event; an immediate error is raised, not streamed."""
+    try:
+        template = runtime.factory.get_template(context.template)
+        retries = template.max_retries
+    except AgentRuntimeError:
+        retries = 0
+    stream = runtime.executor.execute_stream(context, max_retries=retries)
+    first = await anext(stream)
+    if first.type == "error":
+        await aclose(stream)
+        raise error_from_event(first.data)
+    return first, stream
+
+
+async def aclose(stream: AsyncIterator[Any]) -> None:
+    """Close an async generator: for ``execute_stream`` this abandons the run if it is still going."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def run_response(result: AgentResult) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "template": result.template,
+        "model": result.model,
+        "session_id": result.session_id,
+        "status": result.status,
+        "output": result.output,
+        "usage": result.usage.model_dump(),
+        "tool_calls": [call.model_dump() for call in result.tool_calls],
+        "duration_ms": round(result.duration_ms, 3),
+        "time_to_first_token_ms": result.time_to_first_token_ms,
+        "attempts": result.attempts,
+        "metadata": result.metadata,
+    }
+
+
+async def _run_events(first: StreamEvent, stream: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
+    try:
+        event: StreamEvent | None = first
+        while event is not None:
+            if event.type == "final":
+                yield sse_event("final", run_response(AgentResult.model_validate(event.data)))
+            else:
+                data = dict(event.data)
+                if event.step is not None:
+                    data["step"] = event.step
+                yield sse_event(event.type, data)
+            event = await anext(stream, None)
+    finally:
+        await aclose(stream)
+
+
+@router.post(
+    "/v1/runs",
+    response_model=RunResponse,
+    responses={200: SSE_RESPONSE, **ERRORS},
+    summary="Run a template",
+    description=(
+        "Runs `template` on `input`, optionally continuing an existing session. With `stream: true` the "
+        "answer is a `text/event-stream` of `token`, `tool_call`, `tool_result`, then `final` (the same "
+        "object as the JSON answer) or `error` events. Closing the connection stops the run; what it "
+        "spent is still charged."
+    ),
+)
+async def create_run(body: RunRequest, request: Request, principal: CurrentPrincipal, runtime: CurrentRuntime) -> Any:
+    context = build_context(
+        runtime,
+        principal,
+        request,
+        template=body.template,
+        text=body.input,
+        session_id=body.session_id,
+        model=body.model,
+        timeout_s=body.timeout_s,
+        client_metadata=body.metadata,
+    )
+    if not body.stream:
+        result = await runtime.executor.execute_with_retry(context)
+        return run_response(result)
+    first, stream = await open_stream(runtime, context)
+    return EventStreamResponse(_run_events(first, stream), headers={"X-Run-Id": context.run_id})

@@ -1,0 +1,298 @@
+"""Request and response bodies of the REST API, so ``/openapi.json`` describes every payload exactly."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_runtime.types import ToolCallRecord, Usage
+
+__all__ = [
+    "ID_PATTERN",
+    "TEMPLATE_PATTERN",
+    "TEXT_PATTERN",
+    "ErrorDetail",
+    "ErrorResponse",
+    "HealthResponse",
+    "MessageList",
+    "MessageOut",
+    "QuotaOut",
+    "ReadyCheck",
+    "ReadyResponse",
+    "RunRequest",
+    "RunResponse",
+    "SessionCreate",
+    "SessionList",
+    "SessionOut",
+    "TemplateList",
+    "TemplateOut",
+    "UsageReport",
+    "UsageRowOut",
+]
+
+ID_PATTERN = r"^[A-Za-z0-9_.@:\-]{1,200}$"
+"""Ids (sessions, users) end up in Redis keys and SQL rows: the alphabet every backend accepts."""
+TEMPLATE_PATTERN = r"^[a-z][a-z0-9_\-]{0,63}$"
+"""Template names (``AgentTemplate`` refuses any other)."""
+TEXT_PATTERN = r"^[^\x00]*[^\x00\s\x1c-\x1f\x85][^\x00]*$"
+"""Run input: something besides whitespace (Python's notion of it) and no NUL character."""
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable error code, e.g. `session_not_found`.")
+    message: str
+    type: str = Field(description="OpenAI-style error category, e.g. `invalid_request_error`.")
+    retry_after: float | None = Field(default=None, description="Seconds to wait (429 and 503).")
+    details: dict[str, Any] | None = None
+    request_id: str | None = None
+    errors: list[dict[str, str]] | None = Field(default=None, description="Field errors of a 422.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    pid: int = Field(description="Worker process id, so a fleet's probes can tell workers apart.")
+
+
+class ReadyCheck(BaseModel):
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ok", "unavailable", "draining"]
+    checks: dict[str, ReadyCheck]
+
+
+class TemplateOut(BaseModel):
+    name: str
+    description: str
+    model: str = Field(description="The model this template runs on when a request names none.")
+    tools: list[str]
+    memory: str
+    workflow: str | None
+    max_output_tokens: int
+    timeout_s: float | None
+    max_retries: int
+    tags: list[str]
+
+
+class TemplateList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[TemplateOut]
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template: str | None = Field(default=None, pattern=TEMPLATE_PATTERN, description="Template the session is for.")
+    session_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Choose the id (default: random).")
+    ttl_s: float | None = Field(default=None, gt=0, le=365 * 24 * 3600, description="Lifetime; slides on each run.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SessionOut(BaseModel):
+    id: str
+    tenant: str
+    user_id: str
+    template: str | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    ttl_s: float
+    status: str
+    metadata: dict[str, Any]
+    message_count: int
+
+
+class SessionList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[SessionOut]
+
+
+class MessageOut(BaseModel):
+    role: str
+    content: str
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class MessageList(BaseModel):
+    object: Literal["list"] = "list"
+    session_id: str
+    data: list[MessageOut]
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template: str = Field(pattern=TEMPLATE_PATTERN)
+    input: str = Field(
+        pattern=TEXT_PATTERN, description="The user's message; longer than the server's limit gives 413."
+    )
+    session_id: str | None = Field(default=None, pattern=ID_PATTERN, description="An existing session to continue.")
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Model override; anything but `offline` needs the `models:override` scope.",
+    )
+    stream: bool = Field(default=False, description="Answer with a `text/event-stream` of typed events.")
+    timeout_s: float | None = Field(default=None, ge=0.1, le=3600, description="Tighter run timeout (504 past it).")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunResponse(BaseModel):
+    run_id: str
+    template: str
+    model: str
+    session_id: str | None
+    status: str
+    output: str
+    usage: Usage
+    tool_calls: list[ToolCallRecord]
+    duration_ms: float
+    time_to_first_token_ms: float | None = None
+    attempts: int
+    metadata: dict[str, Any]
+
+
+class UsageRowOut(BaseModel):
+    key: str
+    runs: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    total_tokens: int
+    cost_usd: float
+
+
+class QuotaOut(BaseModel):
+    scope: Literal["key", "user", "tenant"]
+    kind: Literal["daily_tokens", "monthly_usd"]
+    limit: float
+    spent: float
+    reserved: float
+    remaining: float
+    resets_at: datetime
+
+
+class SpendOut(BaseModel):
+    today_usd: float
+    month_usd: float
+
+
+class UsageReport(BaseModel):
+    tenant: str
+    user: str | None = Field(description="`null` when an admin asked for the whole tenant.")
+    by: str
+    rows: list[UsageRowOut]
+    totals: UsageRowOut
+    spend: SpendOut
+    quotas: list[QuotaOut]
+
+
+# -- OpenAI Chat Completions ---------------------------------------------------------------------
+
+
+class ChatMessage(BaseModel):
+    """One message of an OpenAI chat request; unknown fields (``name``, ``tool_calls``, ...) are accepted."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        if not self.content:
+            return ""
+        return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatMetadata(BaseModel):
+    """OpenAI's free-form string metadata; ``session_id`` names the session to continue."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str] = Field(init=False)
+
+    session_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class ChatCompletionRequest(BaseModel):
+    """The subset of OpenAI's request that matters here; sampling options are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(
+        max_length=264, pattern=r"^[a-z][a-z0-9_\-]{0,63}(@.+)?$", description="A template name, or `template@model`."
+    )
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        description="The run's input is the last user message with text; the others are not replayed.",
+        json_schema_extra={
+            "contains": {
+                "type": "object",
+                "properties": {"role": {"const": "user"}, "content": {"type": "string", "pattern": TEXT_PATTERN}},
+                "required": ["role", "content"],
+            }
+        },
+    )
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = Field(default=None, max_length=256, description="Recorded only; identity is the API key.")
+    metadata: ChatMetadata | None = Field(default=None, description="`session_id` here continues a session.")
+
+
+class ChatCompletionMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    refusal: None = None
+
+
+class ChatCompletionChoice(BaseModel):
+    index: int = 0
+    message: ChatCompletionMessage
+    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"]
+    logprobs: None = None
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatCompletionChoice]
+    usage: CompletionUsage
+    system_fingerprint: str | None = None
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]

@@ -1,0 +1,138 @@
+"""``agent-runtime serve``: uvicorn, one process or N workers sharing one port.
+
+One worker: the runtime is built here, in the server's event loop, and handed to ``create_app``.
+N workers: uvicorn's multi-process supervisor starts each worker from the import string
+``agent_runtime.server.app:create_app_from_env`` (so each builds its own runtime); the settings are
+passed down through a private config file, and ``PROMETHEUS_MULTIPROC_DIR`` is pointed at a fresh
+directory before any worker starts, so ``/metrics`` on any worker reports the whole fleet. Workers
+share sessions, keys, limits and quotas only through a shared backend (Redis).
+
+On first start with an empty key store an admin key is created and printed once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+import yaml
+
+from agent_runtime.orchestration.middleware.defaults import open_security_stores
+from agent_runtime.runtime import Runtime
+from agent_runtime.security.keys import KeyService
+from agent_runtime.server.app import DEFAULT_DRAIN_TIMEOUT_S, create_app
+from agent_runtime.settings import Settings
+
+__all__ = ["APP_FACTORY", "ensure_admin_key", "serve"]
+
+log = logging.getLogger("agent_runtime.server")
+
+APP_FACTORY = "agent_runtime.server.app:create_app_from_env"
+ADMIN_TENANT, ADMIN_USER, ADMIN_SCOPES = "default", "admin", ["admin"]
+
+
+async def ensure_admin_key(keys: KeyService) -> str | None:
+    """Create the first admin key when the store holds none; its plaintext (else ``None``)."""
+    if await keys.list_keys():
+        return None
+    plaintext, _ = await keys.create_key(ADMIN_TENANT, ADMIN_USER, ADMIN_SCOPES, description="first-start admin key")
+    return plaintext
+
+
+def _announce(plaintext: str | None) -> None:
+    if plaintext is None:
+        return
+    sys.stdout.write(
+        "No API keys existed, so an admin key was created (tenant 'default', user 'admin', scope 'admin').\n"
+        "It is shown only this once; store it now:\n"
+        f"{plaintext}\n"
+    )
+    sys.stdout.flush()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (``uvicorn[standard]``), as uvicorn itself would pick."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return None
+    return uvloop.new_event_loop
+
+
+def _drain_s(settings: Settings) -> float:
+    return min(settings.limits.run_timeout_s, DEFAULT_DRAIN_TIMEOUT_S)
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve the HTTP API until SIGINT/SIGTERM (which drains in-flight runs first)."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
+    if workers <= 1:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve_one(settings, host, port))
+        return
+    if settings.state_backend != "redis":
+        log.warning(
+            "%d workers with state_backend=%s: sessions, keys, limits and quotas are not shared across "
+            "workers unless state_backend=redis",
+            workers,
+            settings.state_backend,
+        )
+    _serve_many(settings, host, port, workers)
+
+
+async def _serve_one(settings: Settings, host: str, port: int) -> None:
+    # The runtime is built here so the admin key lands in its own key store (even a memory one); the
+    # app's lifespan closes it, because uvicorn re-raises SIGTERM as soon as it has shut down.
+    runtime = await Runtime.create(settings)
+    try:
+        _announce(await ensure_admin_key(runtime.keys))
+    except BaseException:
+        await runtime.aclose()
+        raise
+    config = uvicorn.Config(
+        create_app(runtime, close_runtime=True, tune_gc=True),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=int(_drain_s(settings)) + 1,
+    )
+    await uvicorn.Server(config).serve()
+
+
+async def _first_start(settings: Settings) -> str | None:
+    stores = open_security_stores(settings)
+    try:
+        return await ensure_admin_key(stores.keys)
+    finally:
+        await stores.aclose()
+
+
+def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
+    _announce(asyncio.run(_first_start(settings)))
+    workdir = Path(tempfile.mkdtemp(prefix="agent-runtime-"))
+    metrics_dir = workdir / "prometheus"
+    metrics_dir.mkdir()
+    config_file = workdir / "settings.yaml"
+    config_file.write_text(yaml.safe_dump(settings.model_dump(mode="json")), encoding="utf-8")
+    config_file.chmod(0o600)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    os.environ["AGENT_RUNTIME_CONFIG_FILE"] = str(config_file)
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=int(_drain_s(settings)) + 1,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,44 @@
+"""Rate limiter and quota ledger fixtures, parametrized over every backend (real redis-server for Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent_runtime.limits.quota.base import QuotaLedger
+from agent_runtime.limits.quota.memory import MemoryQuotaLedger
+from agent_runtime.limits.quota.redis import RedisQuotaLedger
+from agent_runtime.limits.quota.sqlite import SQLiteQuotaLedger
+from agent_runtime.limits.rate.base import RateLimiter
+from agent_runtime.limits.rate.memory import MemoryRateLimiter
+from agent_runtime.limits.rate.redis import RedisRateLimiter
+
+RATE_BACKENDS = [pytest.param("memory", id="memory"), pytest.param("redis", marks=pytest.mark.redis, id="redis")]
+QUOTA_BACKENDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+]
+
+
+@pytest.fixture(params=RATE_BACKENDS)
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
+    lim: RateLimiter
+    lim = MemoryRateLimiter() if request.param == "memory" else RedisRateLimiter(request.getfixturevalue("redis_url"))
+    yield lim
+    await lim.aclose()
+
+
+@pytest.fixture(params=QUOTA_BACKENDS)
+async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[QuotaLedger]:
+    led: QuotaLedger
+    if request.param == "memory":
+        led = MemoryQuotaLedger()
+    elif request.param == "sqlite":
+        led = SQLiteQuotaLedger(tmp_path / "quota.sqlite3")
+    else:
+        led = RedisQuotaLedger(request.getfixturevalue("redis_url"))
+    yield led
+    await led.aclose()
