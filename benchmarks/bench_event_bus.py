@@ -1,6 +1,6 @@
 """Event bus throughput vs the raw clients, in the same run, on servers this script starts.
 
-    .venv/bin/python benchmarks/bench_event_bus.py [--events 5000] [--kafka-events 3000]
+    .venv/bin/python benchmarks/bench_event_bus.py [--events 5000] [--kafka-events 10000]
 
 Per backend: publish (one awaited call per event), publish batched (100 per call) and end-to-end
 (publish batched -> handler saw every event), against redis-py XADD / XREADGROUP+XACK and aiokafka's
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import socket
 import subprocess
 import sys
@@ -274,6 +273,6 @@ async def main(n: int, kafka_n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--kafka-events", type=int, default=3000)
+    parser.add_argument("--kafka-events", type=int, default=10000)
     args = parser.parse_args()
     asyncio.run(main(args.events, args.kafka_events))

@@ -26,7 +26,7 @@ def test_catalogue_types_are_versioned_and_validated() -> None:
         EventType.RATELIMIT_REJECTED,
     }
     assert make_event("session.created", {"session_id": "ses_1"}).schema_version == 1
-    with pytest.raises(ValidationError, match="run.failed"):
+    with pytest.raises(ValidationError, match=r"run\.failed"):
         make_event("run.failed", {"template": "writer"})  # error_code missing
 
 

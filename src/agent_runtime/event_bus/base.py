@@ -20,7 +20,7 @@ import logging
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent_runtime._redis import check_key_part
@@ -296,12 +296,6 @@ class Subscription:
                 log.warning("closing consumer %s failed: %r", loop.spec.consumer, exc)
 
 
-@dataclass
-class _BusState:
-    subscriptions: list[Subscription] = field(default_factory=list)
-    closed: bool = False
-
-
 class EventBus(ABC):
     """Publish / subscribe with consumer groups, at-least-once, retries and dead-lettering."""
 
@@ -309,7 +303,8 @@ class EventBus(ABC):
     default_batch_size: int = 16
 
     def __init__(self) -> None:
-        self._state = _BusState()
+        self._subscriptions: list[Subscription] = []
+        self._closed = False
 
     @abstractmethod
     async def publish(self, event: Event) -> None:
@@ -362,7 +357,7 @@ class EventBus(ABC):
         ]
         loops = await asyncio.gather(*(self._open_consumer(spec) for spec in specs))
         subscription = Subscription(group, loops)
-        self._state.subscriptions.append(subscription)
+        self._subscriptions.append(subscription)
         return subscription
 
     @abstractmethod
@@ -378,17 +373,17 @@ class EventBus(ABC):
 
     async def aclose(self, timeout: float = 30.0) -> None:
         """Stop every subscription gracefully (in-flight handlers finish), then release the backend."""
-        if self._state.closed:
+        if self._closed:
             return
-        self._state.closed = True
-        await asyncio.gather(*(sub.stop(timeout) for sub in self._state.subscriptions))
+        self._closed = True
+        await asyncio.gather(*(sub.stop(timeout) for sub in self._subscriptions))
         await self._close()
 
     async def _close(self) -> None:  # noqa: B027 - optional hook
         """Release backend clients."""
 
     def _check_open(self) -> None:
-        if self._state.closed:
+        if self._closed:
             raise AgentRuntimeError("event bus is closed")
 
     @staticmethod

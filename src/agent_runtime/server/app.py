@@ -67,7 +67,7 @@ def create_app(
             capped at 30 s).
         close_runtime: close the runtime at shutdown (default: only when the app built it).
         tune_gc: server processes only: after start-up, freeze the objects that live for the whole
-            process (modules, compiled agents' builders) out of the collector's reach and collect
+            process (imported modules, the runtime) out of the collector's reach and collect
             less often; full collections of LangChain-sized heaps otherwise show up as p99 spikes.
     """
     settings = runtime.settings if runtime is not None else (settings or load_settings())

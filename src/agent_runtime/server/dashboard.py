@@ -1,0 +1,197 @@
+"""``/dashboard``: a live page of this worker's runs, latency, tokens, cost, errors and rejections.
+
+Routes (all under ``/dashboard``):
+
+- ``GET /dashboard``: the page (HTML). Without valid credentials it answers 401 with a login form,
+  with a key lacking the ``admin`` scope 403.
+- ``POST /dashboard/login``: form field ``key``; on success sets the dashboard cookie and redirects
+  (303) to the page. ``POST /dashboard/logout`` clears it.
+- ``GET /dashboard/data?minutes=N[&view=fleet]``: the JSON snapshot the page polls every few seconds.
+- ``GET /dashboard/static/{name}``: the page's script and style and the vendored Chart.js (public
+  code, no data, so served without credentials).
+
+Credentials: ``Authorization: Bearer <key or JWT>`` (scripts, proxies that inject it) or the
+``agent_runtime_dashboard`` cookie that the login form sets. A browser cannot send a bearer header on
+navigation, and a key in the URL (``?key=``) would land in access logs, browser history and
+``Referer`` headers, so the key travels once in a POST body and then in an ``HttpOnly``,
+``SameSite=Strict`` cookie scoped to ``/dashboard`` (``Secure`` on https). The cookie holds the key
+itself, so every request re-verifies it: revoking the key ends the dashboard session at once, and
+any worker can verify it (no per-process session secret). Nothing here logs the key.
+
+Scope: ``admin`` holders see their own tenant's runs (admin is tenant-scoped). ``view=fleet``, every
+run the worker served, needs the exact ``fleet_scope`` (``dashboard:fleet`` by default), which only
+an operator grants with ``agent-runtime keys create``. The data is per worker process (see
+:mod:`agent_runtime.monitoring.timeseries`); ``/metrics`` is the fleet-wide view.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Annotated, Any, Final
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from agent_runtime.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from agent_runtime.monitoring.timeseries import RunSeries
+from agent_runtime.types import Principal
+
+__all__ = ["COOKIE_NAME", "FLEET_SCOPE", "Authenticate", "build_dashboard_router"]
+
+COOKIE_NAME: Final = "agent_runtime_dashboard"
+FLEET_SCOPE: Final = "dashboard:fleet"
+ADMIN_SCOPE: Final = "admin"
+_MAX_FORM_BYTES: Final = 16_384
+
+Authenticate = Callable[[Request, str | None], Awaitable[Principal]]
+"""Verifies a token (API key or JWT) and returns its principal, raising ``AuthenticationError``
+(``agent_runtime.server.deps.authenticate`` in the service)."""
+SeriesSource = RunSeries | Callable[[Request], RunSeries]
+
+_STATIC: Final = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "chart.umd.min.js": "text/javascript; charset=utf-8",
+    "chart.js.LICENSE.md": "text/markdown; charset=utf-8",
+}
+_VENDORED: Final = {
+    "chart.umd.min.js": "vendor/chartjs/chart.umd.min.js",
+    "chart.js.LICENSE.md": "vendor/chartjs/LICENSE.md",
+}
+_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+}
+
+
+def _asset(name: str) -> bytes:
+    return (resources.files("agent_runtime.server") / "static" / name).read_bytes()
+
+
+def _token(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(COOKIE_NAME) or None
+
+
+def build_dashboard_router(
+    series: SeriesSource,
+    authenticate: Authenticate,
+    *,
+    refresh_s: float = 5.0,
+    default_minutes: int = 60,
+    fleet_scope: str = FLEET_SCOPE,
+    cookie_max_age_s: int = 8 * 3600,
+) -> APIRouter:
+    """The dashboard routes, to ``app.include_router(...)``.
+
+    Args:
+        series: the worker's ``RunSeries``, or a function of the request that returns it (when the
+            runtime is only built in the app's lifespan).
+        authenticate: turns a token into a principal; the router then requires the ``admin`` scope.
+        refresh_s: how often the page polls ``/dashboard/data``.
+        default_minutes: the window the page shows first.
+        fleet_scope: the exact scope that unlocks ``view=fleet`` (all tenants' runs on this worker).
+        cookie_max_age_s: lifetime of the login cookie.
+    """
+    router = APIRouter(prefix="/dashboard", include_in_schema=False)
+    assets = {name: _asset(_VENDORED.get(name, name)) for name in _STATIC}
+    page = _asset("dashboard.html").decode()
+    login = _asset("login.html").decode()
+
+    def series_of(request: Request) -> RunSeries:
+        return series if isinstance(series, RunSeries) else series(request)
+
+    async def admin(request: Request, token: str | None) -> Principal:
+        principal = await authenticate(request, token)
+        if not principal.allows(ADMIN_SCOPE):
+            raise PermissionDeniedError("the dashboard needs the 'admin' scope", details={"scope": ADMIN_SCOPE})
+        return principal
+
+    def login_page(status: int, message: str = "") -> HTMLResponse:
+        body = login.replace("{{message}}", html.escape(message))
+        headers = dict(_HEADERS)
+        if status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return HTMLResponse(body, status_code=status, headers=headers)
+
+    @router.get("", response_class=HTMLResponse)
+    async def dashboard(request: Request) -> Response:
+        try:
+            principal = await admin(request, _token(request))
+        except AuthenticationError:
+            message = "Your key was not accepted; enter it again." if _token(request) else ""
+            return login_page(401, message)
+        except PermissionDeniedError:
+            return login_page(403, "This key does not hold the admin scope.")
+        body = (
+            page.replace("{{tenant}}", html.escape(principal.tenant))
+            .replace("{{refresh_ms}}", str(int(refresh_s * 1000)))
+            .replace("{{minutes}}", str(default_minutes))
+            .replace("{{fleet}}", "true" if fleet_scope in principal.scopes else "false")
+        )
+        return HTMLResponse(body, headers=_HEADERS)
+
+    @router.post("/login")
+    async def dashboard_login(request: Request) -> Response:
+        body = await request.body()
+        fields = parse_qs(body[:_MAX_FORM_BYTES].decode("utf-8", "replace"), max_num_fields=4)
+        key = (fields.get("key") or [""])[0].strip()
+        try:
+            await admin(request, key or None)
+        except AuthenticationError:
+            return login_page(401, "That key was not accepted.")
+        except PermissionDeniedError:
+            return login_page(403, "This key does not hold the admin scope.")
+        response = RedirectResponse("/dashboard", status_code=303, headers=_HEADERS)
+        response.set_cookie(
+            COOKIE_NAME,
+            key,
+            max_age=cookie_max_age_s,
+            path="/dashboard",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    @router.post("/logout")
+    async def dashboard_logout() -> Response:
+        response = RedirectResponse("/dashboard", status_code=303, headers=_HEADERS)
+        response.delete_cookie(COOKIE_NAME, path="/dashboard", httponly=True, samesite="strict")
+        return response
+
+    @router.get("/data")
+    async def dashboard_data(
+        request: Request,
+        minutes: Annotated[int, Query(ge=1, le=1440)] = default_minutes,
+        view: Annotated[str, Query(pattern="^(tenant|fleet)$")] = "tenant",
+    ) -> Response:
+        principal = await admin(request, _token(request))
+        fleet = view == "fleet"
+        if fleet and fleet_scope not in principal.scopes:
+            raise PermissionDeniedError(
+                f"the fleet view needs the {fleet_scope!r} scope", details={"scope": fleet_scope}
+            )
+        snapshot: dict[str, Any] = series_of(request).snapshot(tenant=principal.tenant, fleet=fleet, minutes=minutes)
+        return JSONResponse(snapshot, headers={"Cache-Control": "no-store"})
+
+    @router.get("/static/{name}")
+    async def dashboard_static(name: str) -> Response:
+        content = assets.get(name)
+        if content is None:
+            raise NotFoundError("no such dashboard asset")
+        headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+        return Response(content, media_type=_STATIC[name], headers=headers)
+
+    return router
