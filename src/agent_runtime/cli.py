@@ -74,7 +74,11 @@ def run(template: str, input_text: str, stream: bool, as_json: bool, model: str 
             )
             result: AgentResult | None = None
             if stream and not as_json:
+                step: str | None = None
                 async for event in runtime.executor.execute_stream(context):
+                    if event.step is not None and event.step != step:  # a workflow moved to another step
+                        step = event.step
+                        click.echo(f"\n== step {step} ==", err=True)
                     if event.type == "token":
                         click.echo(event.text, nl=False)
                     elif event.type == "tool_call":
@@ -91,6 +95,10 @@ def run(template: str, input_text: str, stream: bool, as_json: bool, model: str 
                 if not as_json:
                     click.echo(result.output)
             assert result is not None
+            if result.status == "interrupted":
+                from agent_runtime.cli_workflows import echo_interrupt
+
+                echo_interrupt(result)
             if as_json:
                 click.echo(json.dumps(_run_json(result)))
             else:
@@ -124,6 +132,9 @@ def _run_json(result: Any) -> dict[str, Any]:
         "model": result.model,
         "duration_ms": round(result.duration_ms, 2),
         "callbacks": result.metadata.get("callbacks"),
+        "steps": result.metadata.get("steps"),
+        "interrupts": result.metadata.get("interrupts"),
+        "resume_id": result.metadata.get("resume_id"),
     }
 
 
@@ -169,7 +180,7 @@ def parse_when(value: str | None) -> datetime | None:
 
 
 def _register_commands() -> None:
-    from agent_runtime import cli_admin  # noqa: F401  (registers keys and usage)
+    from agent_runtime import cli_admin, cli_workflows  # noqa: F401  (register keys, usage, resume)
 
     with contextlib.suppress(ImportError):
         importlib.import_module("agent_runtime.event_bus.cli")  # registers consume

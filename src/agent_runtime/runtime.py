@@ -17,13 +17,14 @@ from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.monitoring.cost_tracker import CostTracker, build_cost_tracker
 from agent_runtime.monitoring.metrics import RuntimeMetrics
 from agent_runtime.monitoring.observer import MetricsObserver
+from agent_runtime.monitoring.timeseries import DashboardObserver, RunSeries
 from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.orchestration.middleware.cost import CostEstimate, upper_bound_estimate
 from agent_runtime.orchestration.middleware.defaults import SecurityStores, build_middlewares, open_security_stores
 from agent_runtime.orchestration.observers import RunObserver
 from agent_runtime.sessions import SessionManager, build_session_manager
 from agent_runtime.settings import Settings, load_settings
-from agent_runtime.types import AgentContext
+from agent_runtime.types import AgentContext, AgentResult
 
 __all__ = ["Runtime"]
 
@@ -42,6 +43,8 @@ class Runtime:
     event_bus: Any = None
     publisher: Any = None
     closers: list[Any] = field(default_factory=list)
+    series: RunSeries = field(default_factory=RunSeries)
+    """Per-worker minute series behind /dashboard (Prometheus is the fleet-wide view)."""
 
     @property
     def keys(self) -> Any:
@@ -55,6 +58,7 @@ class Runtime:
         collect_events: bool = False,
         metrics: RuntimeMetrics | None = None,
         with_event_bus: bool = True,
+        series: RunSeries | None = None,
     ) -> Runtime:
         """Build every component; nothing connects until first used, so this never blocks on a backend."""
         settings = settings or load_settings()
@@ -63,7 +67,8 @@ class Runtime:
         security = open_security_stores(settings)
         cost_tracker = build_cost_tracker(settings)
         metrics = metrics or RuntimeMetrics(tenant_allowlist=settings.metrics_tenant_allowlist)
-        observers: list[RunObserver] = [MetricsObserver(metrics)]
+        series = series or RunSeries()
+        observers: list[RunObserver] = [MetricsObserver(metrics), DashboardObserver(series)]
         event_bus = publisher = None
         if with_event_bus:
             event_bus, publisher = _event_bus(settings, metrics, observers, sessions)
@@ -71,9 +76,7 @@ class Runtime:
             settings,
             security,
             estimate=lambda context: _estimate(context, factory, cost_tracker),
-            usage_recorder=lambda context, result: cost_tracker.record(
-                result, context.principal, template=context.template
-            ),
+            usage_recorder=lambda context, result: _record_usage(cost_tracker, context, result),
         )
         executor = AgentExecutor(
             factory,
@@ -88,7 +91,17 @@ class Runtime:
         if publisher is not None:
             closers += [publisher, event_bus]
         return cls(
-            settings, factory, executor, sessions, security, cost_tracker, metrics, event_bus, publisher, closers
+            settings,
+            factory,
+            executor,
+            sessions,
+            security,
+            cost_tracker,
+            metrics,
+            event_bus,
+            publisher,
+            closers,
+            series,
         )
 
     async def aclose(self) -> None:
@@ -96,6 +109,13 @@ class Runtime:
         for closer in reversed(self.closers):
             with contextlib.suppress(AgentRuntimeError, OSError):
                 await closer.aclose()
+
+
+async def _record_usage(costs: CostTracker, context: AgentContext, result: AgentResult) -> None:
+    """Charge an attempt to the usage ledger; attempts that spent nothing (refused before the model
+    ran) leave no row."""
+    if result.usage.total_tokens or result.usage.cost_usd:
+        await costs.record(result, context.principal, template=context.template)
 
 
 def _estimate(context: AgentContext, factory: AgentFactory, costs: CostTracker) -> CostEstimate:

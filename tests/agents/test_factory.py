@@ -20,7 +20,7 @@ def factory() -> AgentFactory:
 
 def test_default_templates_have_real_tools(factory: AgentFactory) -> None:
     names = [t.name for t in factory.list_templates()]
-    assert names == ["analyst", "searcher", "writer"]
+    assert names == ["analyst", "research_report", "searcher", "writer"]  # research_report: the default workflow
     assert factory.get_template("analyst").tools == ["calculator"]
     assert factory.get_template("searcher").tools == ["search"]
     assert factory.get_template("writer").tools == []

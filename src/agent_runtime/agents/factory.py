@@ -82,6 +82,9 @@ class AgentFactory:
             self.register_template(template)
         if self.settings.templates_dir is not None:
             self.load_templates(self.settings.templates_dir, replace=True)
+        from agent_runtime.workflows.defaults import register_default_workflows
+
+        register_default_workflows(self)  # research_report, and templates_dir's `workflows:` sections
 
     # -- components -------------------------------------------------------------------------------
     def register_tool(
@@ -171,7 +174,8 @@ class AgentFactory:
         template = AgentTemplate.parse(config)
         self.validate_template(template)
         if template.workflow is not None:
-            return self.workflows.get(template.workflow)
+            graph = self.workflows.get(template.workflow)
+            return graph if checkpointer is None else graph.copy(update={"checkpointer": checkpointer})
         from langchain.agents import create_agent
 
         policy = self.memory.get(template.memory)

@@ -12,7 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agent_runtime.errors import TemplateConfigError
 
-__all__ = ["DEFAULT_TEMPLATES", "AgentTemplate", "LangChainMiddlewareSpec", "load_template_file"]
+__all__ = ["DEFAULT_TEMPLATES", "AgentTemplate", "LangChainMiddlewareSpec", "load_template_file", "read_template_data"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
 
@@ -84,7 +84,21 @@ class AgentTemplate(BaseModel):
 
 
 def load_template_file(path: Path) -> list[AgentTemplate]:
-    """Templates from a YAML, TOML or JSON file holding one template or ``templates: [...]``."""
+    """Templates from a YAML, TOML or JSON file holding one template or ``templates: [...]`` (a file's
+    ``workflows: [...]`` section is read by ``agent_runtime.workflows.load_workflows``)."""
+    data = read_template_data(path)
+    if isinstance(data, dict) and "workflows" in data:
+        data = data.get("templates", [])
+    elif isinstance(data, dict) and "templates" in data:
+        data = data["templates"]
+    items = data if isinstance(data, list) else [data]
+    if not all(isinstance(item, dict) for item in items):
+        raise TemplateConfigError(f"template file {path} must hold a mapping or a list of mappings")
+    return [AgentTemplate.parse(item) for item in items]
+
+
+def read_template_data(path: Path) -> Any:
+    """The parsed content of a YAML, TOML or JSON template file."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -106,12 +120,7 @@ def load_template_file(path: Path) -> list[AgentTemplate]:
         raise TemplateConfigError(f"cannot parse template file {path}: {exc}") from exc
     except Exception as exc:  # yaml.YAMLError has no common base with ValueError
         raise TemplateConfigError(f"cannot parse template file {path}: {exc}") from exc
-    if isinstance(data, dict) and "templates" in data:
-        data = data["templates"]
-    items = data if isinstance(data, list) else [data]
-    if not all(isinstance(item, dict) for item in items):
-        raise TemplateConfigError(f"template file {path} must hold a mapping or a list of mappings")
-    return [AgentTemplate.parse(item) for item in items]
+    return data
 
 
 DEFAULT_TEMPLATES: tuple[AgentTemplate, ...] = (

@@ -241,7 +241,8 @@ class KafkaEventBus(EventBus):
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         await self._ensure_topics()
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        reset = {"auto_offset_reset": "earliest"}  # a "latest" reset racing seek_to_beginning could win
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, **reset)
         letters: list[DeadLetter] = []
         async with kafka_errors("events.dead_letters"):
             await consumer.start()
@@ -249,7 +250,8 @@ class KafkaEventBus(EventBus):
                 tps = [_tp(self.dlq_topic, p) for p in sorted(await _partitions(consumer, self.dlq_topic))]
                 consumer.assign(tps)
                 ends = await consumer.end_offsets(tps)
-                await consumer.seek_to_beginning(*tps)
+                for tp, offset in (await consumer.beginning_offsets(tps)).items():
+                    consumer.seek(tp, offset)
                 while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
                     for msgs in (await consumer.getmany(timeout_ms=self.poll_timeout_ms)).values():
                         letters.extend(_dead_letter(msg) for msg in msgs)
@@ -269,8 +271,13 @@ class KafkaEventBus(EventBus):
 
 
 async def _partitions(consumer: Any, topic: str) -> set[int]:
-    await consumer.topics()  # refreshes metadata
-    return set(consumer.partitions_for_topic(topic) or ())
+    """The topic's partitions; metadata can lag a moment behind a topic that exists, so ask again."""
+    for _ in range(50):
+        await consumer.topics()  # refreshes metadata
+        if found := consumer.partitions_for_topic(topic):
+            return set(found)
+        await asyncio.sleep(0.1)
+    raise BackendError(f"kafka has no metadata for topic {topic}")
 
 
 def _key(event: Event) -> bytes:

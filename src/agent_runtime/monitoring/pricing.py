@@ -68,7 +68,9 @@ class PriceTable:
             found = self.prices.get(bare)
             if found is None:
                 candidates = [name for name in self.prices if bare.startswith(name)]
-                found = self.prices[max(candidates, key=len)] if candidates else self.fallback
+                found = self.prices[max(candidates, key=len)] if candidates else None
+            if found is None:  # "offline:fast" is the offline model in another configuration
+                found = self.prices.get(model.split(":", 1)[0], self.fallback)
         self._cache[model] = found
         return found
 

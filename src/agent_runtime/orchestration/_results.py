@@ -8,9 +8,9 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from agent_runtime.monitoring.pricing import PriceTable
-from agent_runtime.types import ToolCallRecord, Usage
+from agent_runtime.types import AgentResult, ToolCallRecord, Usage
 
-__all__ = ["estimate_tokens", "message_dict", "summarize_messages"]
+__all__ = ["attach_steps", "estimate_tokens", "message_dict", "summarize_messages"]
 
 
 def estimate_tokens(text: str) -> int:
@@ -69,3 +69,17 @@ def summarize_messages(
             record.status = "error" if message.status == "error" else "ok"
     usage.cost_usd = round(usage.cost_usd, 10)
     return output, usage, list(calls.values())
+
+
+def attach_steps(result: AgentResult, records: Sequence[dict[str, Any]] | None, run_id: str) -> None:
+    """A workflow's cost attribution: ``metadata["steps"]`` (one record per step run: step, template,
+    model, output, usage) and ``metadata["templates"]`` (usage summed per template). Only this run's
+    records count: a session's checkpoint may still hold the previous run's."""
+    steps = [dict(r) for r in records or () if r.get("run_id") == run_id]
+    per_template: dict[str, Usage] = {}
+    for record in steps:
+        record.pop("run_id", None)
+        usage = Usage.model_validate(record["usage"])
+        per_template[record["template"]] = per_template.get(record["template"], Usage()).add(usage)
+    result.metadata["steps"] = steps
+    result.metadata["templates"] = {name: usage.model_dump() for name, usage in per_template.items()}

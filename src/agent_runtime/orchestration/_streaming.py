@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.monitoring.pricing import PriceTable
@@ -103,15 +103,16 @@ class StreamControl:
 
 
 async def run_streaming(
-    agent: Any, human: HumanMessage, config: dict[str, Any], control: StreamControl
-) -> tuple[list[BaseMessage], str, Any]:
-    """Stream the agent, emitting events; return its new messages, the status and any interrupts."""
+    agent: Any, graph_input: Any, run_id: str, config: dict[str, Any], control: StreamControl, *, workflow: bool = False
+) -> tuple[list[BaseMessage], str, Any, list[dict[str, Any]] | None]:
+    """Stream the agent, emitting events; return its new messages, the status, any interrupts and, for a
+    workflow, its step records. ``graph_input`` is the human message or a ``Command(resume=...)``."""
     collected: list[BaseMessage] = []
     interrupts: list[Any] = []
-    run_id = str(human.id)
+    steps: list[dict[str, Any]] | None = [] if workflow else None
 
     async def consume() -> None:
-        async for mode, data in agent.astream({"messages": [human]}, config, stream_mode=["messages", "updates"]):
+        async for mode, data in agent.astream(graph_input, config, stream_mode=["messages", "updates"]):
             if mode == "messages":
                 chunk, meta = data
                 if isinstance(chunk, AIMessageChunk) and isinstance(chunk.content, str) and chunk.content:
@@ -132,31 +133,89 @@ async def run_streaming(
                 for message in (update or {}).get("messages", []) if isinstance(update, dict) else []:
                     await _collect(message, collected, control, run_id)
 
-    control.agent_task = asyncio.create_task(consume())
+    control.agent_task = asyncio.create_task(
+        _consume_workflow(agent, graph_input, run_id, config, control, collected, interrupts, steps)
+        if steps is not None
+        else consume()
+    )
     try:
         await control.agent_task
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if control.abandoned and (current is None or not current.cancelling()):
-            return collected, "cancelled", None
+            return collected, "cancelled", None, steps
         control.agent_task.cancel()
         raise
-    return collected, "completed", interrupts or None
+    return collected, "completed", interrupts or None, steps
+
+
+async def _consume_workflow(
+    agent: Any,
+    graph_input: Any,
+    run_id: str,
+    config: dict[str, Any],
+    control: StreamControl,
+    collected: list[BaseMessage],
+    interrupts: list[Any],
+    steps: list[dict[str, Any]],
+) -> None:
+    """A workflow streams with ``subgraphs=True``: each step's agent runs as a subgraph whose namespace
+    (``step:<task id>``) says which step a token or tool event comes from, live. The workflow's own
+    updates carry the steps' messages (collected once) and their usage records."""
+    seen: set[str] = set()
+    async for namespace, mode, data in agent.astream(
+        graph_input, config, stream_mode=["messages", "updates"], subgraphs=True
+    ):
+        step = namespace[0].partition(":")[0] if namespace else None
+        if mode == "messages":
+            chunk, _ = data
+            if isinstance(chunk, AIMessageChunk) and isinstance(chunk.content, str) and chunk.content:
+                await control.emit(StreamEvent(type="token", run_id=run_id, data={"text": chunk.content}, step=step))
+            continue
+        for node, update in data.items():
+            if node == "__interrupt__":
+                if not namespace:
+                    interrupts.extend(update)
+                continue
+            if not isinstance(update, dict):
+                continue
+            if not namespace:
+                steps.extend(update.get("steps") or ())
+            for message in update.get("messages") or ():
+                if namespace:
+                    await _announce(message, control, run_id, step, seen)
+                elif isinstance(message, BaseMessage) and message.type != "remove":
+                    collected.append(message)
+                    await _announce(message, control, run_id, node, seen)
 
 
 async def _collect(message: Any, collected: list[BaseMessage], control: StreamControl, run_id: str) -> None:
     if not isinstance(message, BaseMessage) or message.type == "remove":
         return
     collected.append(message)
+    await _announce(message, control, run_id, None, None)
+
+
+async def _announce(message: Any, control: StreamControl, run_id: str, step: str | None, seen: set[str] | None) -> None:
+    """Emit the tool_call / tool_result events of one message (once per call id when ``seen`` is kept)."""
     if isinstance(message, AIMessage):
         for call in message.tool_calls:
+            if seen is not None:
+                if call.get("id") in seen:
+                    continue
+                seen.add(str(call.get("id")))
             data = {"id": call.get("id"), "name": call["name"], "args": call["args"]}
-            await control.emit(StreamEvent(type="tool_call", run_id=run_id, data=data))
+            await control.emit(StreamEvent(type="tool_call", run_id=run_id, data=data, step=step))
     elif isinstance(message, ToolMessage):
+        if seen is not None:
+            key = f"result:{message.tool_call_id}"
+            if key in seen:
+                return
+            seen.add(key)
         data = {
             "id": message.tool_call_id,
             "name": message.name,
             "output": str(message.content)[:4000],
             "status": message.status,
         }
-        await control.emit(StreamEvent(type="tool_result", run_id=run_id, data=data))
+        await control.emit(StreamEvent(type="tool_result", run_id=run_id, data=data, step=step))

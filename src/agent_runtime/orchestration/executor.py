@@ -22,22 +22,26 @@ from agent_runtime.callbacks.handler import AgentCallbackHandler
 from agent_runtime.errors import (
     AgentRuntimeError,
     ConfigurationError,
+    ConflictError,
     InputTooLargeError,
     RunCancelledError,
     ValidationError,
 )
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._errors import map_error
-from agent_runtime.orchestration._results import message_dict, summarize_messages
+from agent_runtime.orchestration._results import attach_steps, message_dict, summarize_messages
 from agent_runtime.orchestration._streaming import StreamControl, run_streaming
 from agent_runtime.orchestration._sync import SyncPortal
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
 from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
 from agent_runtime.settings import Settings
-from agent_runtime.types import AgentContext, AgentResult, StreamEvent
+from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
+from agent_runtime.workflows.approval import RESUME_KEY, Decisions, ResumeRequest
 
 if TYPE_CHECKING:
+    from agent_runtime.agents.templates import AgentTemplate
     from agent_runtime.sessions.manager import SessionManager
+    from agent_runtime.sessions.models import Session
 
 __all__ = ["AgentExecutor", "RetryPolicy"]
 
@@ -150,6 +154,50 @@ class AgentExecutor:
             await asyncio.sleep(self.retry_policy.delay(attempt, retry_error))
             attempt += 1
 
+    async def resume_async(
+        self,
+        run_or_session_id: str,
+        decisions: Decisions,
+        *,
+        principal: Principal | None = None,
+        credentials: str | None = None,
+        request_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> AgentResult:
+        """Answer an interrupted run (approve / edit / reject its pending tool calls) and run it to its
+        next stop, through the whole middleware chain, from any worker sharing the session backend.
+
+        ``run_or_session_id`` is the run id of a run that had no session (it got an implicit session
+        named after the run) or the session id of a run in a session. ``principal`` (trusted caller) or
+        ``credentials`` (checked by the auth middleware) must own the session.
+
+        Raises:
+            SessionNotFoundError: no such live session for this owner (or its approval expired).
+            ConflictError: nothing is waiting for approval (already resumed, or never interrupted).
+            ValidationError: the decisions do not fit the pending actions.
+        """
+        context = await self._resume_context(run_or_session_id, decisions, principal, credentials, request_id)
+        context.timeout_s = timeout_s
+        return await self._observed(context)
+
+    def resume(self, run_or_session_id: str, decisions: Decisions, **kwargs: Any) -> AgentResult:
+        """Blocking ``resume_async`` for scripts; not for use inside an event loop."""
+        return self._portal.run(self.resume_async(run_or_session_id, decisions, **kwargs))
+
+    async def resume_stream(
+        self,
+        run_or_session_id: str,
+        decisions: Decisions,
+        *,
+        principal: Principal | None = None,
+        credentials: str | None = None,
+        request_id: str | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """``resume_async`` as a stream of events, like ``execute_stream``."""
+        context = await self._resume_context(run_or_session_id, decisions, principal, credentials, request_id)
+        async for event in self.execute_stream(context):
+            yield event
+
     async def aclose(self) -> None:
         for middleware in self.middlewares:
             await middleware.aclose()
@@ -208,29 +256,89 @@ class AgentExecutor:
         model_name = self.factory.model_for(template, context.model)
         timeout_s = context.timeout_s or template.timeout_s or self.settings.limits.run_timeout_s
         context.deadline = time.monotonic() + timeout_s
-        if context.session_id is None:
+        workflow = template.workflow is not None
+        if context.session_id is None and not ((template.middleware or workflow) and self._can_pause(template)):
             agent = self.factory.create_from_template(template.name, model=model_name)
-            return await self._invoke(context, agent, model_name, timeout_s, config={})
-        sessions = self.session_manager
-        if sessions is None:
-            raise ConfigurationError("this executor has no session manager; runs cannot name a session_id")
-        await sessions.open_for_run(
-            context.session_id,
-            tenant=context.tenant or "default",
-            user_id=context.user or "local",
-            template=template.name,
-            create_missing=bool(context.metadata.get("create_session", False)),
-        )
+            return await self._invoke(context, agent, model_name, timeout_s, config={}, workflow=workflow)
+        sessions = self._sessions()
+        session = await self._open_session(sessions, context, template)
         agent = self.factory.create_from_template(template.name, model=model_name, checkpointer=sessions.checkpointer)
         config = {"configurable": {"thread_id": context.session_id}}
-        async with sessions.lock(context.session_id):
-            result = await self._invoke(context, agent, model_name, timeout_s, config=config)
+        async with sessions.lock(session.id):
+            result = await self._invoke(context, agent, model_name, timeout_s, config=config, workflow=workflow)
         with contextlib.suppress(AgentRuntimeError):
-            await sessions.record_run(context.session_id, len(result.messages))
+            if session.metadata.get("implicit") and result.status != "interrupted":
+                await sessions.delete_session(session.id)  # an approval session outlives only a pause
+                result.session_id = None
+            else:
+                await sessions.record_run(session.id, len(result.messages))
         return result
 
+    def _sessions(self) -> SessionManager:
+        if self.session_manager is None:
+            raise ConfigurationError(
+                "this executor has no session manager; runs cannot name a session_id or wait for approval"
+            )
+        return self.session_manager
+
+    def _can_pause(self, template: AgentTemplate) -> bool:
+        from agent_runtime.workflows.approval import template_needs_checkpointer
+
+        return template_needs_checkpointer(self.factory, template)
+
+    async def _open_session(self, sessions: SessionManager, context: AgentContext, template: AgentTemplate) -> Session:
+        """The run's session; a run that may pause for approval but names none gets an implicit session
+        whose id is the run id (so it can be resumed by run id); it is deleted when the run completes."""
+        tenant, user = context.tenant or "default", context.user or "local"
+        if context.session_id is not None:
+            return await sessions.open_for_run(
+                context.session_id,
+                tenant=tenant,
+                user_id=user,
+                template=template.name,
+                create_missing=bool(context.metadata.get("create_session", False)),
+            )
+        context.session_id = context.run_id
+        try:
+            return await sessions.create_session(
+                user, tenant=tenant, template=template.name, session_id=context.run_id, metadata={"implicit": True}
+            )
+        except ConflictError:  # a retry of the same run
+            return await sessions.get_session(context.run_id, tenant=tenant, user_id=user)
+
+    async def _resume_context(
+        self,
+        run_or_session_id: str,
+        decisions: Decisions,
+        principal: Principal | None,
+        credentials: str | None,
+        request_id: str | None,
+    ) -> AgentContext:
+        owner = {"tenant": principal.tenant, "user_id": principal.user} if principal is not None else {}
+        session = await self._sessions().get_session(run_or_session_id, **owner)
+        if session.template is None:
+            raise ConflictError(f"session {session.id} has no run to resume")
+        request = ResumeRequest(decisions=decisions, session_id=session.id)
+        kinds = _decision_kinds(decisions)[:20]
+        return AgentContext(
+            input=f"resume: {', '.join(kinds) or 'decisions'}",
+            template=session.template,
+            session_id=session.id,
+            principal=principal,
+            credentials=credentials,
+            request_id=request_id,
+            metadata={RESUME_KEY: request, "resume": True},
+        )
+
     async def _invoke(
-        self, context: AgentContext, agent: Any, model_name: str, timeout_s: float, *, config: dict[str, Any]
+        self,
+        context: AgentContext,
+        agent: Any,
+        model_name: str,
+        timeout_s: float,
+        *,
+        config: dict[str, Any],
+        workflow: bool = False,
     ) -> AgentResult:
         handler = (
             AgentCallbackHandler(max_events=self.settings.limits.max_events_per_run) if self.collect_events else None
@@ -240,19 +348,36 @@ class AgentExecutor:
         config["recursion_limit"] = 50
         if handler is not None:
             config["callbacks"] = [handler]
-        human = HumanMessage(content=context.input, id=context.run_id)
+        if workflow:
+            _workflow_config(config, context, self.prices)
+        resume = context.metadata.get(RESUME_KEY)
+        if isinstance(resume, ResumeRequest):
+            graph_input, anchor, prefix = await _resume_input(agent, config, resume)
+        else:
+            graph_input, anchor, prefix = (
+                {"messages": [HumanMessage(content=context.input, id=context.run_id)]},
+                None,
+                None,
+            )
         started_wall, started = time.time(), time.perf_counter()
         control: StreamControl | None = context.state.get("stream")
+        steps = None
         try:
             async with asyncio.timeout(timeout_s):
                 if control is not None:
-                    messages, status, interrupts = await run_streaming(agent, human, config, control)
+                    messages, status, interrupts, steps = await run_streaming(
+                        agent, graph_input, context.run_id, config, control, workflow=workflow
+                    )
                 else:
-                    state = await agent.ainvoke({"messages": [human]}, config)
-                    messages, status = _new_messages(state.get("messages", []), context.run_id), "completed"
+                    state = await agent.ainvoke(graph_input, config)
+                    messages, status = _new_messages(state.get("messages", []), anchor or context.run_id), "completed"
                     interrupts = state.get("__interrupt__")
+                    if workflow:
+                        steps = state.get("steps")
         except TimeoutError as exc:
             raise map_error(exc, timeout_s=timeout_s) from exc
+        if prefix is not None:
+            messages = [*prefix, *messages]
         output, usage, tool_calls = summarize_messages(messages, model_name, self.prices)
         if control is not None and usage.total_tokens == 0 and control.tokens:
             usage = control.estimated_usage(context.input, model_name, self.prices)
@@ -273,6 +398,11 @@ class AgentExecutor:
         )
         if interrupts:
             result.metadata["interrupts"] = [_interrupt_dict(i) for i in interrupts]
+            result.metadata["resume_id"] = context.session_id
+        if workflow:
+            attach_steps(result, steps, context.run_id)
+        if resume is not None:
+            result.metadata["resumed"] = True
         if model_name.startswith("offline"):
             result.metadata["offline"] = True
         if handler is not None:
@@ -290,3 +420,48 @@ def _new_messages(messages: Sequence[BaseMessage], run_id: str) -> list[BaseMess
 
 def _interrupt_dict(interrupt: Any) -> dict[str, Any]:
     return {"id": getattr(interrupt, "id", None), "value": getattr(interrupt, "value", interrupt)}
+
+
+def _workflow_config(config: dict[str, Any], context: AgentContext, prices: PriceTable) -> None:
+    """What workflow steps read from the config: the run-level model override and this executor's prices
+    (``configurable`` objects are never written to checkpoints)."""
+    from agent_runtime.workflows._step import PRICES_KEY
+
+    config.setdefault("configurable", {})[PRICES_KEY] = prices
+    if context.model is not None:
+        config["metadata"]["model_override"] = context.model
+
+
+async def _resume_input(agent: Any, config: dict[str, Any], request: ResumeRequest) -> tuple[Any, str | None, Any]:
+    """``Command(resume=...)`` for the pending interrupts, read under the session lock (so two workers can
+    never answer the same approval twice); the last message before the pause anchors the new messages,
+    and the paused tool-call message is put back in front so the result lists the approved calls."""
+    from langchain_core.messages import AIMessage
+    from langgraph.types import Command
+
+    from agent_runtime.workflows.approval import build_resume_value
+
+    snapshot = await agent.aget_state(config)
+    interrupts = list(snapshot.interrupts)
+    if not interrupts:
+        raise ConflictError(f"session {request.session_id} has no run waiting for approval (already resumed?)")
+    value = build_resume_value(interrupts, request.decisions)
+    messages = (snapshot.values or {}).get("messages") or []
+    last = messages[-1] if messages else None
+    prefix = None
+    if isinstance(last, AIMessage) and last.tool_calls:
+        prefix = [last.model_copy(update={"usage_metadata": None})]  # charged by the run that paused
+    return Command(resume=value), (str(last.id) if last is not None else None), prefix
+
+
+def _decision_kinds(decisions: Any) -> list[str]:
+    """``approve`` / ``edit`` / ``reject`` of each decision, for the resumed run's input text (logs)."""
+    if isinstance(decisions, str):
+        return [decisions]
+    if isinstance(decisions, dict):
+        if "type" in decisions:
+            return [str(decisions["type"])]
+        return [kind for value in decisions.values() for kind in _decision_kinds(value)]
+    if isinstance(decisions, (list, tuple)):
+        return [kind for value in decisions for kind in _decision_kinds(value)]
+    return []

@@ -28,6 +28,8 @@ from agent_runtime.orchestration.middleware.auth import AuthMiddleware
 from agent_runtime.orchestration.middleware.defaults import jwt_verifier_from
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.asgi import BodyLimitMiddleware, InFlight, InFlightMiddleware, RequestIdMiddleware
+from agent_runtime.server.dashboard import build_dashboard_router
+from agent_runtime.server.deps import authenticate, get_runtime
 from agent_runtime.server.errors import install_error_handlers
 from agent_runtime.server.routes import health, openai, runs, sessions, templates, usage
 from agent_runtime.settings import Settings, load_settings
@@ -110,6 +112,7 @@ def create_app(
     install_error_handlers(app)
     for module in (health, templates, sessions, runs, usage, openai):
         app.include_router(module.router)
+    app.include_router(build_dashboard_router(lambda request: get_runtime(request).series, authenticate))
     # added innermost first: request id -> in-flight/drain -> body limit -> routes
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_request_bytes)
     app.add_middleware(InFlightMiddleware, inflight=inflight, exempt=PROBE_PATHS)

@@ -51,7 +51,7 @@ def failed_result(context: AgentContext, exc: BaseException, usage: Usage) -> Ag
     return AgentResult(
         run_id=context.run_id,
         template=context.template,
-        model=context.model or "",
+        model=context.model or "unknown",
         output="",
         status=status,
         session_id=context.session_id,

@@ -27,7 +27,8 @@
   }
 
   function usd(n) {
-    return "$" + (n >= 1 ? n.toFixed(2) : n.toFixed(n >= 0.01 ? 4 : 6));
+    if (n === 0) return "$0";
+    return "$" + (n >= 1 ? n.toFixed(2) : n >= 0.01 ? n.toFixed(4) : String(Number(n.toPrecision(3))));
   }
 
   function ms(v) {
@@ -49,9 +50,17 @@
     });
   }
 
-  function stacked(yTitle) {
-    return { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, title: { display: true, text: yTitle } } } };
+  // Stacked bars over the minutes; counts get whole-number ticks, money gets dollar ticks.
+  function stacked(yTitle, ticks) {
+    return {
+      scales: {
+        x: { stacked: true },
+        y: { stacked: true, beginAtZero: true, title: { display: true, text: yTitle }, ticks: ticks || { precision: 0 } },
+      },
+    };
   }
+
+  const usdTicks = { callback: function (value) { return usd(Number(value)); } };
 
   function setup() {
     makeChart("chart-runs", "bar", stacked("runs"));
@@ -59,15 +68,19 @@
       spanGaps: true,
       scales: { y: { beginAtZero: true, title: { display: true, text: "ms" } } },
       elements: { point: { radius: 2 } },
+      plugins: {
+        legend: { position: "bottom", labels: { boxWidth: 12, sort: function (a, b) { return a.text.localeCompare(b.text); } } },
+      },
     });
     makeChart("chart-tokens", "bar", stacked("tokens"));
-    makeChart("chart-cost", "bar", stacked("USD"));
+    makeChart("chart-cost", "bar", stacked("USD", usdTicks));
     makeChart("chart-problems", "bar", stacked("count"));
     makeChart("chart-templates", "bar", {
       indexAxis: "y",
       scales: {
         x: { beginAtZero: true, position: "bottom", title: { display: true, text: "tokens" } },
-        x2: { beginAtZero: true, position: "top", grid: { drawOnChartArea: false }, title: { display: true, text: "USD" } },
+        x2: { beginAtZero: true, position: "top", grid: { drawOnChartArea: false }, title: { display: true, text: "USD" },
+          ticks: usdTicks },
       },
     });
   }
@@ -96,7 +109,7 @@
     draw("chart-latency", labels, [
       { key: "p50", data: snap.latency_ms.p50, color: "#2b8a3e" },
       { key: "p95", data: snap.latency_ms.p95, color: "#f59f00" },
-      { key: "p99", data: snap.latency_ms.p99, color: "#c92a2a" },
+      { key: "p99", data: snap.latency_ms.p99, color: "#c92a2a", options: { borderDash: [6, 4], order: -1 } }, // on top, dashed
     ], { fill: false, tension: 0.2 });
     draw("chart-tokens", labels, perKey(snap.by_model, "tokens"));
     draw("chart-cost", labels, perKey(snap.by_model, "cost_usd"));

@@ -1,0 +1,258 @@
+"""Validate a ``WorkflowSpec`` against a factory and compile it to a LangGraph ``StateGraph``.
+
+Validation happens before anything is registered and every error names the step: unknown template or
+step, a cycle, a wiring a branch makes impossible, or an input mapping that reads a step which does
+not always run first ("missing input mapping").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
+
+from agent_runtime.agents.templates import AgentTemplate, read_template_data
+from agent_runtime.errors import NotFoundError, TemplateConfigError
+from agent_runtime.workflows._step import StepRunner, WorkflowState, retriable
+from agent_runtime.workflows.approval import template_needs_checkpointer
+from agent_runtime.workflows.spec import END_STEP, BranchSpec, StepSpec, WorkflowSpec, placeholders
+
+if TYPE_CHECKING:
+    from agent_runtime.agents.factory import AgentFactory
+
+__all__ = ["WorkflowPlan", "compile_workflow", "load_workflows", "plan_workflow", "register_workflow_spec"]
+
+
+@dataclass(frozen=True)
+class WorkflowPlan:
+    """The validated wiring: who runs after whom, and each step's resolved input mapping."""
+
+    spec: WorkflowSpec
+    upstream: dict[str, list[str]]
+    """Steps each step runs after (for a branch target: the steps that branch to it)."""
+    branch_targets: dict[str, list[str]]
+    """Branch target -> the steps whose branch can pick it."""
+    inputs: dict[str, str]
+    order: list[str]
+
+    def joins_all(self, step: StepSpec) -> bool:
+        return step.join == "all" and step.name not in self.branch_targets
+
+
+def _fail(spec: WorkflowSpec, step: str, problem: str) -> TemplateConfigError:
+    return TemplateConfigError(f"invalid workflow {spec.name!r}: step {step!r}: {problem}", details={"step": step})
+
+
+def plan_workflow(spec: WorkflowSpec, factory: AgentFactory) -> WorkflowPlan:
+    """Check ``spec`` against ``factory``'s templates; raise ``TemplateConfigError`` naming the step."""
+    names = [s.name for s in spec.steps]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise _fail(spec, name, "is declared twice")
+    known = set(names)
+    branch_targets: dict[str, list[str]] = {}
+    for step in spec.steps:
+        _check_template(spec, step, factory)
+        for target in step.branch.targets() if step.branch else ():
+            if target != END_STEP and target not in known:
+                raise _fail(spec, step.name, f"branch goes to unknown step {target!r}")
+            if target == step.name:
+                raise _fail(spec, step.name, "branches to itself (cycles are not allowed)")
+            if target != END_STEP:
+                branch_targets.setdefault(target, []).append(step.name)
+    upstream = {s.name: _upstream(spec, index, s, branch_targets) for index, s in enumerate(spec.steps)}
+    for step in spec.steps:
+        for dep in upstream[step.name]:
+            if dep not in known:
+                raise _fail(spec, step.name, f"runs after unknown step {dep!r}")
+            if spec.step(dep).branch is not None and step.name not in branch_targets:
+                raise _fail(spec, step.name, f"runs after {dep!r}, which branches: name it as a branch target")
+    order = _topological(spec, upstream)
+    guaranteed: dict[str, set[str]] = {}
+    plan = WorkflowPlan(spec, upstream, branch_targets, {}, order)
+    for name in order:
+        step = spec.step(name)
+        before = [{dep, *guaranteed[dep]} for dep in upstream[name]]
+        if not before:
+            guaranteed[name] = set()
+        elif plan.joins_all(step):
+            _check_join(spec, step, upstream[name])
+            guaranteed[name] = set().union(*before)
+        else:
+            guaranteed[name] = set.intersection(*before)
+        plan.inputs[name] = _input_mapping(spec, step, upstream[name], guaranteed[name], known)
+    return plan
+
+
+def _check_template(spec: WorkflowSpec, step: StepSpec, factory: AgentFactory) -> None:
+    if step.template == spec.name:
+        raise _fail(spec, step.name, "runs the workflow itself (cycles are not allowed)")
+    try:
+        factory.get_template(step.template)
+    except NotFoundError:
+        raise _fail(spec, step.name, f"unknown template {step.template!r}") from None
+
+
+def _upstream(spec: WorkflowSpec, index: int, step: StepSpec, branch_targets: dict[str, list[str]]) -> list[str]:
+    sources = branch_targets.get(step.name)
+    if sources is not None:
+        if step.after is not None and set(step.after) != set(sources):
+            raise _fail(spec, step.name, f"is a branch target of {sources}; it cannot also wait for {step.after}")
+        return list(sources)
+    if step.after is not None:
+        if step.name in step.after:
+            raise _fail(spec, step.name, "runs after itself (cycles are not allowed)")
+        return list(dict.fromkeys(step.after))
+    return [] if index == 0 else [spec.steps[index - 1].name]
+
+
+def _topological(spec: WorkflowSpec, upstream: dict[str, list[str]]) -> list[str]:
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            raise _fail(spec, name, f"is part of a cycle: {' -> '.join(reversed(cycle))}")
+        state[name] = 1
+        for dep in upstream[name]:
+            visit(dep, [*path, name])
+        state[name] = 2
+        order.append(name)
+
+    for step in spec.steps:
+        visit(step.name, [])
+    return order
+
+
+def _check_join(spec: WorkflowSpec, step: StepSpec, deps: list[str]) -> None:
+    for brancher in spec.steps:
+        alternatives = [d for d in deps if brancher.branch and d in brancher.branch.targets()]
+        if len(alternatives) > 1:
+            raise _fail(
+                spec,
+                step.name,
+                f"waits for all of {alternatives}, but the branch of {brancher.name!r} runs only one: use join: any",
+            )
+
+
+def _input_mapping(spec: WorkflowSpec, step: StepSpec, deps: list[str], guaranteed: set[str], known: set[str]) -> str:
+    if step.input is None:
+        if not deps:
+            return "{input}"
+        if len(deps) == 1:
+            return "{steps." + deps[0] + "}"
+        raise _fail(spec, step.name, f"missing input mapping: it runs after {deps}, so give it an `input`")
+    for name in placeholders(step.input):
+        if name not in known:
+            raise _fail(spec, step.name, f"input mapping reads unknown step {name!r}")
+        if name not in guaranteed:
+            raise _fail(spec, step.name, f"missing input mapping: {name!r} does not always run before it")
+    return step.input
+
+
+def compile_workflow(spec: WorkflowSpec | dict[str, Any], factory: AgentFactory) -> Any:
+    """Validate and compile to a LangGraph graph (no checkpointer: the executor binds the session's)."""
+    spec = WorkflowSpec.parse(spec)
+    plan = plan_workflow(spec, factory)
+    graph: StateGraph[WorkflowState] = StateGraph(WorkflowState)
+    needs_checkpointer = False
+    for step in spec.steps:
+        template = factory.get_template(step.template)
+        needs = template_needs_checkpointer(factory, template)
+        needs_checkpointer |= needs
+        runner = StepRunner(factory, step, plan.inputs[step.name], needs_checkpointer=needs)
+        retry = (
+            RetryPolicy(initial_interval=0.25, max_interval=8.0, max_attempts=step.retries + 1, retry_on=retriable)
+            if step.retries
+            else None
+        )
+        graph.add_node(step.name, runner.__call__, retry_policy=retry)
+    successors: set[str] = set()
+    for step in spec.steps:
+        deps = [] if step.name in plan.branch_targets else plan.upstream[step.name]
+        if step.name not in plan.branch_targets and not deps:
+            graph.add_edge(START, step.name)
+        elif plan.joins_all(step) and len(deps) > 1:
+            graph.add_edge(deps, step.name)
+        else:
+            for dep in deps:
+                graph.add_edge(dep, step.name)
+        successors.update(deps)
+        if step.branch is not None:
+            path_map: dict[str, str] = {t: END if t == END_STEP else t for t in step.branch.targets()}
+            graph.add_conditional_edges(step.name, _router(step.name, step.branch), path_map)  # type: ignore[arg-type]
+    for step in spec.steps:
+        if step.branch is None and step.name not in successors:
+            graph.add_edge(step.name, END)
+    compiled = graph.compile(name=spec.name)
+    compiled.requires_checkpointer = needs_checkpointer  # type: ignore[attr-defined]
+    return compiled
+
+
+def _router(name: str, branch: BranchSpec) -> Callable[[WorkflowState], str]:
+    def route(state: WorkflowState) -> str:
+        return branch.route((state.get("outputs") or {}).get(name, ""))
+
+    route.__name__ = f"route_{name}"
+    return route
+
+
+def register_workflow_spec(
+    factory: AgentFactory, spec: WorkflowSpec | dict[str, Any], *, replace: bool = False
+) -> WorkflowSpec:
+    """Validate, compile and register a declarative workflow, plus a template of the same name that runs
+    it (so ``executor.execute_async(AgentContext(template=<workflow name>, ...))`` works like any agent)."""
+    spec = WorkflowSpec.parse(spec)
+    if not replace and (spec.name in factory.workflows or spec.name in {t.name for t in factory.list_templates()}):
+        raise TemplateConfigError(f"workflow {spec.name!r} is already registered (pass replace=True)")
+    plan_workflow(spec, factory)  # reject now; compile on first use (a factory is built often, a graph rarely run)
+    factory.register_workflow(spec.name, builder=lambda: compile_workflow(spec, factory), replace=replace)
+    factory.register_template(_template_for(spec, factory), replace=replace)
+    return spec
+
+
+def _template_for(spec: WorkflowSpec, factory: AgentFactory) -> AgentTemplate:
+    """The template of a workflow. ``max_output_tokens`` bounds every step's model calls together, so quota
+    reservation (which assumes one call per template without tools) covers the whole workflow."""
+    budget = 0
+    for step in spec.steps:
+        template = factory.get_template(step.template)
+        budget += template.max_output_tokens * (2 if template.tools else 1)
+    return AgentTemplate(
+        name=spec.name,
+        description=spec.description or f"Workflow: {' -> '.join(s.name for s in spec.steps)}",
+        workflow=spec.name,
+        timeout_s=spec.timeout_s,
+        max_retries=0,  # steps retry on their own; retrying the whole workflow would repeat finished steps
+        max_output_tokens=min(budget, 1_000_000),
+        tags=["workflow", *spec.tags],
+        metadata={"steps": [s.name for s in spec.steps]},
+    )
+
+
+def load_workflows(factory: AgentFactory, path: Path, *, replace: bool = False) -> list[WorkflowSpec]:
+    """Register the ``workflows: [...]`` section of a template file (or of every such file in a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".toml", ".json"))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise TemplateConfigError(f"workflow path {path} does not exist")
+    registered: list[WorkflowSpec] = []
+    for file in files:
+        data = read_template_data(file)
+        items = data.get("workflows") if isinstance(data, dict) else None
+        if items is None:
+            continue
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise TemplateConfigError(f"template file {file}: `workflows` must be a list of mappings")
+        registered += [register_workflow_spec(factory, item, replace=replace) for item in items]
+    return registered

@@ -1,0 +1,166 @@
+"""The declarative workflow model: steps that are templates, wired by sequence, branches and fan-out/fan-in.
+
+A workflow is a list of steps. Each step runs one template's agent on a text built from the workflow's
+input and earlier steps' outputs (``input``). Wiring, in order of precedence:
+
+- ``after: [a, b]``: the step runs once its dependencies ran (``join: all``, the default, waits for every
+  one of them: fan-in; ``join: any`` runs after whichever ran, for the alternatives of a branch);
+- a step named as a ``branch`` target runs only when its brancher's output picks it;
+- otherwise a step runs after the step listed before it (a plain sequence); the first step is the root.
+
+Several steps after the same step run in parallel (fan-out). Workflows are acyclic: loops are not
+declarable (register a compiled LangGraph graph for those).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from agent_runtime.errors import TemplateConfigError
+
+__all__ = ["END_STEP", "BranchRule", "BranchSpec", "StepSpec", "WorkflowSpec", "placeholders", "render_input"]
+
+END_STEP = "end"
+"""Branch target that ends the workflow."""
+
+_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
+_PLACEHOLDER = re.compile(r"\{(input|steps\.([a-z][a-z0-9_\-]{0,63}))\}")
+_RESERVED = frozenset({END_STEP, "input", "steps", "__start__", "__end__"})
+
+
+class BranchRule(BaseModel):
+    """One test of a step's output (exactly one of ``contains``, ``regex``, ``equals``) and where it leads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contains: str | None = None
+    regex: str | None = None
+    equals: str | None = None
+    ignore_case: bool = True
+    goto: str
+    """The step to run when the test matches, or ``end``."""
+
+    @model_validator(mode="after")
+    def _one_test(self) -> BranchRule:
+        given = [k for k in ("contains", "regex", "equals") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a branch rule needs exactly one of contains, regex or equals")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.regex!r}: {exc}") from exc
+        return self
+
+    def matches(self, text: str) -> bool:
+        flags = re.I if self.ignore_case else 0
+        if self.regex is not None:
+            return re.search(self.regex, text, flags) is not None
+        if self.contains is not None:
+            return self.contains.lower() in text.lower() if self.ignore_case else self.contains in text
+        assert self.equals is not None
+        return text.strip().lower() == self.equals.lower() if self.ignore_case else text.strip() == self.equals
+
+
+class BranchSpec(BaseModel):
+    """Conditional routing on the step's own output: the first matching rule wins, else ``default``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: list[BranchRule] = Field(min_length=1)
+    default: str = END_STEP
+
+    def route(self, output: str) -> str:
+        return next((rule.goto for rule in self.rules if rule.matches(output)), self.default)
+
+    def targets(self) -> list[str]:
+        seen = [rule.goto for rule in self.rules] + [self.default]
+        return list(dict.fromkeys(seen))
+
+
+class StepSpec(BaseModel):
+    """One step: a template run on a mapped input, with its own timeout and retries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    template: str
+    input: str | None = None
+    """Text for the step's agent: ``{input}`` is the workflow input, ``{steps.NAME}`` a previous step's
+    output. Default: ``{input}`` for a root step, the output of its one dependency otherwise."""
+    after: list[str] | None = None
+    join: Literal["all", "any"] = "all"
+    branch: BranchSpec | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    retries: int = Field(default=0, ge=0, le=10)
+    """Extra attempts after a retriable failure (provider rate limit or outage, timeout)."""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must start with a lowercase letter and hold only a-z, 0-9, '_' or '-' (max 64)")
+        if value in _RESERVED:
+            raise ValueError(f"{value!r} is reserved")
+        return value
+
+
+class WorkflowSpec(BaseModel):
+    """A named declarative workflow; registering it also registers a template of the same name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    steps: list[StepSpec] = Field(min_length=1, max_length=64)
+    timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    """Timeout of the whole run (default: the runtime's run timeout)."""
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must start with a lowercase letter and hold only a-z, 0-9, '_' or '-' (max 64)")
+        return value
+
+    @classmethod
+    def parse(cls, data: WorkflowSpec | dict[str, Any]) -> WorkflowSpec:
+        """Validate ``data``, raising ``TemplateConfigError`` that names the step of each problem."""
+        if isinstance(data, WorkflowSpec):
+            return data
+        try:
+            return cls.model_validate(data)
+        except PydanticValidationError as exc:
+            name = data.get("name", "?") if isinstance(data, dict) else "?"
+            raise TemplateConfigError(
+                f"invalid workflow {name!r}: {'; '.join(_describe(data, err) for err in exc.errors())}"
+            ) from exc
+
+    def step(self, name: str) -> StepSpec:
+        return next(s for s in self.steps if s.name == name)
+
+
+def _describe(data: Any, error: Any) -> str:
+    loc = list(error["loc"])
+    where = ".".join(str(p) for p in loc) or "workflow"
+    if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int) and isinstance(data, dict):
+        steps = data.get("steps")
+        step = steps[loc[1]] if isinstance(steps, list) and loc[1] < len(steps) else None
+        label = step.get("name") if isinstance(step, dict) else None
+        where = f"step {label or '#' + str(loc[1])!r}" + ("." + ".".join(str(p) for p in loc[2:]) if loc[2:] else "")
+    return f"{where}: {error['msg']}"
+
+
+def placeholders(text: str) -> list[str]:
+    """Step names referenced by ``{steps.NAME}`` in an input mapping (``input`` itself is not listed)."""
+    return [m.group(2) for m in _PLACEHOLDER.finditer(text) if m.group(2)]
+
+
+def render_input(text: str, workflow_input: str, outputs: dict[str, str]) -> str:
+    """Fill an input mapping; values are inserted verbatim (braces inside them are never re-read)."""
+    return _PLACEHOLDER.sub(lambda m: workflow_input if m.group(2) is None else outputs.get(m.group(2), ""), text)

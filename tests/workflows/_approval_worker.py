@@ -1,0 +1,39 @@
+"""One process of the approval tests: start a gated run, or resume one, on a SQLite data dir.
+
+    python -m tests.workflows._approval_worker DATA_DIR CALLS_FILE start TEXT
+    python -m tests.workflows._approval_worker DATA_DIR CALLS_FILE resume ID DECISIONS_JSON
+
+Prints the run's result as one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from agent_runtime.runtime import Runtime
+from agent_runtime.settings import Settings
+from agent_runtime.types import AgentContext
+from tests.workflows.conftest import PRINCIPAL, gated_template, recording_tool
+
+
+async def main(data_dir: str, calls_file: str, action: str, arg: str, decisions: str | None) -> None:
+    settings = Settings(state_backend="sqlite", data_dir=Path(data_dir))
+    runtime = await Runtime.create(settings, with_event_bus=False)
+    try:
+        runtime.factory.register_tool(recording_tool(Path(calls_file)))
+        runtime.factory.register_template(gated_template())
+        if action == "start":
+            result = await runtime.executor.execute_async(AgentContext(input=arg, template="gated", principal=PRINCIPAL))
+        else:
+            result = await runtime.executor.resume_async(arg, json.loads(decisions or '"approve"'), principal=PRINCIPAL)
+        print(result.model_dump_json())
+    finally:
+        await runtime.aclose()
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    asyncio.run(main(args[0], args[1], args[2], args[3], args[4] if len(args) > 4 else None))

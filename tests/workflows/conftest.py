@@ -1,0 +1,49 @@
+"""Fixtures of the workflow tests: a factory with a few extra step templates, executors with sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent_runtime.agents.factory import AgentFactory
+from agent_runtime.orchestration.executor import AgentExecutor
+from agent_runtime.sessions.manager import SessionManager
+from agent_runtime.sessions.memory import MemorySessionStore
+from agent_runtime.types import AgentContext, Principal
+
+PRINCIPAL = Principal(tenant="acme", user="ann", scopes=frozenset({"admin"}))
+
+
+def recording_tool(calls_file: Path):  # type: ignore[no-untyped-def]
+    """A tool that appends each call to a file, so a test can prove whether it ever ran (in any process)."""
+
+    def publish(text: str) -> str:
+        """Publish the text."""
+        with calls_file.open("a", encoding="utf-8") as out:
+            out.write(text + "\n")
+        return f"published {text}"
+
+    return publish
+
+
+def gated_template(tool: str = "publish") -> dict[str, object]:
+    return {
+        "name": "gated",
+        "tools": [tool],
+        "middleware": [{"name": "human_in_the_loop", "options": {"interrupt_on": {tool: True}}}],
+    }
+
+
+@pytest.fixture
+def factory() -> AgentFactory:
+    return AgentFactory()
+
+
+@pytest.fixture
+def executor(factory: AgentFactory) -> AgentExecutor:
+    return AgentExecutor(factory, session_manager=SessionManager(MemorySessionStore()), collect_events=True)
+
+
+def ctx(text: str, template: str, **kw: object) -> AgentContext:
+    return AgentContext(input=text, template=template, principal=PRINCIPAL, **kw)
