@@ -20,6 +20,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for_port(
+    port: int,
+    *,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    timeout: float = 15.0,
+    hello: bytes = b"",
+    expect: bytes = b"",
+) -> None:
+    """Wait until ``port`` accepts a connection (and answers ``hello`` with ``expect``), or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited early with code {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                if not hello:
+                    return
+                conn.sendall(hello)
+                if conn.recv(16).startswith(expect):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start on port {port}")
+
+
 class RedisServer:
     """A real ``redis-server`` owned by the tests, so they can stop and restart it to test faults."""
 
@@ -40,16 +66,7 @@ class RedisServer:
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", ""]
         args += ["--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+        wait_for_port(self.port, what="redis-server", proc=self.proc, hello=b"PING\r\n", expect=b"+PONG")
 
     def stop(self) -> None:
         if self.proc is not None:

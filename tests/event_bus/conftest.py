@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from agent_runtime.event_bus import EventBus, MemoryEventBus
 
-from ..conftest import free_port
+from ..conftest import free_port, wait_for_port
 
 
 def tansu_binary() -> str:
@@ -51,16 +50,10 @@ class KafkaBroker:
         args += ["--storage-engine", "memory://tansu/"]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tansu exited early: {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"tansu did not accept connections on port {self.port}")
+        try:
+            wait_for_port(self.port, what="tansu", proc=self.proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {self.log.read_text()[-2000:]}") from None
 
     def stop(self) -> None:
         if self.proc is not None:

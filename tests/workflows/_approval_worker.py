@@ -26,7 +26,9 @@ async def main(data_dir: str, calls_file: str, action: str, arg: str, decisions:
         runtime.factory.register_tool(recording_tool(Path(calls_file)))
         runtime.factory.register_template(gated_template())
         if action == "start":
-            result = await runtime.executor.execute_async(AgentContext(input=arg, template="gated", principal=PRINCIPAL))
+            result = await runtime.executor.execute_async(
+                AgentContext(input=arg, template="gated", principal=PRINCIPAL)
+            )
         else:
             result = await runtime.executor.resume_async(arg, json.loads(decisions or '"approve"'), principal=PRINCIPAL)
         print(result.model_dump_json())

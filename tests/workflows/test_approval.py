@@ -71,7 +71,7 @@ async def test_edit_in_a_named_session_and_no_second_resume(executor: AgentExecu
     context = ctx(ASK, "gated", session_id="ses_review", metadata={"create_session": True})
     paused = await executor.execute_async(context)
     assert paused.status == "interrupted" and paused.metadata["resume_id"] == "ses_review"
-    with pytest.raises(ValidationError, match="not allowed|needs `args`"):
+    with pytest.raises(ValidationError, match=r"needs `args`"):
         await executor.resume_async("ses_review", {"type": "edit"}, principal=PRINCIPAL)
     stranger = Principal(tenant="acme", user="bob", scopes=frozenset({"admin"}))
     with pytest.raises(SessionNotFoundError):

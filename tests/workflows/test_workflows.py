@@ -49,7 +49,9 @@ def test_three_step_workflow_sync(executor: AgentExecutor) -> None:
 
 
 async def test_three_step_workflow_streams_each_step(executor: AgentExecutor) -> None:
-    events: list[StreamEvent] = [e async for e in executor.execute_stream(ctx("redis connection pool", "research_report"))]
+    events: list[StreamEvent] = [
+        e async for e in executor.execute_stream(ctx("redis connection pool", "research_report"))
+    ]
     final = events[-1]
     assert final.type == "final"
     _check_three_steps(AgentResult.model_validate(final.data))
@@ -115,7 +117,7 @@ async def test_fan_out_costs_add_up(executor: AgentExecutor) -> None:
     )
     result = await executor.execute_async(ctx("the sea", "fan"))
     steps = {s["step"]: s for s in result.metadata["steps"]}
-    assert list(steps)[0] == "plan" and list(steps)[-1] == "merge"
+    assert next(iter(steps)) == "plan" and list(steps)[-1] == "merge"
     assert {"numbers", "facts", "poem"} == set(list(steps)[1:4])  # the fan-out ran in one superstep
     assert "145" in steps["numbers"]["output"] and "kafka" in steps["facts"]["output"].lower()
     fan = [steps[name]["usage"] for name in ("numbers", "facts", "poem")]
@@ -170,7 +172,9 @@ async def test_fan_out_costs_add_up(executor: AgentExecutor) -> None:
         ([{"name": "a", "template": "writer", "timeout_s": -1}], r"step 'a'\.timeout_s"),
     ],
 )
-def test_invalid_declarations_name_the_step(factory: AgentFactory, steps: list[dict[str, object]], message: str) -> None:
+def test_invalid_declarations_name_the_step(
+    factory: AgentFactory, steps: list[dict[str, object]], message: str
+) -> None:
     with pytest.raises(TemplateConfigError, match=message):
         register_workflow_spec(factory, {"name": "bad", "steps": steps})
     assert "bad" not in factory.workflows  # nothing half-registered
@@ -201,7 +205,9 @@ async def test_step_retries_retriable_errors() -> None:
 
 async def test_step_timeout_names_the_step() -> None:
     factory = AgentFactory(model_resolver=resolver_for(OfflineChatModel(token_latency_ms=100)))
-    register_workflow_spec(factory, {"name": "slow", "steps": [{"name": "lag", "template": "writer", "timeout_s": 0.05}]})
+    register_workflow_spec(
+        factory, {"name": "slow", "steps": [{"name": "lag", "template": "writer", "timeout_s": 0.05}]}
+    )
     with pytest.raises(RunTimeoutError, match="step 'lag'") as info:
         await AgentExecutor(factory).execute_async(ctx("a long poem about the sea", "slow"))
     assert info.value.details["step"] == "lag"
