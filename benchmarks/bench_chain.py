@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
+
+from _servers import local_redis
 
 from agent_runtime.agents.factory import AgentFactory
 from agent_runtime.orchestration.executor import AgentExecutor
@@ -25,24 +23,6 @@ from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext
 
 QUESTION = "what is 17*23+4?"
-
-
-def start_redis() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    binary = shutil.which("redis-server") or "redis-server"
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tempfile.mkdtemp()],
-        stdout=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 async def runtime_with_key(settings: Settings) -> tuple[Runtime, str]:
@@ -64,8 +44,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     logging.getLogger("agent_runtime").setLevel(logging.WARNING)  # the logging middleware formats, not prints
-    redis_proc, redis_url = start_redis()
-    try:
+    with local_redis() as redis_url:
         memory_rt, memory_key = await runtime_with_key(Settings(state_backend="memory"))
         redis_rt, redis_key = await runtime_with_key(Settings(state_backend="redis", redis_url=redis_url))
         bare = AgentExecutor(AgentFactory(Settings(state_backend="memory")))
@@ -86,8 +65,6 @@ async def main() -> None:
             print(f"| {name} | {r:.0f} | {1000 / r:.3f} | {(base / r - 1) * 100:+.1f}% |")
         await memory_rt.aclose()
         await redis_rt.aclose()
-    finally:
-        redis_proc.terminate()
 
 
 if __name__ == "__main__":

