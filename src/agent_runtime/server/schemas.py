@@ -148,6 +148,18 @@ class RunRequest(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class ResumeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: Literal["approve", "reject"] | dict[str, Any] | list[dict[str, Any] | str] = Field(
+        description=(
+            '`"approve"`, `"reject"`, `{"type": "edit", "args": {...}}`, `{"type": "reject", "message": "..."}`, '
+            "a list with one decision per pending call, or a map from interrupt id to decision."
+        )
+    )
+    stream: bool = False
+
+
 class RunResponse(BaseModel):
     run_id: str
     template: str

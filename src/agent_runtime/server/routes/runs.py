@@ -18,7 +18,7 @@ from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, request_id, require_scope
 from agent_runtime.server.errors import status_for_code
 from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE
-from agent_runtime.server.schemas import RunRequest, RunResponse
+from agent_runtime.server.schemas import ResumeRequest, RunRequest, RunResponse
 from agent_runtime.server.sse import EventStreamResponse, sse_event
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
 
@@ -98,7 +98,11 @@ async def open_stream(runtime: Runtime, context: AgentContext) -> tuple[StreamEv
         retries = template.max_retries
     except AgentRuntimeError:
         retries = 0
-    stream = runtime.executor.execute_stream(context, max_retries=retries)
+    return await first_event(runtime.executor.execute_stream(context, max_retries=retries))
+
+
+async def first_event(stream: AsyncIterator[StreamEvent]) -> tuple[StreamEvent, AsyncIterator[StreamEvent]]:
+    """Wait for a stream's first event; an immediate error is raised (with its status), not streamed."""
     first = await anext(stream)
     if first.type == "error":
         await aclose(stream)
@@ -175,3 +179,25 @@ async def create_run(body: RunRequest, request: Request, principal: CurrentPrinc
         return run_response(result)
     first, stream = await open_stream(runtime, context)
     return EventStreamResponse(_run_events(first, stream), headers={"X-Run-Id": context.run_id})
+
+
+@router.post(
+    "/v1/runs/{run_id}/resume",
+    response_model=RunResponse,
+    responses={200: SSE_RESPONSE, **ERRORS},
+    summary="Answer a run waiting for approval",
+    description=(
+        "Approves, edits or rejects the pending tool calls of an `interrupted` run and runs it to its next "
+        "stop, on any worker. `run_id` is the run's id, or the session id given as `metadata.resume_id` "
+        "when the run was held in a named session. 404: no such run for this caller; 409: nothing is "
+        "waiting; 422: the decisions do not fit the pending calls."
+    ),
+)
+async def resume_run(
+    run_id: str, body: ResumeRequest, request: Request, principal: CurrentPrincipal, runtime: CurrentRuntime
+) -> Any:
+    options: dict[str, Any] = {"principal": principal, "request_id": request_id(request)}
+    if not body.stream:
+        return run_response(await runtime.executor.resume_async(run_id, body.decisions, **options))
+    first, stream = await first_event(runtime.executor.resume_stream(run_id, body.decisions, **options))
+    return EventStreamResponse(_run_events(first, stream), headers={"X-Run-Id": run_id})
