@@ -227,3 +227,13 @@ async def test_corrupt_data_is_a_clear_error_and_isolated(manager: SessionManage
 async def test_ping_and_backend_name(backend: str, manager: SessionManager) -> None:
     await manager.ping()
     assert manager.backend == backend
+
+
+async def test_record_run_counts_the_whole_conversation(manager: SessionManager) -> None:
+    session = await manager.create_session("u1", tenant="t1")
+    await manager.record_run(session.id, added=2)
+    grown = await manager.record_run(session.id, added=4)
+    assert grown.message_count == 6
+    assert (await manager.record_run(session.id, 3)).message_count == 3
+    with pytest.raises(ValidationError):
+        await manager.record_run(session.id, added=-1)

@@ -266,12 +266,12 @@ class AgentExecutor:
         config = {"configurable": {"thread_id": context.session_id}}
         async with sessions.lock(session.id):
             result = await self._invoke(context, agent, model_name, timeout_s, config=config, workflow=workflow)
-        with contextlib.suppress(AgentRuntimeError):
-            if session.metadata.get("implicit") and result.status != "interrupted":
-                await sessions.delete_session(session.id)  # an approval session outlives only a pause
-                result.session_id = None
-            else:
-                await sessions.record_run(session.id, len(result.messages))
+            with contextlib.suppress(AgentRuntimeError):
+                if session.metadata.get("implicit") and result.status != "interrupted":
+                    await sessions.delete_session(session.id)  # an approval session outlives only a pause
+                    result.session_id = None
+                else:  # this run's input plus what it produced
+                    await sessions.record_run(session.id, added=len(result.messages) + 1)
         return result
 
     def _sessions(self) -> SessionManager:

@@ -183,12 +183,14 @@ class SessionManager:
             raise ValidationError("ttl_s must be positive")
         return await self._save(session, ttl_s=ttl)
 
-    async def record_run(self, session_id: str, message_count: int) -> Session:
-        """Note a finished run: new message count, updated time, expiry slid forward."""
-        if message_count < 0:
-            raise ValidationError("message_count must be non-negative")
+    async def record_run(self, session_id: str, message_count: int | None = None, *, added: int = 0) -> Session:
+        """Note a finished run: the conversation's message count (given, or grown by ``added``), updated
+        time, expiry slid forward. Call it while holding the session's lock when using ``added``."""
+        if (message_count is not None and message_count < 0) or added < 0:
+            raise ValidationError("message counts must be non-negative")
         session = await self.get_session(session_id)
-        return await self._save(session, message_count=message_count)
+        total = message_count if message_count is not None else session.message_count + added
+        return await self._save(session, message_count=total)
 
     async def _save(self, session: Session, *, ttl_s: float | None = None, **changes: Any) -> Session:
         now = from_ts(now_ts())
