@@ -146,5 +146,7 @@ def _event_bus(
         return None, None
     bus = build_event_bus(settings)
     publisher = SafePublisher(bus, on_lost=lambda event, exc: metrics.eventbus("lost"))
-    observers.append(EventObserver(publisher))
+    observer = EventObserver(publisher)
+    observers.append(observer)
+    sessions.on_event = observer.session_event
     return bus, publisher

@@ -135,7 +135,7 @@ class EventObserver:
     # -- SessionManager.on_event --------------------------------------------------------------------
     def session_event(self, type: str, data: dict[str, Any]) -> None:
         """The session manager's hook: ``session.created`` / ``session.expired`` with a ``tenant`` key."""
-        payload = dict(data)
+        payload = {key: value for key, value in data.items() if value is not None}
         tenant = payload.pop("tenant", None)
         self._queue((type, tenant, None, None, 0, payload))
 

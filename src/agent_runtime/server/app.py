@@ -26,6 +26,7 @@ from fastapi import FastAPI
 
 from agent_runtime.orchestration.middleware.auth import AuthMiddleware
 from agent_runtime.orchestration.middleware.defaults import jwt_verifier_from
+from agent_runtime.orchestration.middleware.logging import configure_json_logging
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.asgi import BodyLimitMiddleware, InFlight, InFlightMiddleware, RequestIdMiddleware
 from agent_runtime.server.dashboard import build_dashboard_router
@@ -136,7 +137,9 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
 
 def create_app_from_env() -> FastAPI:
     """The app of one worker process: settings from the environment, its own runtime."""
-    return create_app(settings=load_settings(), tune_gc=True)
+    settings = load_settings()
+    configure_json_logging(settings.log_level.upper())
+    return create_app(settings=settings, tune_gc=True)
 
 
 def _attach(app: FastAPI, runtime: Runtime) -> None:

@@ -25,6 +25,7 @@ import uvicorn
 import yaml
 
 from agent_runtime.orchestration.middleware.defaults import open_security_stores
+from agent_runtime.orchestration.middleware.logging import configure_json_logging
 from agent_runtime.runtime import Runtime
 from agent_runtime.security.keys import KeyService
 from agent_runtime.server.app import DEFAULT_DRAIN_TIMEOUT_S, create_app
@@ -73,6 +74,7 @@ def _drain_s(settings: Settings) -> float:
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the HTTP API until SIGINT/SIGTERM (which drains in-flight runs first)."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
+    configure_json_logging(settings.log_level.upper())
     if workers <= 1:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve_one(settings, host, port))

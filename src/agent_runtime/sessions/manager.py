@@ -13,7 +13,7 @@ length policy is ``HistoryLimitMiddleware`` (see ``history.py``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +46,8 @@ class SessionManager:
         lock_lease_s: how long a lock outlives a crashed holder (renewed while the holder lives).
         busy_policy: ``"wait"`` (bounded by ``lock_timeout_s``) or ``"fail"`` at once; both end in
             ``SessionBusyError`` when the session stays busy.
+        on_event: called as ``on_event("session.created" | "session.expired", data)`` (the event bus
+            hook); best effort: its failures are swallowed, never the session operation's.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class SessionManager:
         lock_timeout_s: float = 30.0,
         lock_lease_s: float = 30.0,
         busy_policy: BusyPolicy = "wait",
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         if ttl_s <= 0 or lock_lease_s <= 0 or lock_timeout_s < 0:
             raise ValidationError("ttl_s and lock_lease_s must be positive, lock_timeout_s non-negative")
@@ -71,6 +74,12 @@ class SessionManager:
         self._locks = SessionLocks(store, timeout_s=lock_timeout_s, lease_s=lock_lease_s, policy=busy_policy)
         self._checkpointer: Any = None
         self._checkpointer_ready = False
+        self.on_event = on_event
+
+    def _emit(self, type: str, data: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            with contextlib.suppress(Exception):  # events are best effort: never fail a session operation
+                self.on_event(type, data)
 
     @property
     def backend(self) -> str:
@@ -129,6 +138,7 @@ class SessionManager:
         if session_id is not None:
             # a chosen id may name an expired, not yet swept session: its old conversation must not leak in
             await (await self._saver()).adelete_thread(sid)
+        self._emit("session.created", {"session_id": sid, "tenant": tenant, "user": user_id, "template": template})
         return session
 
     async def get_session(self, session_id: str, *, tenant: str | None = None, user_id: str | None = None) -> Session:
@@ -207,6 +217,7 @@ class SessionManager:
         removed = await self.store.pop_expired(now_ts())
         for session_id in removed:
             await (await self._saver()).adelete_thread(session_id)
+            self._emit("session.expired", {"session_id": session_id})
         return len(removed)
 
     @contextlib.asynccontextmanager

@@ -88,13 +88,19 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_json_logging(level: str | int = "INFO", stream: Any = None) -> logging.Handler:
-    """Send ``agent_runtime`` logs to ``stream`` (stderr) as redacted JSON lines; returns the handler."""
+    """Send ``agent_runtime`` logs to ``stream`` (stderr) as redacted JSON lines; returns the handler.
+
+    Idempotent (a second call replaces the first handler), and the records do not also propagate to
+    the root logger, so each run is logged exactly once."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RedactionFilter())
     logger = logging.getLogger("agent_runtime")
+    for old in [h for h in logger.handlers if isinstance(h.formatter, JsonFormatter)]:
+        logger.removeHandler(old)
     logger.addHandler(handler)
     logger.setLevel(level)
+    logger.propagate = False
     return handler
 
 
