@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     templates_dir: Path | None = None
     documents_dir: Path | None = None
     price_file: Path | None = None
+    triggers_file: Path | None = None
+    """YAML or TOML file with a ``triggers`` list of rules for ``agent-runtime consume``."""
     middlewares: list[str] = Field(default_factory=lambda: ["auth", "rate_limit", "cost", "logging"])
     jwt_secret: str | None = None
     jwt_public_key: str | None = None

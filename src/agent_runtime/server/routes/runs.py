@@ -8,9 +8,9 @@ rate limit, quota, unknown session) still get their own HTTP status instead of a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
 from agent_runtime.errors import AgentRuntimeError, BadRequestError, ConfigurationError
 from agent_runtime.models.resolve import is_offline_spec, resolve_model
@@ -18,7 +18,7 @@ from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, request_id, require_scope
 from agent_runtime.server.errors import status_for_code
 from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE
-from agent_runtime.server.schemas import ResumeRequest, RunRequest, RunResponse
+from agent_runtime.server.schemas import ID_PATTERN, ResumeRequest, RunRequest, RunResponse
 from agent_runtime.server.sse import EventStreamResponse, sse_event
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
 
@@ -194,7 +194,11 @@ async def create_run(body: RunRequest, request: Request, principal: CurrentPrinc
     ),
 )
 async def resume_run(
-    run_id: str, body: ResumeRequest, request: Request, principal: CurrentPrincipal, runtime: CurrentRuntime
+    run_id: Annotated[str, Path(pattern=ID_PATTERN, description="The run id, or its `resume_id`.")],
+    body: ResumeRequest,
+    request: Request,
+    principal: CurrentPrincipal,
+    runtime: CurrentRuntime,
 ) -> Any:
     options: dict[str, Any] = {"principal": principal, "request_id": request_id(request)}
     if not body.stream:
