@@ -8,7 +8,7 @@ from typing import Any
 
 from agent_runtime.errors import BackendError
 
-__all__ = ["connect_sqlite", "sqlite_errors"]
+__all__ = ["connect_sqlite", "sqlite_errors", "sqlite_ping"]
 
 
 async def connect_sqlite(path: Path | str) -> Any:
@@ -40,3 +40,9 @@ class sqlite_errors:  # noqa: N801 - used as a context manager, reads like one
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, sqlite3.Error):
             raise BackendError(f"SQLite failed during {self.operation}: {exc}") from exc
+
+
+async def sqlite_ping(conn: Any, operation: str) -> None:
+    """``SELECT 1`` on ``conn``: the readiness probe of an SQLite backend."""
+    async with sqlite_errors(operation), conn.execute("SELECT 1") as cur:
+        await cur.fetchone()

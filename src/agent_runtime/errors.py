@@ -27,7 +27,8 @@ so the library, the CLI and the HTTP layer agree on what went wrong::
         │   └── ProviderConnectionError provider_unreachable   502  (retriable)
         ├── ToolExecutionError          tool_error             500
         ├── RunTimeoutError             timeout                504  (retriable)
-        └── RunCancelledError           cancelled              499
+        ├── RunCancelledError           cancelled              499
+        └── RunAbandonedError           abandoned              500  (its worker died mid-run)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "ProviderRateLimitError",
     "QuotaExceededError",
     "RateLimitError",
+    "RunAbandonedError",
     "RunCancelledError",
     "RunNotFoundError",
     "RunTimeoutError",
@@ -222,3 +224,9 @@ class RunTimeoutError(AgentRunError):
 class RunCancelledError(AgentRunError):
     code = "cancelled"
     status_code = 499
+
+
+class RunAbandonedError(AgentRunError):
+    """The worker running it died (no heartbeat); found and closed by the run reaper."""
+
+    code = "abandoned"

@@ -7,13 +7,17 @@ session manager, key service, rate limiter, quota ledger, cost tracker, metrics 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_runtime._redis import use_circuit_breaker
 from agent_runtime.agents.factory import AgentFactory
-from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.errors import AgentRuntimeError, RunAbandonedError
 from agent_runtime.monitoring.cost_tracker import CostTracker, build_cost_tracker
 from agent_runtime.monitoring.metrics import RuntimeMetrics
 from agent_runtime.monitoring.observer import MetricsObserver
@@ -22,6 +26,8 @@ from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.orchestration.middleware.cost import CostEstimate, upper_bound_estimate
 from agent_runtime.orchestration.middleware.defaults import SecurityStores, build_middlewares, open_security_stores
 from agent_runtime.orchestration.observers import RunObserver
+from agent_runtime.orchestration.retry_budget import RetryBudget
+from agent_runtime.orchestration.runs import AbandonedHook, RunReaper, RunRecord, RunTracker, build_run_store
 from agent_runtime.sessions import SessionManager, build_session_manager
 from agent_runtime.settings import Settings, load_settings
 from agent_runtime.types import AgentContext, AgentResult
@@ -45,6 +51,10 @@ class Runtime:
     closers: list[Any] = field(default_factory=list)
     series: RunSeries = field(default_factory=RunSeries)
     """Per-worker minute series behind /dashboard (Prometheus is the fleet-wide view)."""
+    runs: RunTracker | None = None
+    """This process's in-flight runs in the run registry (``runs.store``)."""
+    reaper: RunReaper | None = None
+    _reaper_task: asyncio.Task[None] | None = None
 
     @property
     def keys(self) -> Any:
@@ -68,6 +78,9 @@ class Runtime:
         cost_tracker = build_cost_tracker(settings)
         metrics = metrics or RuntimeMetrics(tenant_allowlist=settings.metrics_tenant_allowlist)
         series = series or RunSeries()
+        closers: list[Any] = []
+        if "redis" in (settings.state_backend, settings.event_bus):
+            closers.append(_redis_breaker(settings, metrics))
         observers: list[RunObserver] = [MetricsObserver(metrics), DashboardObserver(series)]
         event_bus = publisher = None
         if with_event_bus:
@@ -78,6 +91,19 @@ class Runtime:
             estimate=lambda context: _estimate(context, factory, cost_tracker),
             usage_recorder=lambda context, result: _record_usage(cost_tracker, context, result),
         )
+        if hasattr(security.limiter, "on_fallback"):  # fail-open rate limiting: count decisions taken locally
+            security.limiter.on_fallback = lambda: metrics.backend_error("redis", "ratelimit_local_fallback")
+        rel = settings.reliability
+        store = build_run_store(settings)
+        tracker = RunTracker(store, heartbeat_s=rel.run_heartbeat_s, abandon_after_s=rel.run_abandon_after_s)
+        reaper = RunReaper(
+            store,
+            abandon_after_s=rel.run_abandon_after_s,
+            ledger=security.ledger,
+            charge=rel.abandoned_run_charge,
+            on_abandoned=_report_abandoned(metrics, publisher),
+        )
+        budget = RetryBudget(rel.retry_budget_per_minute) if rel.retry_budget_per_minute is not None else None
         executor = AgentExecutor(
             factory,
             settings=settings,
@@ -86,10 +112,12 @@ class Runtime:
             observers=observers,
             price_table=cost_tracker.price_table,
             collect_events=collect_events,
+            retry_budget=budget,
+            run_tracker=tracker,
         )
-        closers: list[Any] = [sessions, security, cost_tracker]
+        closers += [sessions, security, cost_tracker, store, tracker]
         if publisher is not None:
-            closers += [publisher, event_bus]
+            closers += [event_bus, publisher]  # aclose runs in reverse: flush the publisher, then close the bus
         return cls(
             settings,
             factory,
@@ -102,9 +130,31 @@ class Runtime:
             publisher,
             closers,
             series,
+            tracker,
+            reaper,
         )
 
+    async def reap_abandoned_runs(self) -> list[RunRecord]:
+        """Close the runs of dead workers now (the server also does it every ``reaper_interval_s``)."""
+        return await self.reaper.reap() if self.reaper is not None else []
+
+    def start_reaper(self) -> None:
+        """Reap abandoned runs now and then every ``reliability.reaper_interval_s``, in the background."""
+        if self.reaper is not None and (self._reaper_task is None or self._reaper_task.done()):
+            interval = self.settings.reliability.reaper_interval_s
+            self._reaper_task = asyncio.get_running_loop().create_task(
+                self.reaper.run_forever(interval), name="agent-runtime-run-reaper"
+            )
+
+    async def stop_reaper(self) -> None:
+        task, self._reaper_task = self._reaper_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                await task
+
     async def aclose(self) -> None:
+        await self.stop_reaper()
         await self.executor.aclose()
         for closer in reversed(self.closers):
             with contextlib.suppress(AgentRuntimeError, OSError):
@@ -133,6 +183,46 @@ def _estimate(context: AgentContext, factory: AgentFactory, costs: CostTracker) 
         usd_per_input_token=(price.input_per_mtok if price else 0.0) / 1e6,
         usd_per_output_token=(price.output_per_mtok if price else 0.0) / 1e6,
     )
+
+
+class _Unsubscribe:
+    """A closer that detaches this runtime's metrics from the process-wide Redis circuit breaker."""
+
+    def __init__(self, unsubscribe: Callable[[], None]) -> None:
+        self._unsubscribe = unsubscribe
+
+    async def aclose(self) -> None:
+        self._unsubscribe()
+
+
+def _redis_breaker(settings: Settings, metrics: RuntimeMetrics) -> _Unsubscribe:
+    """Install the process's breaker for the Redis server and count its failures and refusals."""
+    rel = settings.reliability
+    breaker = use_circuit_breaker(settings.redis_url, failures=rel.breaker_failures, cooldown_s=rel.breaker_cooldown_s)
+    operations = {"failure": "connection_failure", "rejected": "circuit_open"}
+
+    def count(event: str) -> None:
+        if event in operations:
+            metrics.backend_error("redis", operations[event])
+
+    return _Unsubscribe(breaker.subscribe(count))
+
+
+def _report_abandoned(metrics: RuntimeMetrics, publisher: Any) -> AbandonedHook:
+    """``run.failed`` (code ``abandoned``) on the bus and in the run metrics, for each reaped run."""
+
+    async def report(record: RunRecord, error: RunAbandonedError) -> None:
+        metrics.run_failed(record.template, error.code, max(0.0, time.time() - record.started_at))
+        if publisher is None:
+            return
+        from agent_runtime.event_bus.events import EventType, make_event
+
+        payload: dict[str, Any] = {"template": record.template, "error_code": error.code, "message": error.message}
+        payload |= {"attempt": record.attempt, "session_id": record.session_id}
+        event = make_event(EventType.RUN_FAILED, payload, tenant=record.tenant, run_id=record.run_id)
+        await publisher.publish(event)
+
+    return report
 
 
 def _event_bus(

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["EventBusSettings", "LimitSettings", "RedisSettings", "Settings", "load_settings"]
+__all__ = ["EventBusSettings", "LimitSettings", "RedisSettings", "ReliabilitySettings", "Settings", "load_settings"]
 
 
 class RedisSettings(BaseModel):
@@ -41,6 +41,8 @@ class LimitSettings(BaseModel):
     max_history_messages: int = 200
     session_ttl_s: float = 7 * 24 * 3600
     session_lock_timeout_s: float = 30.0
+    session_lease_s: float = 30.0
+    """How long a session's run lock outlives a worker that died holding it (renewed while it lives)."""
     session_busy_policy: Literal["wait", "fail"] = "wait"
 
 
@@ -58,6 +60,28 @@ class EventBusSettings(BaseModel):
     """Pending Redis entries idle this long are taken over from their (presumed dead) consumer."""
     kafka_partitions: int = 4
     kafka_idempotent: bool = True
+
+
+class ReliabilitySettings(BaseModel):
+    """Failure policies (``AGENT_RUNTIME_RELIABILITY__...``); README "Failure policies" explains each."""
+
+    breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive Redis connection failures or timeouts that open the process's circuit breaker."""
+    breaker_cooldown_s: float = Field(default=2.0, gt=0)
+    """How long an open breaker refuses Redis calls at once before letting one probe through."""
+    rate_limit_on_backend_error: Literal["fail_open", "fail_closed"] = "fail_open"
+    """``fail_open``: while Redis is down, limit with a local per-worker limiter; ``fail_closed``: 503."""
+    retry_budget_per_minute: int | None = Field(default=60, ge=0)
+    """Retries (``execute_with_retry`` / stream retries) one tenant may make per minute in one worker;
+    ``None``: no budget (each run still stops at its ``max_retries``)."""
+    run_heartbeat_s: float = Field(default=10.0, gt=0)
+    """How often a worker marks its runs older than this as still alive (one batched write)."""
+    run_abandon_after_s: float = Field(default=60.0, gt=0)
+    """A run whose heartbeat is older than this is ``abandoned`` by the reaper (its worker died)."""
+    reaper_interval_s: float = Field(default=30.0, gt=0)
+    """How often a server process looks for abandoned runs (also once at start-up)."""
+    abandoned_run_charge: Literal["reserved", "release"] = "reserved"
+    """What an abandoned run's quota reservation turns into: its reserved upper bound, or nothing."""
 
 
 class Settings(BaseSettings):
@@ -99,6 +123,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     events: EventBusSettings = Field(default_factory=EventBusSettings)
+    reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,10 @@ in-flight runs finish, their events are acked, and the bus and stores are closed
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -34,6 +38,7 @@ __all__ = ["consume"]
 def consume(group: str, triggers_file: Path | None, tenant: str, max_depth: int, concurrency: int) -> None:
     """Run the event consumers (trigger rules) of GROUP until SIGTERM or SIGINT."""
     settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
     if triggers_file is not None:
         settings = settings.model_copy(update={"triggers_file": triggers_file})
     _run(_consume(settings, group, tenant=tenant, max_depth=max_depth, concurrency=concurrency))
@@ -60,13 +65,31 @@ async def _consume(settings: Settings, group: str, *, tenant: str, max_depth: in
         registry = ConsumerRegistry()
         handler.register(registry, concurrency=concurrency)
         runner = ConsumerRunner(bus, group, registry)
-        task = asyncio.create_task(runner.run())
-        while len(runner.subscriptions) < len(registry) and not task.done():
-            await asyncio.sleep(0.01)
-        if not task.done():
+        with _stop_signals() as stopping:
+            await runner.start()
             names = ", ".join(rule.name for rule in rules)
             click.echo(f"consuming group {group} on the {bus.backend} bus; triggers: {names}", err=True)
-        await task
+            await stopping.wait()
+            click.echo("stopping: finishing in-flight runs", err=True)
+            await runner.stop()
+        await runtime.publisher.flush(timeout=runner.shutdown_timeout_s)  # the last runs' events go out first
         click.echo(f"stopped: {handler.stats}", err=True)
     finally:
         await runtime.aclose()
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGTERM / SIGINT while the block runs (handlers removed afterwards)."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stopping.set)
+            installed.append(sig)
+    try:
+        yield stopping
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

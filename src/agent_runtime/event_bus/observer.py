@@ -88,8 +88,18 @@ class EventObserver:
         self._emit(EventType.RUN_STARTED, context, payload)
 
     def run_finished(self, context: AgentContext, result: AgentResult) -> None:
+        if result.status == "cancelled":  # an abandoned stream: charged, but it did not complete
+            payload: dict[str, Any] = {
+                "template": context.template,
+                "error_code": "cancelled",
+                "message": "run cancelled",
+                "duration_ms": result.duration_ms,
+                "attempt": context.attempt,
+            }
+            self._emit(EventType.RUN_FAILED, context, payload)
+            return
         output = result.output
-        payload: dict[str, Any] = {
+        payload = {
             "template": context.template,
             "output": output if len(output) <= MAX_OUTPUT_CHARS else output[:MAX_OUTPUT_CHARS],
             "usage": result.usage,
@@ -138,6 +148,12 @@ class EventObserver:
         payload = {key: value for key, value in data.items() if value is not None}
         tenant = payload.pop("tenant", None)
         self._queue((type, tenant, None, None, 0, payload))
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Hand buffered notifications to the publisher now and wait (bounded) until the bus has them."""
+        if self._buffer:
+            self._flush()
+        await self.publisher.flush(timeout)
 
     # -- internals ----------------------------------------------------------------------------------
     def _emit(self, type: str, context: AgentContext, payload: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ A rules file (YAML or TOML) holds a ``triggers`` list::
           - {path: event.source, equals: crm}
         template: analyst
         input: "Please analyse: {payload.text}"
-        session: per-event                # none | per-event | {mode: fixed, id: ses_x} | {mode: field, field: payload.sid}
+        session: per-event                # none | per-event | {mode: fixed, id: X} | {mode: field, field: payload.sid}
 
 ``input`` is a ``str.format``-style template, but only plain ``{payload.a.b}`` / ``{event.id}`` fields
 are allowed: no indexing, attribute access, conversions or format specs, and lookups only walk dict

@@ -34,12 +34,14 @@ from agent_runtime.orchestration._streaming import StreamControl, run_streaming
 from agent_runtime.orchestration._sync import SyncPortal
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
 from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
+from agent_runtime.orchestration.retry_budget import RetryBudget
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
 from agent_runtime.workflows.approval import RESUME_KEY, Decisions, ResumeRequest
 
 if TYPE_CHECKING:
     from agent_runtime.agents.templates import AgentTemplate
+    from agent_runtime.orchestration.runs import RunTracker
     from agent_runtime.sessions.manager import SessionManager
     from agent_runtime.sessions.models import Session
 
@@ -73,6 +75,10 @@ class AgentExecutor:
         observers: metrics, event bus publishers; called around every run, never allowed to fail it.
         collect_events: attach an ``AgentCallbackHandler`` to every run and put its summary in
             ``result.metadata["callbacks"]`` (costs a little per event; off for the service's hot path).
+        retry_budget: retries per tenant per minute shared by all runs of this executor (``None``:
+            only each run's ``max_retries`` bounds them).
+        run_tracker: records every attempt in the run registry, so a reaper can close the runs of a
+            worker that died (one write at start and one at end).
     """
 
     def __init__(
@@ -86,6 +92,8 @@ class AgentExecutor:
         price_table: PriceTable | None = None,
         retry_policy: RetryPolicy | None = None,
         collect_events: bool = False,
+        retry_budget: RetryBudget | None = None,
+        run_tracker: RunTracker | None = None,
     ) -> None:
         self.factory = factory
         self.settings = settings or factory.settings
@@ -95,6 +103,8 @@ class AgentExecutor:
         self.prices = price_table or PriceTable.load(self.settings.price_file)
         self.retry_policy = retry_policy or RetryPolicy()
         self.collect_events = collect_events
+        self.retry_budget = retry_budget
+        self.run_tracker = run_tracker
         self._chain: NextCall = compose(self._run_typed, self.middlewares)
         self._portal = SyncPortal()
 
@@ -116,7 +126,7 @@ class AgentExecutor:
             try:
                 result = await self._observed(attempt_context)
             except AgentRuntimeError as exc:
-                if not exc.retriable or attempt > retries:
+                if not exc.retriable or attempt > retries or not self._may_retry(attempt_context, exc):
                     exc.details.setdefault("attempts", attempt)
                     raise
                 await asyncio.sleep(self.retry_policy.delay(attempt, exc))
@@ -143,8 +153,14 @@ class AgentExecutor:
                 async for event in control.events(attempt_context.run_id):
                     error = control.error
                     retriable = error is not None and error.retriable and not control.emitted
-                    if event.type == "error" and retriable and attempt <= max_retries:
-                        retry_error = control.error
+                    if (
+                        event.type == "error"
+                        and retriable
+                        and attempt <= max_retries
+                        and error is not None
+                        and self._may_retry(attempt_context, error)
+                    ):
+                        retry_error = error
                         break
                     yield event
             finally:
@@ -204,6 +220,13 @@ class AgentExecutor:
         self._portal.close()
 
     # -- internals ----------------------------------------------------------------------------------
+    def _may_retry(self, context: AgentContext, error: AgentRuntimeError) -> bool:
+        """Take a retry from the tenant's budget; an exhausted budget says so on the error."""
+        if self.retry_budget is None or self.retry_budget.try_spend(context.tenant):
+            return True
+        error.details["retry_budget_exhausted"] = True
+        return False
+
     def _max_retries(self, context: AgentContext, max_retries: int | None) -> int:
         if max_retries is not None:
             if max_retries < 0:
@@ -241,7 +264,10 @@ class AgentExecutor:
             raise ValidationError("input must not contain NUL characters")
 
     async def _run_typed(self, context: AgentContext) -> AgentResult:
-        """The innermost call of the onion: middlewares only ever see the runtime's typed errors."""
+        """The innermost call of the onion: middlewares only ever see the runtime's typed errors.
+
+        The attempt is in the run registry (with its quota reservation) while it runs."""
+        key = await self.run_tracker.started(context) if self.run_tracker is not None else None
         try:
             return await self._run(context)
         except Exception as exc:
@@ -249,6 +275,9 @@ class AgentExecutor:
             if error is exc:
                 raise
             raise error from exc
+        finally:
+            if key is not None:
+                await self.run_tracker.finished(key)  # type: ignore[union-attr]
 
     async def _run(self, context: AgentContext) -> AgentResult:
         self._validate(context)

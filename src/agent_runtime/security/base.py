@@ -29,6 +29,10 @@ class KeyStore(ABC):
     async def list(self, tenant: str | None = None) -> list[ApiKey]:
         """All records, or those of one tenant."""
 
+    async def ping(self) -> None:
+        """One cheap round trip to the backend (``/readyz``); raises ``BackendError`` when it is down."""
+        return None
+
     async def aclose(self) -> None:
         """Release connections."""
         return None

@@ -15,7 +15,8 @@ from typing import Any
 
 import jwt as pyjwt
 
-from agent_runtime.errors import AuthenticationError, ConfigurationError
+from agent_runtime._redis import check_key_part
+from agent_runtime.errors import AuthenticationError, ConfigurationError, ValidationError
 from agent_runtime.types import Principal
 
 __all__ = ["JwtVerifier"]
@@ -112,6 +113,11 @@ class JwtVerifier:
         tenant, user = claims.get(self.tenant_claim), claims.get("sub")
         if not isinstance(tenant, str) or not tenant or not isinstance(user, str) or not user:
             raise AuthenticationError(f"invalid token: needs string 'sub' and '{self.tenant_claim}' claims")
+        try:  # they become parts of storage keys: refuse them here (401), not deep inside a backend
+            check_key_part(tenant, self.tenant_claim)
+            check_key_part(user, "sub")
+        except ValidationError as exc:
+            raise AuthenticationError(f"invalid token: {exc.message}") from exc
         raw_scopes = claims.get("scopes", claims.get("scope", ""))
         if isinstance(raw_scopes, str):
             scopes = frozenset(raw_scopes.split())

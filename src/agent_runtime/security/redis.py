@@ -58,6 +58,10 @@ class RedisKeyStore(KeyStore):
             raws = await self._redis.mget([self._key(i) for i in ids]) if ids else []
         return [self.decode(raw) for raw in raws if raw is not None]
 
+    async def ping(self) -> None:
+        async with redis_errors("keys.ping"):
+            await self._redis.ping()
+
     async def aclose(self) -> None:
         if self._owns_client:
             await self._redis.aclose(close_connection_pool=True)  # make_redis hands us the pool

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from agent_runtime._sqlite import connect_sqlite, sqlite_errors
+from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_ping
 from agent_runtime.security.base import KeyStore
 from agent_runtime.security.keys import ApiKey
 
@@ -67,6 +67,9 @@ class SQLiteKeyStore(KeyStore):
         async with sqlite_errors("keys.list"), db.execute(query, args) as cur:
             rows = await cur.fetchall()
         return [self.decode(row[0]) for row in rows]
+
+    async def ping(self) -> None:
+        await sqlite_ping(await self._db(), "keys.ping")
 
     async def aclose(self) -> None:
         if self._conn is not None:

@@ -84,6 +84,7 @@ def create_app(
         owned = runtime is None if close_runtime is None else close_runtime
         active = runtime if runtime is not None else await Runtime.create(settings)
         _attach(app, active)
+        active.start_reaper()  # closes runs of workers that died (heartbeat + reaper, see README)
         if tune_gc:
             gc.collect()
             gc.freeze()
@@ -96,6 +97,7 @@ def create_app(
             inflight.begin_drain()
             if not await inflight.wait_idle(drain_s):
                 log.warning("shutdown: %d request(s) still in flight after %.1f s", inflight.count, drain_s)
+            await active.stop_reaper()
             if owned:
                 await active.aclose()
 

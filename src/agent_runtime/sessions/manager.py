@@ -313,5 +313,6 @@ def build_session_manager(settings: Settings) -> SessionManager:
         max_sessions_per_user=limits.max_sessions_per_user,
         max_checkpoint_bytes=limits.max_request_bytes,
         lock_timeout_s=limits.session_lock_timeout_s,
+        lock_lease_s=limits.session_lease_s,
         busy_policy=limits.session_busy_policy,
     )

@@ -186,6 +186,10 @@ class QuotaLedger(ABC):
     async def _status(self, buckets: Sequence[Bucket]) -> list[tuple[int, int]]:
         """``(spent, live reserved)`` per bucket."""
 
+    async def ping(self) -> None:
+        """One cheap round trip to the backend (``/readyz``); raises ``BackendError`` when it is down."""
+        return None
+
     async def aclose(self) -> None:
         """Release connections."""
         return None

@@ -64,6 +64,10 @@ class RedisQuotaLedger(QuotaLedger):
         out = await self._call("status", "", 0, buckets, [0] * len(buckets))
         return [(out[2 * i], out[2 * i + 1]) for i in range(len(buckets))]
 
+    async def ping(self) -> None:
+        async with redis_errors("quota.ping"):
+            await self._redis.ping()
+
     async def aclose(self) -> None:
         if self._owns_client:
             await self._redis.aclose(close_connection_pool=True)  # make_redis hands us the pool

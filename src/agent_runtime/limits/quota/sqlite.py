@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent_runtime._sqlite import connect_sqlite, sqlite_errors
+from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_ping
 from agent_runtime.limits.quota.base import Bucket, QuotaLedger
 
 __all__ = ["SQLiteQuotaLedger"]
@@ -110,6 +110,10 @@ class SQLiteQuotaLedger(QuotaLedger):
 
         rows: list[tuple[int, int]] = await self._transaction("quota.status", body)
         return rows
+
+    async def ping(self) -> None:
+        async with self._lock:
+            await sqlite_ping(await self._db(), "quota.ping")
 
     async def aclose(self) -> None:
         if self._conn is not None:

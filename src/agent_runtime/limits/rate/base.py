@@ -107,6 +107,10 @@ class RateLimiter(ABC):
     async def reset(self, keys: Sequence[str]) -> None:
         """Forget the state of these limit keys."""
 
+    async def ping(self) -> None:
+        """One cheap round trip to the backend (``/readyz``); raises ``BackendError`` when it is down."""
+        return None
+
     async def aclose(self) -> None:
         """Release connections."""
         return None

@@ -140,6 +140,10 @@ class RedisRateLimiter(RateLimiter):
             async with redis_errors("ratelimit.reset"):
                 await self._redis.delete(*[self._prefix + key for key in keys])
 
+    async def ping(self) -> None:
+        async with redis_errors("ratelimit.ping"):
+            await self._redis.ping()
+
     async def aclose(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None

@@ -196,6 +196,10 @@ class UsageStore(ABC):
         cells = await self.records(tenant=tenant, user=user, since=period_start(period, today), until=today)
         return sum(rec.cost_usd for rec in cells)
 
+    async def ping(self) -> None:
+        """One cheap round trip to the backend (``/readyz``); raises ``BackendError`` when it is down."""
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections."""
 

@@ -83,6 +83,10 @@ class RedisUsageStore(UsageStore):
             records.extend(rec for rec in _parse_day(tenant, day, counters) if query.matches(rec))
         return records
 
+    async def ping(self) -> None:
+        async with redis_errors("usage.ping"):
+            await self.client.ping()
+
     async def aclose(self) -> None:
         if self.owns_client:
             await self.client.aclose()

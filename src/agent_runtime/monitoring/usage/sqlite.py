@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from agent_runtime._sqlite import connect_sqlite, sqlite_errors
+from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_ping
 from agent_runtime.monitoring.usage.base import UsageQuery, UsageRecord, UsageStore
 
 __all__ = ["SqliteUsageStore"]
@@ -111,6 +111,9 @@ class SqliteUsageStore(UsageStore):
             )
             for row in rows
         ]
+
+    async def ping(self) -> None:
+        await sqlite_ping(await self._connection(), "usage.ping")
 
     async def aclose(self) -> None:
         if self._conn is not None:

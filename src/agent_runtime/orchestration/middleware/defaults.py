@@ -37,7 +37,8 @@ def open_security_stores(settings: Settings, *, redis_client: Any = None) -> Sec
     """Key store, rate limiter and quota ledger of ``settings.state_backend``.
 
     With ``sqlite`` the rate limiter stays in memory (per process): embedded mode is one host, and
-    limits shared by several workers need Redis.
+    limits shared by several workers need Redis. With ``redis`` and ``reliability.rate_limit_on_backend_error
+    = "fail_open"`` (the default) the Redis limiter falls back to a per-worker one while Redis is down.
     """
     from agent_runtime.limits.quota.memory import MemoryQuotaLedger
     from agent_runtime.limits.rate.memory import MemoryRateLimiter
@@ -59,9 +60,14 @@ def open_security_stores(settings: Settings, *, redis_client: Any = None) -> Sec
         from agent_runtime.security.redis import RedisKeyStore
 
         url, cfg = settings.redis_url, settings.redis
+        limiter: RateLimiter = RedisRateLimiter(url, cfg, client=redis_client)
+        if settings.reliability.rate_limit_on_backend_error == "fail_open":
+            from agent_runtime.limits.rate.failover import FailOpenRateLimiter
+
+            limiter = FailOpenRateLimiter(limiter)
         return SecurityStores(
             KeyService(RedisKeyStore(url, cfg, client=redis_client)),
-            RedisRateLimiter(url, cfg, client=redis_client),
+            limiter,
             RedisQuotaLedger(url, cfg, client=redis_client),
         )
     raise ConfigurationError(f"unknown state backend {backend!r}")

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from agent_runtime._redis import breaker_probe
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentRuntime, authenticate, require_scope
 from agent_runtime.server.routes._docs import errors
@@ -20,7 +21,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_S = 2.0
-_NO_SUCH_KEY = "0" * 16
 
 
 @router.get("/healthz", response_model=HealthResponse, summary="Liveness")
@@ -31,8 +31,11 @@ async def healthz() -> dict[str, Any]:
 async def _check(probe: Callable[[], Awaitable[Any]]) -> ReadyCheck:
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT_S):
-            await probe()
+        # A probe goes through an open circuit breaker: readiness is the backend's, and its success
+        # closes the breaker at once instead of after the cooldown.
+        with breaker_probe():
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                await probe()
     except Exception as exc:  # any failure means "not ready"; the message says which
         error = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         return ReadyCheck(ok=False, latency_ms=_ms(started), error=str(error)[:300])
@@ -44,11 +47,16 @@ def _ms(started: float) -> float:
 
 
 def _probes(runtime: Runtime) -> dict[str, Callable[[], Awaitable[Any]]]:
+    security = runtime.security
     probes: dict[str, Callable[[], Awaitable[Any]]] = {
         "sessions": runtime.sessions.ping,
-        # the key store has no ping: looking up an id that cannot exist is one round trip
-        "keys": lambda: runtime.keys.store.get(_NO_SUCH_KEY),
+        "keys": security.keys.store.ping,
+        "rate_limiter": security.limiter.ping,
+        "quotas": security.ledger.ping,
+        "usage": runtime.cost_tracker.usage_store.ping,
     }
+    if runtime.runs is not None:
+        probes["runs"] = runtime.runs.store.ping
     bus = runtime.event_bus
     if bus is not None and hasattr(bus, "ping"):
         probes["event_bus"] = bus.ping

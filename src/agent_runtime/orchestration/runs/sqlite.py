@@ -1,0 +1,103 @@
+"""SQLite run registry: the embedded default; processes of one host share it through the file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_ping
+from agent_runtime.orchestration.runs.base import ABANDONED_RETENTION_S, RunRecord, RunStore
+
+__all__ = ["SQLiteRunStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_stale ON runs (status, heartbeat_at);
+"""
+
+
+class SQLiteRunStore(RunStore):
+    """Records in table ``runs``; abandoned ones keep a row with ``status = 'abandoned'``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self._conn: Any = None
+        self._lock = asyncio.Lock()  # one statement or transaction at a time on our connection
+
+    async def _db(self) -> Any:
+        if self._conn is None:
+            conn = await connect_sqlite(self.path)
+            async with sqlite_errors("runs.init"):
+                await conn.executescript(_SCHEMA)
+                await conn.commit()
+            self._conn = conn
+        return self._conn
+
+    async def _write(self, operation: str, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        async with self._lock:
+            db = await self._db()
+            async with sqlite_errors(operation):
+                await db.executemany(sql, rows)
+                await db.commit()
+
+    async def start(self, record: RunRecord) -> None:
+        sql = "INSERT OR REPLACE INTO runs (key, status, heartbeat_at, record) VALUES (?, 'running', ?, ?)"
+        await self._write("runs.start", sql, [(record.key, record.heartbeat_at, record.to_json())])
+
+    async def finish(self, key: str) -> None:
+        await self._write("runs.finish", "DELETE FROM runs WHERE key = ? AND status = 'running'", [(key,)])
+
+    async def heartbeat(self, keys: Sequence[str], now: float) -> None:
+        sql = "UPDATE runs SET heartbeat_at = ? WHERE key = ? AND status = 'running'"
+        await self._write("runs.heartbeat", sql, [(now, key) for key in keys])
+
+    async def claim_stale(self, cutoff: float, now: float, limit: int = 100) -> list[RunRecord]:
+        async with self._lock:
+            db = await self._db()
+            async with sqlite_errors("runs.claim"):
+                await db.execute("BEGIN IMMEDIATE")  # another process reaping waits, then sees them claimed
+                try:
+                    sql = "SELECT key, heartbeat_at, record FROM runs WHERE status = 'running' AND heartbeat_at < ?"
+                    async with db.execute(sql + " LIMIT ?", (cutoff, limit)) as cur:
+                        rows = await cur.fetchall()
+                    records = []
+                    for key, heartbeat_at, raw in rows:
+                        record = RunRecord.from_json(raw)
+                        record.status, record.heartbeat_at = "abandoned", heartbeat_at
+                        records.append(record)
+                        await db.execute(
+                            "UPDATE runs SET status = 'abandoned', heartbeat_at = ?, record = ? WHERE key = ?",
+                            (now, record.to_json(), key),
+                        )
+                    await db.execute(
+                        "DELETE FROM runs WHERE status = 'abandoned' AND heartbeat_at < ?",
+                        (now - ABANDONED_RETENTION_S,),
+                    )
+                except BaseException:
+                    await db.rollback()
+                    raise
+                await db.commit()
+        return records
+
+    async def get(self, key: str) -> RunRecord | None:
+        async with self._lock:
+            db = await self._db()
+            async with sqlite_errors("runs.get"), db.execute("SELECT record FROM runs WHERE key = ?", (key,)) as cur:
+                row = await cur.fetchone()
+        return None if row is None else RunRecord.from_json(row[0])
+
+    async def ping(self) -> None:
+        async with self._lock:
+            await sqlite_ping(await self._db(), "runs.ping")
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
