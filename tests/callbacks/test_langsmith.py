@@ -48,8 +48,20 @@ def langsmith_endpoint(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("LANGSMITH_API_KEY", "lsv2_test_key")
     monkeypatch.setenv("LANGSMITH_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
     monkeypatch.setenv("LANGSMITH_PROJECT", "agent-runtime-tests")
+    _forget_langsmith_env()  # a real process sets these before its first run; the test suite did runs already
     yield _Collector
     server.shutdown()
+    monkeypatch.undo()
+    _forget_langsmith_env()
+
+
+def _forget_langsmith_env() -> None:
+    import langsmith.run_trees as run_trees
+    import langsmith.utils as ls_utils
+
+    ls_utils.get_env_var.cache_clear()
+    ls_utils.get_tracer_project.cache_clear()
+    run_trees._CLIENT = None
 
 
 def test_no_tracer_without_the_environment() -> None:
