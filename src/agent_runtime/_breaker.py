@@ -42,6 +42,8 @@ class CircuitBreaker:
         self.rejected = 0
         """Calls refused while open (since the process started)."""
         self.times_opened = 0
+        self.total_failures = 0
+        """Failures ever recorded: clients compare it to drop connections opened before a failure."""
         self._clock = clock
         self._failures = 0
         self._open_until = 0.0  # 0.0 means closed
@@ -80,6 +82,7 @@ class CircuitBreaker:
                 self._notify("closed")
 
     def record_failure(self) -> None:
+        self.total_failures += 1
         self._failures += 1
         self._notify("failure")
         if self._failures >= self.failure_threshold:

@@ -88,13 +88,21 @@ def breaker_probe() -> Iterator[None]:
 
 
 class _GuardedPool(aioredis.BlockingConnectionPool):
-    """Refuses at once while the breaker is open, before waiting for or opening a connection."""
+    """Refuses at once while the breaker is open, before waiting for or opening a connection.
+
+    After any client of the server saw a failure, idle connections opened before it are dropped:
+    if the server restarted they are all dead, and each would otherwise fail one request."""
 
     breaker: CircuitBreaker
+    seen_failures = 0
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        if not _PROBING.get() and not self.breaker.allow():
-            raise CircuitOpenError(self.breaker)
+        breaker = self.breaker
+        if not _PROBING.get() and not breaker.allow():
+            raise CircuitOpenError(breaker)
+        if self.seen_failures != breaker.total_failures:
+            self.seen_failures = breaker.total_failures
+            await self.disconnect(inuse_connections=False)
         return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
 
 
@@ -148,7 +156,7 @@ def make_redis(url: str, settings: RedisSettings | None = None, *, decode_respon
         retry_on_timeout=False,
     )
     if isinstance(pool, _GuardedPool) and breaker is not None:
-        pool.breaker = breaker
+        pool.breaker, pool.seen_failures = breaker, breaker.total_failures
         pool.connection_class = _guarded_connection_class(pool.connection_class, breaker)
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes its sockets
 

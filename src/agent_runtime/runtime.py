@@ -72,15 +72,15 @@ class Runtime:
     ) -> Runtime:
         """Build every component; nothing connects until first used, so this never blocks on a backend."""
         settings = settings or load_settings()
+        metrics = metrics or RuntimeMetrics(tenant_allowlist=settings.metrics_tenant_allowlist)
+        closers: list[Any] = []
+        if "redis" in (settings.state_backend, settings.event_bus):  # before any Redis client is made
+            closers.append(_redis_breaker(settings, metrics))
         factory = AgentFactory(settings)
         sessions = build_session_manager(settings)
         security = open_security_stores(settings)
         cost_tracker = build_cost_tracker(settings)
-        metrics = metrics or RuntimeMetrics(tenant_allowlist=settings.metrics_tenant_allowlist)
         series = series or RunSeries()
-        closers: list[Any] = []
-        if "redis" in (settings.state_backend, settings.event_bus):
-            closers.append(_redis_breaker(settings, metrics))
         observers: list[RunObserver] = [MetricsObserver(metrics), DashboardObserver(series)]
         event_bus = publisher = None
         if with_event_bus:

@@ -16,7 +16,6 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import jwt as pyjwt
@@ -163,16 +162,28 @@ def hostile_requests(key: str) -> dict[str, tuple[bytes, tuple[int, ...]]]:
             (),
         ),
         "content-length not a number": (runs(b"{}", token=k, headers=[b"Content-Length: abc"], content_type=None), ()),
-        "input over max_input_chars": (runs(json.dumps({"template": "writer", "input": "a" * 40_000}).encode(), token=k), ()),
+        "input over max_input_chars": (
+            runs(json.dumps({"template": "writer", "input": "a" * 40_000}).encode(), token=k),
+            (),
+        ),
         "deep json body": (runs(deep, token=k), ()),
-        "deep json in metadata": (runs(b'{"template":"writer","input":"x","metadata":' + b'{"a":' * 40_000 + b"1" + b"}" * 40_001, token=k), ()),
-        "deep json decisions": (request("POST", "/v1/runs/run_x/resume", token=k, body=b'{"decisions":' + deep + b"}"), ()),
+        "deep json in metadata": (
+            runs(b'{"template":"writer","input":"x","metadata":' + b'{"a":' * 40_000 + b"1" + b"}" * 40_001, token=k),
+            (),
+        ),
+        "deep json decisions": (
+            request("POST", "/v1/runs/run_x/resume", token=k, body=b'{"decisions":' + deep + b"}"),
+            (),
+        ),
         "invalid utf-8 body": (runs(b'{"template":"writer","input":"\xff\xfe\xc3"}', token=k), ()),
         "utf-16 body (JSON allows it)": (runs('{"template":"writer","input":"hi"}'.encode("utf-16"), token=k), ok),
         "lone surrogate": (runs(b'{"template":"writer","input":"\\ud800 hi"}', token=k), ()),
         "NUL in input": (runs(b'{"template":"writer","input":"a\\u0000b"}', token=k), ()),
         "only whitespace input": (runs(b'{"template":"writer","input":" \\t\\n "}', token=k), ()),
-        "control characters in input": (runs(b'{"template":"writer","input":"\\u0001\\u001b[2J\\u007f hi"}', token=k), ok),
+        "control characters in input": (
+            runs(b'{"template":"writer","input":"\\u0001\\u001b[2J\\u007f hi"}', token=k),
+            ok,
+        ),
         "NaN timeout": (runs(b'{"template":"writer","input":"hi","timeout_s":NaN}', token=k), ()),
         "Infinity timeout": (runs(b'{"template":"writer","input":"hi","timeout_s":Infinity}', token=k), ()),
         "huge number": (runs(b'{"template":"writer","input":"hi","timeout_s":1' + b"0" * 5000 + b"}", token=k), ()),
@@ -181,16 +192,25 @@ def hostile_requests(key: str) -> dict[str, tuple[bytes, tuple[int, ...]]]:
         "json string body": (runs(b'"hello"', token=k), ()),
         "empty body": (runs(b"", token=k), ()),
         "text/plain": (runs(b'{"template":"writer","input":"hi"}', token=k, content_type=b"text/plain"), ()),
-        "form encoded": (runs(b"template=writer&input=hi", token=k, content_type=b"application/x-www-form-urlencoded"), ()),
+        "form encoded": (
+            runs(b"template=writer&input=hi", token=k, content_type=b"application/x-www-form-urlencoded"),
+            (),
+        ),
         "multipart": (runs(b"--b\r\n\r\nx\r\n--b--", token=k, content_type=b"multipart/form-data; boundary=b"), ()),
         "no content type": (runs(b'{"template":"writer","input":"hi"}', token=k, content_type=None), ()),
         "template with redis glob": (runs(b'{"template":"w*","input":"hi"}', token=k), ()),
         "template path traversal": (runs(b'{"template":"../../etc/passwd","input":"hi"}', token=k), ()),
         "session id glob": (runs(b'{"template":"writer","input":"hi","session_id":"*"}', token=k), ()),
         "session id hash tag": (runs(b'{"template":"writer","input":"hi","session_id":"{ses}x"}', token=k), ()),
-        "session id CRLF command": (runs(b'{"template":"writer","input":"hi","session_id":"x\\r\\nFLUSHALL\\r\\n"}', token=k), ()),
+        "session id CRLF command": (
+            runs(b'{"template":"writer","input":"hi","session_id":"x\\r\\nFLUSHALL\\r\\n"}', token=k),
+            (),
+        ),
         "session id space": (runs(b'{"template":"writer","input":"hi","session_id":"a b"}', token=k), ()),
-        "session id 10k": (runs(b'{"template":"writer","input":"hi","session_id":"' + b"a" * 10_000 + b'"}', token=k), ()),
+        "session id 10k": (
+            runs(b'{"template":"writer","input":"hi","session_id":"' + b"a" * 10_000 + b'"}', token=k),
+            (),
+        ),
         "session id unknown": (runs(b'{"template":"writer","input":"hi","session_id":"ses_nope"}', token=k), ()),
         "create session glob": (request("POST", "/v1/sessions", token=k, body=b'{"session_id":"ses_*"}'), ()),
         "create session newline": (request("POST", "/v1/sessions", token=k, body=b'{"session_id":"a\\nb"}'), ()),
@@ -225,14 +245,31 @@ def hostile_requests(key: str) -> dict[str, tuple[bytes, tuple[int, ...]]]:
             (),
         ),
         "X-Request-Id CRLF": (runs(b"{}", token=k, headers=[b"X-Request-Id: a\r\nX-Evil: 1"]), ()),
-        "X-Request-Id latin-1": (runs(b'{"template":"writer","input":"hi"}', token=k, headers=[b"X-Request-Id: \xff<script>"]), ok),
-        "X-Request-Id huge": (runs(b'{"template":"writer","input":"hi"}', token=k, headers=[b"X-Request-Id: " + b"a" * 6000]), ok),
+        "X-Request-Id latin-1": (
+            runs(b'{"template":"writer","input":"hi"}', token=k, headers=[b"X-Request-Id: \xff<script>"]),
+            ok,
+        ),
+        "X-Request-Id huge": (
+            runs(b'{"template":"writer","input":"hi"}', token=k, headers=[b"X-Request-Id: " + b"a" * 6000]),
+            ok,
+        ),
         "header NUL": (runs(b"{}", token=k, headers=[b"X-Request-Id: a\x00b"]), ()),
-        "two Authorization headers": (request("GET", "/v1/sessions", token=k, headers=[b"Authorization: Bearer x"]), ok),
+        "two Authorization headers": (
+            request("GET", "/v1/sessions", token=k, headers=[b"Authorization: Bearer x"]),
+            ok,
+        ),
         "authorization non-ascii": (request("GET", "/v1/sessions", token=b"\xff\xfe\x80"), ()),
-        "chat empty messages": (request("POST", "/v1/chat/completions", token=k, body=b'{"model":"writer","messages":[]}'), ()),
+        "chat empty messages": (
+            request("POST", "/v1/chat/completions", token=k, body=b'{"model":"writer","messages":[]}'),
+            (),
+        ),
         "chat unknown role": (
-            request("POST", "/v1/chat/completions", token=k, body=b'{"model":"writer","messages":[{"role":"root","content":"hi"}]}'),
+            request(
+                "POST",
+                "/v1/chat/completions",
+                token=k,
+                body=b'{"model":"writer","messages":[{"role":"root","content":"hi"}]}',
+            ),
             (),
         ),
         "chat image part": (
@@ -266,7 +303,10 @@ def hostile_requests(key: str) -> dict[str, tuple[bytes, tuple[int, ...]]]:
             ),
             ok,
         ),
-        "resume garbage decisions": (request("POST", "/v1/runs/run_x/resume", token=k, body=b'{"decisions":[1,2,3]}'), ()),
+        "resume garbage decisions": (
+            request("POST", "/v1/runs/run_x/resume", token=k, body=b'{"decisions":[1,2,3]}'),
+            (),
+        ),
         "resume glob id": (request("POST", "/v1/runs/*/resume", token=k, body=b'{"decisions":"approve"}'), ()),
         "usage bad date": (request("GET", "/v1/usage?since=99999-01-01", token=k), ()),
         "usage bad group": (request("GET", "/v1/usage?by=__class__", token=k), ()),
@@ -337,7 +377,9 @@ def field_bodies(fields: list[str], known: dict[str, object]) -> st.SearchStrate
 def test_fuzzed_header_values(server: LiveServer, key: str, value: bytes, which: bytes) -> None:
     body = b'{"model":"writer","messages":[{"role":"user","content":"hi"}]}'
     token = None if which == b"Authorization" else key
-    check(server, request("POST", "/v1/chat/completions", token=token, body=body, headers=[which + b": " + value]), (200,))
+    check(
+        server, request("POST", "/v1/chat/completions", token=token, body=body, headers=[which + b": " + value]), (200,)
+    )
 
 
 @SETTINGS
@@ -354,11 +396,7 @@ def test_fuzzed_run_bodies(server: LiveServer, key: str, body: bytes, path: str)
 
 
 @SETTINGS
-@given(
-    body=field_bodies(
-        CHAT_FIELDS, {"model": "writer", "messages": [{"role": "user", "content": "hi"}]}
-    )
-)
+@given(body=field_bodies(CHAT_FIELDS, {"model": "writer", "messages": [{"role": "user", "content": "hi"}]}))
 def test_fuzzed_chat_bodies(server: LiveServer, key: str, body: bytes) -> None:
     check(server, request("POST", "/v1/chat/completions", token=key, body=body), (200,))
 
@@ -367,8 +405,15 @@ def test_fuzzed_chat_bodies(server: LiveServer, key: str, body: bytes) -> None:
 @given(
     segment=st.text(min_size=1, max_size=80),
     template=st.sampled_from(
-        ["/v1/sessions/{}", "/v1/sessions/{}/messages", "/v1/templates/{}", "/v1/usage?user={}", "/v1/usage?since={}",
-         "/dashboard/data?minutes={}", "/v1/sessions?user={}"]
+        [
+            "/v1/sessions/{}",
+            "/v1/sessions/{}/messages",
+            "/v1/templates/{}",
+            "/v1/usage?user={}",
+            "/v1/usage?since={}",
+            "/dashboard/data?minutes={}",
+            "/v1/sessions?user={}",
+        ]
     ),
     method=st.sampled_from(["GET", "DELETE"]),
 )
@@ -376,11 +421,13 @@ def test_fuzzed_paths_and_queries(server: LiveServer, key: str, segment: str, te
     path = template.format(quote(segment, safe=""))
     if "?" in path or "templates" in path:
         method = "GET"
-    check(server, request(method, path, token=key), (200, 204))
+    check(server, request(method, path, token=key), (200, 204, 307))  # 307: "/v1/sessions/%2F" -> "/v1/sessions"
 
 
 @SETTINGS
-@given(token=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))), data=st.data())
+@given(
+    token=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))), data=st.data()
+)
 def test_fuzzed_tokens(server: LiveServer, key: str, token: str, data: st.DataObject) -> None:
     mutated = list(key)
     index = data.draw(st.integers(0, len(mutated) - 1))

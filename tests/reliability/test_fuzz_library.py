@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,9 @@ from agent_runtime.agents.templates import AgentTemplate
 from agent_runtime.errors import AgentRuntimeError, AuthenticationError
 from agent_runtime.runtime import Runtime
 from agent_runtime.security.jwt import JwtVerifier
-from agent_runtime.server.routes.runs import error_from_event
 from agent_runtime.security.keys import KeyService
 from agent_runtime.security.memory import MemoryKeyStore
+from agent_runtime.server.routes.runs import error_from_event
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
 from tests.reliability.conftest import record, size
@@ -78,16 +77,25 @@ def runtime_loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[asy
     template=st.one_of(st.sampled_from(["writer", "analyst", "searcher"]), hostile_text),
     session_id=st.one_of(st.none(), hostile_text),
     create=st.booleans(),
-    timeout_s=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    timeout_s=st.one_of(
+        st.none(), st.floats(min_value=2, max_value=5)
+    ),  # a deadline that passes is a 504, not bad input
     auth=st.sampled_from(["principal", "key", "garbage"]),
     garbage=hostile_text,
     stream=st.booleans(),
 )
-def test_executor_inputs(runtime_loop: Any, text: str, template: str, session_id: str | None, create: bool,
-                         timeout_s: float | None, auth: str, garbage: str, stream: bool) -> None:
+def test_executor_inputs(
+    runtime_loop: Any,
+    text: str,
+    template: str,
+    session_id: str | None,
+    create: bool,
+    timeout_s: float | None,
+    auth: str,
+    garbage: str,
+    stream: bool,
+) -> None:
     runner, runtime, key = runtime_loop
-    if timeout_s is not None and (math.isnan(timeout_s) or timeout_s > 5):
-        timeout_s = None if math.isnan(timeout_s) else 5.0
     try:
         context = AgentContext(
             input=text,
@@ -113,7 +121,7 @@ def test_executor_inputs(runtime_loop: Any, text: str, template: str, session_id
     try:
         runner.run(go())
         TRIED["inputs"] += 1
-    except BaseException as exc:  # noqa: BLE001 - anything but a typed 4xx is the finding
+    except BaseException as exc:
         expect_client_error(exc)
 
 
@@ -137,7 +145,7 @@ def test_template_configs(runtime_loop: Any, data: dict[str, Any], name: str) ->
         template = runtime.factory.register_template(config, replace=True)
         runtime.factory.unregister_template(template.name)
         TRIED["inputs"] += 1
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         expect_client_error(exc)
 
 
@@ -156,7 +164,12 @@ def test_session_ids_cannot_escape_the_key_namespace(redis_runtime: Any) -> None
     sessions = runtime.sessions
 
     @SETTINGS
-    @given(session_id=hostile_text, tenant=hostile_text, user=hostile_text, op=st.sampled_from(["create", "get", "delete", "messages"]))
+    @given(
+        session_id=hostile_text,
+        tenant=hostile_text,
+        user=hostile_text,
+        op=st.sampled_from(["create", "get", "delete", "messages"]),
+    )
     def fuzz(session_id: str, tenant: str, user: str, op: str) -> None:
         calls = {
             "create": lambda: sessions.create_session(user, tenant=tenant, session_id=session_id),
@@ -167,7 +180,7 @@ def test_session_ids_cannot_escape_the_key_namespace(redis_runtime: Any) -> None
         try:
             runner.run(calls[op]())
             TRIED["inputs"] += 1
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             expect_client_error(exc)
 
     fuzz()
@@ -179,9 +192,22 @@ def test_session_ids_cannot_escape_the_key_namespace(redis_runtime: Any) -> None
     prefix = runtime.settings.redis.key_prefix
     outside = [k for k in keys if not k.startswith(prefix + ":") and not k.startswith(("checkpoint", "write"))]
     assert not outside, f"keys outside the {prefix!r} namespace: {outside[:10]}"
-    for key in keys:
-        for part in key.split(":"):
-            assert not set(part) & set("*?[]{} \r\n\x00"), f"unsafe character in key {key!r}"
+    for key in keys:  # one {hash tag} per key is the runtime's own (Redis Cluster slots); ids never hold braces
+        assert key.count("{") <= 1 and key.count("}") <= 1, f"an id brought braces into key {key!r}"
+        assert not set(key) & set("*?[] \r\n\x00"), f"unsafe character in key {key!r}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="executor._validate accepts timeout_s <= 0 (and NaN): the run then fails as a 504 RunTimeoutError; "
+    "it should be a 422 ValidationError (fix belongs in orchestration/executor.py)",
+)
+def test_non_positive_timeout_is_refused_as_bad_input(runtime_loop: Any) -> None:
+    runner, runtime, _ = runtime_loop
+    context = AgentContext(input="hi", template="writer", principal=PRINCIPAL, timeout_s=-1.0)
+    with pytest.raises(AgentRuntimeError) as caught:
+        runner.run(runtime.executor.execute_async(context))
+    assert caught.value.status_code == 422
 
 
 @SETTINGS
@@ -193,8 +219,10 @@ def test_api_key_strings(token: str, data: st.DataObject) -> None:
         real, _ = await service.create_key("fuzz", "fuzzer", ["agents:run:*"])
         chars = list(real)
         index = data.draw(st.integers(0, len(chars) - 1))
-        chars[index] = data.draw(st.characters(codec="utf-8").filter(lambda c: c != chars[index]))
-        for candidate in (token, "".join(chars), real + data.draw(st.text(min_size=1, max_size=5))):
+        replacement = data.draw(st.characters(codec="utf-8"))  # the key is random: draw independently of it
+        chars[index] = replacement if replacement != chars[index] else "!"
+        surrogate = real[:-1] + "\ud800"  # a str that UTF-8 cannot encode
+        for candidate in (token, "".join(chars), real + data.draw(st.text(min_size=1, max_size=5)), surrogate):
             try:
                 await service.authenticate(candidate)
                 raise AssertionError(f"{candidate!r} authenticated")
@@ -235,7 +263,9 @@ def test_jwts(payload: dict[str, Any], header: dict[str, Any], how: str, raw: st
     verifier = JwtVerifier(secret=SECRET)
     if how == "signed":
         try:
-            token = pyjwt.encode(payload, SECRET, algorithm="HS256", headers={k: v for k, v in header.items() if k != "alg"})
+            token = pyjwt.encode(
+                payload, SECRET, algorithm="HS256", headers={k: v for k, v in header.items() if k != "alg"}
+            )
         except (TypeError, ValueError, pyjwt.PyJWTError):  # PyJWT would not even make it
             return
     elif how == "alg none":

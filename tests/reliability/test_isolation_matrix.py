@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -118,7 +117,9 @@ HTTP_CASES: dict[str, Callable[[httpx.Client, str], httpx.Response]] = {
         "/v1/runs", json={"template": "writer", "input": "hi", "session_id": sid, "stream": True}
     ),
     "resume session": lambda c, sid: c.post(f"/v1/runs/{sid}/resume", json={"decisions": "approve"}),
-    "resume session (SSE)": lambda c, sid: c.post(f"/v1/runs/{sid}/resume", json={"decisions": "approve", "stream": True}),
+    "resume session (SSE)": lambda c, sid: c.post(
+        f"/v1/runs/{sid}/resume", json={"decisions": "approve", "stream": True}
+    ),
 }
 
 
@@ -182,13 +183,16 @@ def test_cli_commands_on_objects_of_another_tenant(world: World) -> None:
     """The CLI acts as tenant ``default`` (runs, resume) or for the tenant it is given (keys, usage)."""
     checks: dict[str, Callable[[str], Any]] = {
         "resume": lambda sid: _cli_shape(run_cli(world, "resume", sid, "--approve"), sid),
-        "keys revoke --tenant B": lambda kid: _cli_shape(run_cli(world, "keys", "revoke", kid, "--tenant", "tenant-b"), kid),
+        "keys revoke --tenant B": lambda kid: _cli_shape(
+            run_cli(world, "keys", "revoke", kid, "--tenant", "tenant-b"), kid
+        ),
     }
     refused_like_nothing("cli resume", checks["resume"], world.paused, world.paused[:-6] + "ffffff")
-    refused_like_nothing(
-        "cli keys revoke", checks["keys revoke --tenant B"], world.alice_key_id, "0123456789abcdef"
-    )
-    for args in (["keys", "list", "--tenant", "tenant-b", "--json"], ["usage", "--tenant", "tenant-b", "--format", "json"]):
+    refused_like_nothing("cli keys revoke", checks["keys revoke --tenant B"], world.alice_key_id, "0123456789abcdef")
+    for args in (
+        ["keys", "list", "--tenant", "tenant-b", "--json"],
+        ["usage", "--tenant", "tenant-b", "--format", "json"],
+    ):
         COUNTS["cases"] += 1
         code, out = run_cli(world, *args)
         assert code == 0, out

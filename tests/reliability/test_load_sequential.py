@@ -5,7 +5,7 @@ dashboard series, event bus) with the callback event log on. The workload mixes 
 JSON runs, consumed and abandoned streams, sessions created, continued and deleted, failures with
 made-up template names (metrics labels), and auth failures. Measured every CHECK runs after
 ``gc.collect()``: RSS and the number of live Python objects; after the warm-up neither may grow
-more than a small bound. Fast: 5,000 runs; ``make soak``: 100,000.
+more than a small bound. Fast: 5,000 runs (2,000 on SQLite); ``make soak``: 100,000 on each.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext
 from tests.reliability.conftest import pct, record, size
 
-RUNS = size(5_000, 100_000)
-CHECK = size(500, 10_000)
+RUNS = {"memory": size(5_000, 100_000), "sqlite": size(2_000, 100_000)}
+CHECK = {"memory": size(500, 10_000), "sqlite": size(200, 10_000)}
 WARMUP_CHECKS = 2
 MAX_RSS_GROWTH_MB = size(8, 16)
 MAX_OBJECT_GROWTH = 2_000
@@ -45,7 +45,10 @@ async def one_run(runtime: Runtime, keys: list[str], i: int, latencies: list[flo
         principal = await runtime.keys.authenticate(key)
         await runtime.sessions.delete_session(sid, tenant=principal.tenant, user_id=principal.user)
     elif kind in (5, 15):  # a stream, read to the end
-        events = [e async for e in runtime.executor.execute_stream(AgentContext(input="hi", template="writer", credentials=key))]
+        events = [
+            e
+            async for e in runtime.executor.execute_stream(AgentContext(input="hi", template="writer", credentials=key))
+        ]
         assert events[-1].type == "final"
     elif kind == 7:  # a stream abandoned after its first event
         stream = runtime.executor.execute_stream(AgentContext(input="hello there", template="writer", credentials=key))
@@ -61,7 +64,11 @@ async def one_run(runtime: Runtime, keys: list[str], i: int, latencies: list[flo
             )
     else:
         result = await runtime.executor.execute_async(
-            AgentContext(input="what is 2 + 3 * 4?" if kind == 1 else "hello there", template="analyst" if kind == 1 else "writer", credentials=key)
+            AgentContext(
+                input="what is 2 + 3 * 4?" if kind == 1 else "hello there",
+                template="analyst" if kind == 1 else "writer",
+                credentials=key,
+            )
         )
         assert result.status == "completed"
     latencies.append(time.perf_counter() - started)
@@ -79,17 +86,19 @@ async def test_sequential_runs_leave_memory_flat(tmp_path: Path, backend: str) -
     runtime = await Runtime.create(settings, collect_events=True)
     process = psutil.Process()
     try:
-        keys = [
-            (await runtime.keys.create_key(f"tenant{t}", f"user{u}", ["agents:run:*"], rpm=10**9, daily_tokens=10**12))[0]
-            for t in range(5)
-            for u in range(4)
-        ]
+        keys = []
+        for tenant in range(5):
+            for user in range(4):
+                key, _ = await runtime.keys.create_key(
+                    f"tenant{tenant}", f"user{user}", ["agents:run:*"], rpm=10**9, daily_tokens=10**12
+                )
+                keys.append(key)
         samples: list[tuple[int, int, int]] = []
         latencies: list[float] = []
         started = time.perf_counter()
-        for i in range(RUNS):
+        for i in range(RUNS[backend]):
             await one_run(runtime, keys, i, latencies)
-            if (i + 1) % CHECK == 0:
+            if (i + 1) % CHECK[backend] == 0:
                 samples.append((i + 1, process.memory_info().rss, live_objects()))
         wall = time.perf_counter() - started
         metric_series = runtime.metrics.render()[0].count(b"\n")
@@ -102,8 +111,8 @@ async def test_sequential_runs_leave_memory_flat(tmp_path: Path, backend: str) -
     record(
         "load_sequential",
         backend=backend,
-        runs=RUNS,
-        runs_per_s=round(RUNS / wall, 1),
+        runs=RUNS[backend],
+        runs_per_s=round(RUNS[backend] / wall, 1),
         p99_ms=round(pct(latencies, 0.99) * 1000, 2),
         rss_mb=[round(s[1] / 2**20, 1) for s in samples],
         objects=[s[2] for s in samples],

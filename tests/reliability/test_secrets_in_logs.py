@@ -41,9 +41,6 @@ def fragments(secret: str) -> list[str]:
 def assert_nothing_leaked(text: str, secrets: list[str], where: str) -> None:
     COUNTS["secrets"] = max(COUNTS["secrets"], len(secrets))
     leaked = [s for s in secrets for part in fragments(s) if part and part in text]
-    import re
-    for s_ in leaked[:3]:
-        i = text.find(fragments(s_)[-1]); print("LEAK", where, repr(text[max(0, i-600):i+100]))
     COUNTS["found"] += len(leaked)
     assert not leaked, f"{len(leaked)} secret(s) in {where}, e.g. {leaked[0][:12]}..."
 
@@ -73,10 +70,20 @@ def drive(url: str, good: list[str], bad: list[str]) -> list[str]:
     for token in good:
         call("POST", "/v1/runs", token, json={"template": "writer", "input": "hello there"})
         call("POST", "/v1/runs", token, json={"template": "writer", "input": "hello", "stream": True})
-        call("POST", "/v1/chat/completions", token, json={"model": "writer", "messages": [{"role": "user", "content": "hi"}]})
+        call(
+            "POST",
+            "/v1/chat/completions",
+            token,
+            json={"model": "writer", "messages": [{"role": "user", "content": "hi"}]},
+        )
         call("POST", "/v1/runs", token, json={"template": "analyst", "input": f"what is 2+2? my key is {token}"})
         session = httpx.post(f"{url}/v1/sessions", headers={"Authorization": f"Bearer {token}"}, json={}).json()
-        call("POST", "/v1/runs", token, json={"template": "writer", "input": "my name is Ada", "session_id": session["id"]})
+        call(
+            "POST",
+            "/v1/runs",
+            token,
+            json={"template": "writer", "input": "my name is Ada", "session_id": session["id"]},
+        )
         call("GET", f"/v1/sessions/{session['id']}/messages", token)
         call("GET", "/v1/usage", token)
         call("GET", "/dashboard/data", token)
@@ -88,19 +95,27 @@ def drive(url: str, good: list[str], bad: list[str]) -> list[str]:
         call("POST", "/v1/runs", token, json={"template": "writer", "input": "hi", "session_id": "ses_missing"})
         call("POST", "/v1/runs", token, json={"template": "writer", "input": "hi", "model": f"openai:{token}"})
         call("POST", "/v1/runs", token, json={"template": 7, "input": {"key": token}})
-        call("POST", "/v1/runs", token, content=b'{"template": "writer", "input": "' + token.encode() + b'"', headers={"Content-Type": "application/json"})
+        call(
+            "POST",
+            "/v1/runs",
+            token,
+            content=b'{"template": "writer", "input": "' + token.encode() + b'"',
+            headers={"Content-Type": "application/json"},
+        )
         call("GET", "/v1/sessions", token, headers={"X-Request-Id": token[:120]})
     for token in bad:  # authentication errors
         call("GET", "/v1/sessions", token)
         call("POST", "/v1/runs", token, json={"template": "writer", "input": "hi", "stream": True})
         call("POST", "/dashboard/login", None, data={"key": token})
-        call("GET", "/dashboard/data", None, cookies={"agent_runtime_dashboard": token})
+        call("GET", "/dashboard/data", None, headers={"Cookie": f"agent_runtime_dashboard={token}"})
     return bodies
 
 
 def cli_key(env: dict[str, str], tenant: str, user: str) -> str:
     result = CliRunner().invoke(
-        cli, ["keys", "create", "--tenant", tenant, "--user", user, "--scope", "agents:run:*", "--scope", "admin"], env=env
+        cli,
+        ["keys", "create", "--tenant", tenant, "--user", user, "--scope", "agents:run:*", "--scope", "admin"],
+        env=env,
     )
     assert result.exit_code == 0, result.output
     return result.output.strip().splitlines()[-1]

@@ -49,18 +49,25 @@ __all__ = ["AgentExecutor", "RetryPolicy"]
 
 
 class RetryPolicy:
-    """Exponential backoff with full jitter, capped; a provider's ``Retry-After`` wins when larger."""
+    """Exponential backoff with full jitter, capped; a provider's ``Retry-After`` wins when larger.
+
+    A ``Retry-After`` longer than ``max_wait_s`` (4 x ``max_delay_s``) is not waited out: the error goes
+    back to the caller at once, carrying it (the HTTP layer turns it into a ``Retry-After`` header)."""
 
     def __init__(self, base_delay_s: float = 0.5, max_delay_s: float = 8.0, *, rng: random.Random | None = None):
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self._rng = rng or random.Random()
 
+    @property
+    def max_wait_s(self) -> float:
+        return self.max_delay_s * 4
+
     def delay(self, attempt: int, error: AgentRuntimeError) -> float:
         ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
         delay = self._rng.uniform(0, ceiling)
         if error.retry_after is not None:
-            delay = max(delay, min(error.retry_after, self.max_delay_s * 4))
+            delay = max(delay, min(error.retry_after, self.max_wait_s))
         return delay
 
 
@@ -221,7 +228,10 @@ class AgentExecutor:
 
     # -- internals ----------------------------------------------------------------------------------
     def _may_retry(self, context: AgentContext, error: AgentRuntimeError) -> bool:
-        """Take a retry from the tenant's budget; an exhausted budget says so on the error."""
+        """Take a retry from the tenant's budget (an exhausted budget says so on the error); never wait out a
+        ``Retry-After`` longer than the policy's ``max_wait_s``."""
+        if error.retry_after is not None and error.retry_after > self.retry_policy.max_wait_s:
+            return False
         if self.retry_budget is None or self.retry_budget.try_spend(context.tenant):
             return True
         error.details["retry_budget_exhausted"] = True

@@ -84,7 +84,7 @@ class JwtVerifier:
         """
         try:
             alg = pyjwt.get_unverified_header(token).get("alg")
-        except pyjwt.PyJWTError as exc:
+        except (pyjwt.PyJWTError, UnicodeError) as exc:  # a str token may hold what UTF-8 cannot encode
             raise AuthenticationError("invalid token: malformed") from exc
         if not isinstance(alg, str) or alg not in self._keys:
             raise AuthenticationError(f"invalid token: algorithm {alg!r} not accepted")

@@ -83,6 +83,8 @@ def generate_key() -> tuple[str, str]:
 
 def parse_key(plaintext: str) -> str:
     """The key id of a plaintext key, or ``AuthenticationError`` when it is not shaped like one of ours."""
+    if not plaintext.isascii():  # ours are ASCII; anything else could not even be hashed (lone surrogates)
+        raise AuthenticationError("invalid API key")
     parts = plaintext.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 16 or len(parts[2]) < 32:
         raise AuthenticationError("invalid API key")

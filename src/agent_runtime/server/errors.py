@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.orchestration.middleware.logging import redact
 
 __all__ = ["error_body", "error_response", "error_type", "install_error_handlers", "status_for_code"]
 
@@ -50,7 +51,8 @@ def error_body(
     details: dict[str, Any] | None = None,
     request_id: str | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "message": message, "type": error_type(status)}
+    # a message may quote what the caller sent (a model string, a field): never hand a credential back
+    body: dict[str, Any] = {"code": code, "message": redact(message), "type": error_type(status)}
     if retry_after is not None:
         body["retry_after"] = retry_after
     if details:

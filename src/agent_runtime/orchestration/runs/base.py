@@ -71,6 +71,9 @@ def reservation_dict(reservation: Reservation) -> dict[str, Any]:
 class RunStore(ABC):
     """Storage of run records for one backend (memory, SQLite, Redis)."""
 
+    in_process: bool = False
+    """True when calls never leave the process (and so never suspend)."""
+
     @abstractmethod
     async def start(self, record: RunRecord) -> None:
         """Store the record of an attempt that is starting (one write)."""

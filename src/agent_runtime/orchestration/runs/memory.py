@@ -10,6 +10,8 @@ __all__ = ["MemoryRunStore"]
 
 
 class MemoryRunStore(RunStore):
+    in_process = True
+
     def __init__(self) -> None:
         self._live: dict[str, RunRecord] = {}
         self._abandoned: dict[str, tuple[RunRecord, float]] = {}

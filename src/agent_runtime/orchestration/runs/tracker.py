@@ -91,7 +91,10 @@ class RunTracker:
     async def finished(self, key: str | None) -> None:
         if key is not None:
             self._inflight.pop(key, None)
-            await run_shielded(self.store.finish(key), "run registry finish")
+            if self.store.in_process:  # nothing to shield: it never suspends
+                await self.store.finish(key)
+            else:  # a cancelled run's record must still go, or the reaper would charge it again
+                await run_shielded(self.store.finish(key), "run registry finish")
 
     def _ensure_heartbeat(self) -> None:
         loop = asyncio.get_running_loop()
