@@ -13,7 +13,7 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agent_runtime.agents._registry import Registry
-from agent_runtime.agents.lc_middleware import DEFAULT_LC_MIDDLEWARES, LCMiddlewareBuilder, history_limit, tool_errors
+from agent_runtime.agents.lc_middleware import DEFAULT_LC_MIDDLEWARES, LCMiddlewareBuilder, history_limit
 from agent_runtime.agents.templates import DEFAULT_TEMPLATES, AgentTemplate, load_template_file
 from agent_runtime.errors import (
     AgentRuntimeError,
@@ -181,7 +181,7 @@ class AgentFactory:
         policy = self.memory.get(template.memory)
         chat_model = model if isinstance(model, BaseChatModel) else self._build_model(template, model)
         tools = [self.tools.get(name) for name in template.tools] + list(extra_tools)
-        middleware: list[Any] = [tool_errors()] if tools else []
+        middleware: list[Any] = []
         if checkpointer is not None and policy.stateful and policy.max_messages:
             middleware.append(history_limit(policy.max_messages))
         if template.fallback_models:

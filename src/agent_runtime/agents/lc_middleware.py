@@ -1,4 +1,4 @@
-"""LangChain 1.x agent middlewares: the ones templates name, and two the factory adds itself.
+"""LangChain 1.x agent middlewares: the ones templates name, and the history limit the factory adds.
 
 These run *inside* the agent loop (around each model or tool call); the runtime's own onion
 (``orchestration.middleware``) runs around the whole run.
@@ -6,54 +6,16 @@ These run *inside* the agent loop (around each model or tool call); the runtime'
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-from langchain.agents.middleware import AgentMiddleware as LCAgentMiddleware
-from langchain_core.tools import ToolException
-
-from agent_runtime.errors import AgentRuntimeError, ToolExecutionError
 
 if TYPE_CHECKING:
     from agent_runtime.agents.factory import AgentFactory
     from agent_runtime.agents.templates import AgentTemplate
 
-__all__ = ["DEFAULT_LC_MIDDLEWARES", "LCMiddlewareBuilder", "history_limit", "tool_errors"]
+__all__ = ["DEFAULT_LC_MIDDLEWARES", "LCMiddlewareBuilder", "history_limit"]
 
 LCMiddlewareBuilder = Callable[["AgentFactory", "AgentTemplate", dict[str, Any]], Any]
-
-
-class _ToolErrors(LCAgentMiddleware):
-    """Turns a tool's unexpected exception into ``ToolExecutionError`` naming the tool, so callers get
-    a typed error instead of whatever the tool raised. ``ToolException`` stays the tool's own business
-    (LangChain hands its message back to the model)."""
-
-    name = "agent_runtime_tool_errors"
-
-    def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        try:
-            return handler(request)
-        except (ToolException, AgentRuntimeError):
-            raise
-        except Exception as exc:
-            raise _tool_error(request, exc) from exc
-
-    async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
-        try:
-            return await handler(request)
-        except (ToolException, AgentRuntimeError):
-            raise
-        except Exception as exc:
-            raise _tool_error(request, exc) from exc
-
-
-def _tool_error(request: Any, exc: Exception) -> ToolExecutionError:
-    name = request.tool_call.get("name", "?")
-    return ToolExecutionError(f"tool {name!r} failed: {type(exc).__name__}: {exc}", details={"tool": name})
-
-
-def tool_errors() -> Any:
-    return _ToolErrors()
 
 
 def history_limit(max_messages: int) -> Any:

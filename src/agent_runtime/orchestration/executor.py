@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from agent_runtime.agents.factory import AgentFactory
-from agent_runtime.callbacks.handler import AgentCallbackHandler
+from agent_runtime.callbacks.handler import AgentCallbackHandler, langsmith_tracer
 from agent_runtime.errors import (
     AgentRuntimeError,
     ConfigurationError,
@@ -110,6 +110,7 @@ class AgentExecutor:
         self.prices = price_table or PriceTable.load(self.settings.price_file)
         self.retry_policy = retry_policy or RetryPolicy()
         self.collect_events = collect_events
+        self._traced = langsmith_tracer() is not None
         self.retry_budget = retry_budget
         self.run_tracker = run_tracker
         self._chain: NextCall = compose(self._run_typed, self.middlewares)
@@ -383,8 +384,9 @@ class AgentExecutor:
             AgentCallbackHandler(max_events=self.settings.limits.max_events_per_run) if self.collect_events else None
         )
         config["run_name"] = context.template
-        config["metadata"] = {"run_id": context.run_id, "template": context.template}
         config["recursion_limit"] = 50
+        if self._traced or workflow:  # metadata is merged into every step's config: only when someone reads it
+            config["metadata"] = {"run_id": context.run_id, "template": context.template}
         if handler is not None:
             config["callbacks"] = [handler]
         if workflow:
