@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,10 +33,10 @@ from agent_runtime.orchestration._streaming import StreamControl, run_streaming
 from agent_runtime.orchestration._sync import SyncPortal
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
 from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
-from agent_runtime.orchestration.retry_budget import RetryBudget
+from agent_runtime.orchestration.retry_budget import RetryBudget, RetryPolicy
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
-from agent_runtime.workflows.approval import RESUME_KEY, Decisions, ResumeRequest
+from agent_runtime.workflows.approval import RESUME_KEY, Decisions, ResumeRequest, decision_kinds, resume_input
 
 if TYPE_CHECKING:
     from agent_runtime.agents.templates import AgentTemplate
@@ -46,29 +45,6 @@ if TYPE_CHECKING:
     from agent_runtime.sessions.models import Session
 
 __all__ = ["AgentExecutor", "RetryPolicy"]
-
-
-class RetryPolicy:
-    """Exponential backoff with full jitter, capped; a provider's ``Retry-After`` wins when larger.
-
-    A ``Retry-After`` longer than ``max_wait_s`` (4 x ``max_delay_s``) is not waited out: the error goes
-    back to the caller at once, carrying it (the HTTP layer turns it into a ``Retry-After`` header)."""
-
-    def __init__(self, base_delay_s: float = 0.5, max_delay_s: float = 8.0, *, rng: random.Random | None = None):
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
-        self._rng = rng or random.Random()
-
-    @property
-    def max_wait_s(self) -> float:
-        return self.max_delay_s * 4
-
-    def delay(self, attempt: int, error: AgentRuntimeError) -> float:
-        ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
-        delay = self._rng.uniform(0, ceiling)
-        if error.retry_after is not None:
-            delay = max(delay, min(error.retry_after, self.max_wait_s))
-        return delay
 
 
 class AgentExecutor:
@@ -359,7 +335,7 @@ class AgentExecutor:
         if session.template is None:
             raise ConflictError(f"session {session.id} has no run to resume")
         request = ResumeRequest(decisions=decisions, session_id=session.id)
-        kinds = _decision_kinds(decisions)[:20]
+        kinds = decision_kinds(decisions)[:20]
         return AgentContext(
             input=f"resume: {', '.join(kinds) or 'decisions'}",
             template=session.template,
@@ -393,7 +369,7 @@ class AgentExecutor:
             _workflow_config(config, context, self.prices)
         resume = context.metadata.get(RESUME_KEY)
         if isinstance(resume, ResumeRequest):
-            graph_input, anchor, prefix = await _resume_input(agent, config, resume)
+            graph_input, anchor, prefix = await resume_input(agent, config, resume)
         else:
             graph_input, anchor, prefix = (
                 {"messages": [HumanMessage(content=context.input, id=context.run_id)]},
@@ -471,38 +447,3 @@ def _workflow_config(config: dict[str, Any], context: AgentContext, prices: Pric
     config.setdefault("configurable", {})[PRICES_KEY] = prices
     if context.model is not None:
         config["metadata"]["model_override"] = context.model
-
-
-async def _resume_input(agent: Any, config: dict[str, Any], request: ResumeRequest) -> tuple[Any, str | None, Any]:
-    """``Command(resume=...)`` for the pending interrupts, read under the session lock (so two workers can
-    never answer the same approval twice); the last message before the pause anchors the new messages,
-    and the paused tool-call message is put back in front so the result lists the approved calls."""
-    from langchain_core.messages import AIMessage
-    from langgraph.types import Command
-
-    from agent_runtime.workflows.approval import build_resume_value
-
-    snapshot = await agent.aget_state(config)
-    interrupts = list(snapshot.interrupts)
-    if not interrupts:
-        raise ConflictError(f"session {request.session_id} has no run waiting for approval (already resumed?)")
-    value = build_resume_value(interrupts, request.decisions)
-    messages = (snapshot.values or {}).get("messages") or []
-    last = messages[-1] if messages else None
-    prefix = None
-    if isinstance(last, AIMessage) and last.tool_calls:
-        prefix = [last.model_copy(update={"usage_metadata": None})]  # charged by the run that paused
-    return Command(resume=value), (str(last.id) if last is not None else None), prefix
-
-
-def _decision_kinds(decisions: Any) -> list[str]:
-    """``approve`` / ``edit`` / ``reject`` of each decision, for the resumed run's input text (logs)."""
-    if isinstance(decisions, str):
-        return [decisions]
-    if isinstance(decisions, dict):
-        if "type" in decisions:
-            return [str(decisions["type"])]
-        return [kind for value in decisions.values() for kind in _decision_kinds(value)]
-    if isinstance(decisions, (list, tuple)):
-        return [kind for value in decisions for kind in _decision_kinds(value)]
-    return []

@@ -1,4 +1,6 @@
-"""A retry budget per tenant, so a failing provider cannot turn every request into a retry storm.
+"""How retries are paced (``RetryPolicy``) and capped (``RetryBudget``).
+
+A retry budget per tenant, so a failing provider cannot turn every request into a retry storm.
 
 Each tenant has a token bucket of ``per_minute`` retries (refilling continuously, bursting up to
 ``per_minute``). A retry is taken only if the bucket has a token; otherwise the error is returned to
@@ -8,11 +10,14 @@ from it. The budget is per worker process (it caps load, it is not an accounting
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["RetryBudget"]
+from agent_runtime.errors import AgentRuntimeError
+
+__all__ = ["RetryBudget", "RetryPolicy"]
 
 
 class RetryBudget:
@@ -54,3 +59,26 @@ class RetryBudget:
     def _prune(self, now: float, capacity: float) -> None:
         refill = capacity / 60.0
         self._buckets = {k: v for k, v in self._buckets.items() if v[0] + (now - v[1]) * refill < capacity}
+
+
+class RetryPolicy:
+    """Exponential backoff with full jitter, capped; a provider's ``Retry-After`` wins when larger.
+
+    A ``Retry-After`` longer than ``max_wait_s`` (4 x ``max_delay_s``) is not waited out: the error goes
+    back to the caller at once, carrying it (the HTTP layer turns it into a ``Retry-After`` header)."""
+
+    def __init__(self, base_delay_s: float = 0.5, max_delay_s: float = 8.0, *, rng: random.Random | None = None):
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self._rng = rng or random.Random()
+
+    @property
+    def max_wait_s(self) -> float:
+        return self.max_delay_s * 4
+
+    def delay(self, attempt: int, error: AgentRuntimeError) -> float:
+        ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
+        delay = self._rng.uniform(0, ceiling)
+        if error.retry_after is not None:
+            delay = max(delay, min(error.retry_after, self.max_wait_s))
+        return delay

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent_runtime.errors import ValidationError
+from agent_runtime.errors import ConflictError, ValidationError
 
 if TYPE_CHECKING:
     from agent_runtime.agents.factory import AgentFactory
@@ -31,7 +31,9 @@ __all__ = [
     "Decisions",
     "ResumeRequest",
     "build_resume_value",
+    "decision_kinds",
     "pending_actions",
+    "resume_input",
     "template_needs_checkpointer",
 ]
 
@@ -156,3 +158,36 @@ def _decision(item: Any, request: dict[str, Any], allowed: list[str]) -> dict[st
     if kind == "respond" and not isinstance(decision.get("message"), str):
         raise ValidationError(f"a respond decision for tool {name!r} needs a `message`")
     return decision
+
+
+async def resume_input(agent: Any, config: dict[str, Any], request: ResumeRequest) -> tuple[Any, str | None, Any]:
+    """``Command(resume=...)`` for the pending interrupts, read under the session lock (so two workers can
+    never answer the same approval twice); the last message before the pause anchors the new messages,
+    and the paused tool-call message is put back in front so the result lists the approved calls."""
+    from langchain_core.messages import AIMessage
+    from langgraph.types import Command
+
+    snapshot = await agent.aget_state(config)
+    interrupts = list(snapshot.interrupts)
+    if not interrupts:
+        raise ConflictError(f"session {request.session_id} has no run waiting for approval (already resumed?)")
+    value = build_resume_value(interrupts, request.decisions)
+    messages = (snapshot.values or {}).get("messages") or []
+    last = messages[-1] if messages else None
+    prefix = None
+    if isinstance(last, AIMessage) and last.tool_calls:
+        prefix = [last.model_copy(update={"usage_metadata": None})]  # charged by the run that paused
+    return Command(resume=value), (str(last.id) if last is not None else None), prefix
+
+
+def decision_kinds(decisions: Any) -> list[str]:
+    """``approve`` / ``edit`` / ``reject`` of each decision, for the resumed run's input text (logs)."""
+    if isinstance(decisions, str):
+        return [decisions]
+    if isinstance(decisions, dict):
+        if "type" in decisions:
+            return [str(decisions["type"])]
+        return [kind for value in decisions.values() for kind in decision_kinds(value)]
+    if isinstance(decisions, (list, tuple)):
+        return [kind for value in decisions for kind in decision_kinds(value)]
+    return []
