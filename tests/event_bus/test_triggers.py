@@ -86,8 +86,8 @@ def test_invalid_rules_fail_at_load_time(change: dict[str, Any]) -> None:
 def test_bad_files_are_configuration_errors(tmp_path: Path) -> None:
     (tmp_path / "dup.yaml").write_text("triggers:\n" + f"  - {UPLOADS}\n" * 2)
     (tmp_path / "broken.yaml").write_text("triggers: [\n")
-    (tmp_path / "rules.json").write_text("{}")
-    for name in ("dup.yaml", "broken.yaml", "rules.json", "missing.yaml"):
+    (tmp_path / "rules.txt").write_text("{}")
+    for name in ("dup.yaml", "broken.yaml", "rules.txt", "missing.yaml"):
         with pytest.raises(ConfigurationError):
             load_rules(tmp_path / name)
 

@@ -12,6 +12,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from agent_runtime._files import config_files
 from agent_runtime.agents._registry import Registry
 from agent_runtime.agents.lc_middleware import DEFAULT_LC_MIDDLEWARES, LCMiddlewareBuilder, history_limit
 from agent_runtime.agents.templates import DEFAULT_TEMPLATES, AgentTemplate, load_template_file
@@ -138,13 +139,7 @@ class AgentFactory:
 
     def load_templates(self, path: Path, *, replace: bool = False) -> list[AgentTemplate]:
         """Register every template in a YAML/TOML/JSON file, or in every such file of a folder."""
-        path = Path(path)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".toml", ".json"))
-        elif path.is_file():
-            files = [path]
-        else:
-            raise TemplateConfigError(f"template path {path} does not exist")
+        files = config_files(path, "template", TemplateConfigError)
         loaded = [t for file in files for t in load_template_file(file)]
         return [self.register_template(t, replace=replace) for t in loaded]
 

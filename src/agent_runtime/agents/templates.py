@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from agent_runtime._files import read_config_file
 from agent_runtime.errors import TemplateConfigError
 
 __all__ = ["DEFAULT_TEMPLATES", "AgentTemplate", "LangChainMiddlewareSpec", "load_template_file", "read_template_data"]
@@ -99,28 +99,7 @@ def load_template_file(path: Path) -> list[AgentTemplate]:
 
 def read_template_data(path: Path) -> Any:
     """The parsed content of a YAML, TOML or JSON template file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TemplateConfigError(f"cannot read template file {path}: {exc}") from exc
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            data: Any = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise TemplateConfigError(f"template file {path} must be .yaml, .yml, .toml or .json")
-    except (ValueError, ImportError) as exc:
-        raise TemplateConfigError(f"cannot parse template file {path}: {exc}") from exc
-    except Exception as exc:  # yaml.YAMLError has no common base with ValueError
-        raise TemplateConfigError(f"cannot parse template file {path}: {exc}") from exc
-    return data
+    return read_config_file(path, "template", TemplateConfigError)
 
 
 DEFAULT_TEMPLATES: tuple[AgentTemplate, ...] = (

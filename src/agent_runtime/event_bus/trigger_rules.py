@@ -23,17 +23,16 @@ from __future__ import annotations
 import json
 import re
 import string
-import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from agent_runtime._files import read_config_file
 from agent_runtime._redis import check_key_part
 from agent_runtime.errors import ConfigurationError, ValidationError
 from agent_runtime.event_bus.events import Event
@@ -294,23 +293,10 @@ def parse_rules(data: Any, *, origin: str = "rules") -> list[TriggerRule]:
 
 
 def load_rules(path: Path | str) -> list[TriggerRule]:
-    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) rules file.
+    """Read a YAML, TOML or JSON rules file.
 
     Raises:
         ConfigurationError: unreadable file, unknown suffix or an invalid rule (named in the message).
     """
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read triggers file {file}: {exc.strerror}") from exc
-    try:
-        if file.suffix == ".toml":
-            data: Any = tomllib.loads(text)
-        elif file.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            raise ConfigurationError(f"triggers file {file} must be .yaml, .yml or .toml")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigurationError(f"triggers file {file} does not parse: {exc}") from exc
-    return parse_rules(data, origin=str(file))
+    return parse_rules(read_config_file(file, "triggers", ConfigurationError), origin=str(file))

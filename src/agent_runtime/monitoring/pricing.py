@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agent_runtime._files import read_config_file
 from agent_runtime.errors import ConfigurationError
 
 __all__ = ["DEFAULT_PRICES", "PRICES_AS_OF", "ModelPrice", "PriceTable"]
@@ -87,17 +87,7 @@ class PriceTable:
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".toml":
-        import tomllib
-
-        data: Any = tomllib.loads(text)
-    elif path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
+    data = read_config_file(path, "price", ConfigurationError)
     if not isinstance(data, dict):
         raise ValueError("the price file must map model names to prices")
     return data

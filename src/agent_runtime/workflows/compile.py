@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
+from agent_runtime._files import config_files
 from agent_runtime.agents.templates import AgentTemplate, read_template_data
 from agent_runtime.errors import NotFoundError, TemplateConfigError
 from agent_runtime.workflows._step import StepRunner, WorkflowState, retriable
@@ -239,15 +240,8 @@ def _template_for(spec: WorkflowSpec, factory: AgentFactory) -> AgentTemplate:
 
 def load_workflows(factory: AgentFactory, path: Path, *, replace: bool = False) -> list[WorkflowSpec]:
     """Register the ``workflows: [...]`` section of a template file (or of every such file in a folder)."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".toml", ".json"))
-    elif path.is_file():
-        files = [path]
-    else:
-        raise TemplateConfigError(f"workflow path {path} does not exist")
     registered: list[WorkflowSpec] = []
-    for file in files:
+    for file in config_files(path, "workflow", TemplateConfigError):
         data = read_template_data(file)
         items = data.get("workflows") if isinstance(data, dict) else None
         if items is None:
