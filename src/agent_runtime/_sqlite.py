@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,26 @@ async def connect_sqlite(path: Path | str) -> Any:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = await aiosqlite.connect(str(path), timeout=5.0)
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA busy_timeout=5000")
+        await _enable_wal(conn)
+        await conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.Error as exc:
         raise BackendError(f"cannot open SQLite database {path}: {exc}") from exc
     conn.row_factory = aiosqlite.Row
     return conn
+
+
+async def _enable_wal(conn: Any) -> None:
+    """Switching to WAL needs a moment of exclusive access, and SQLite answers "locked" at once (no
+    busy wait) when another connection opens the same new file at the same time: try again briefly."""
+    for attempt in range(50):
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            await asyncio.sleep(0.02)
 
 
 class sqlite_errors:  # noqa: N801 - used as a context manager, reads like one
