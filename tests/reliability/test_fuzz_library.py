@@ -197,14 +197,18 @@ def test_session_ids_cannot_escape_the_key_namespace(redis_runtime: Any) -> None
         assert not set(key) & set("*?[] \r\n\x00"), f"unsafe character in key {key!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="executor._validate accepts timeout_s <= 0 (and NaN): the run then fails as a 504 RunTimeoutError; "
-    "it should be a 422 ValidationError (fix belongs in orchestration/executor.py)",
-)
-def test_non_positive_timeout_is_refused_as_bad_input(runtime_loop: Any) -> None:
+@pytest.mark.parametrize("timeout_s", [-1.0, 0.0, float("nan"), float("inf")])
+def test_non_positive_timeout_is_refused_as_bad_input(runtime_loop: Any, timeout_s: float) -> None:
     runner, runtime, _ = runtime_loop
-    context = AgentContext(input="hi", template="writer", principal=PRINCIPAL, timeout_s=-1.0)
+    context = AgentContext(input="hi", template="writer", principal=PRINCIPAL, timeout_s=timeout_s)
+    with pytest.raises(AgentRuntimeError) as caught:
+        runner.run(runtime.executor.execute_async(context))
+    assert caught.value.status_code == 422
+
+
+def test_lone_surrogates_are_refused_as_bad_input(runtime_loop: Any) -> None:
+    runner, runtime, _ = runtime_loop
+    context = AgentContext(input="hi \ud800 there", template="writer", principal=PRINCIPAL)
     with pytest.raises(AgentRuntimeError) as caught:
         runner.run(runtime.executor.execute_async(context))
     assert caught.value.status_code == 422

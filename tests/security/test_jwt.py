@@ -151,3 +151,10 @@ def test_wrong_key_types_fail_configuration(rsa_keys: tuple[str, str]) -> None:
         JwtVerifier(secret="short")
     with pytest.raises(ConfigurationError):
         JwtVerifier()
+
+
+@pytest.mark.parametrize("bad", ["100", -5, True, [1], {"n": 1}])
+def test_unreadable_limit_claims_are_refused_not_ignored(bad: Any) -> None:
+    token = jwt.encode(claims(rpm=bad), SECRET, algorithm="HS256")
+    with pytest.raises(AuthenticationError, match="limit claims"):
+        hs_verifier().verify(token)

@@ -249,6 +249,13 @@ class AgentExecutor:
             raise InputTooLargeError(f"input is {len(context.input)} characters; the limit is {limit}")
         if "\x00" in context.input:
             raise ValidationError("input must not contain NUL characters")
+        try:
+            context.input.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("input must be valid Unicode text (it holds a lone surrogate)") from None
+        timeout = context.timeout_s
+        if timeout is not None and not (0 < timeout <= 24 * 3600):  # also refuses NaN
+            raise ValidationError("timeout_s must be a number of seconds between 0 and 86400")
 
     async def _run_typed(self, context: AgentContext) -> AgentResult:
         """The innermost call of the onion: middlewares only ever see the runtime's typed errors.

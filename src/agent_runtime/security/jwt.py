@@ -125,7 +125,10 @@ class JwtVerifier:
             scopes = frozenset(raw_scopes)
         else:
             raise AuthenticationError("invalid token: 'scope' must be a string or 'scopes' a list of strings")
-        limits = {name: claims[name] for name in _LIMIT_CLAIMS if isinstance(claims.get(name), int | float)}
+        limits = {name: claims[name] for name in _LIMIT_CLAIMS if claims.get(name) is not None}
+        bad = [n for n, v in limits.items() if isinstance(v, bool) or not isinstance(v, int | float) or v < 0]
+        if bad:  # a limit that cannot be read must not silently become "no limit"
+            raise AuthenticationError(f"invalid token: limit claims {bad} must be non-negative numbers")
         try:
             return Principal(tenant=tenant, user=user, scopes=scopes, **limits)
         except ValueError as exc:
