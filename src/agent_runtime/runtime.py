@@ -235,7 +235,12 @@ def _event_bus(
     except ImportError:  # the event observer lands with the bus wiring
         return None, None
     bus = build_event_bus(settings)
-    publisher = SafePublisher(bus, on_lost=lambda event, exc: metrics.eventbus("lost"))
+    publisher = SafePublisher(
+        bus,
+        on_lost=lambda event, exc: metrics.eventbus("lost"),
+        on_published=lambda event: metrics.eventbus("published"),
+    )
+    bus.on_count = lambda kind: metrics.eventbus(kind)  # type: ignore[arg-type]  # consumed | dead_lettered
     observer = EventObserver(publisher)
     observers.append(observer)
     sessions.on_event = observer.session_event

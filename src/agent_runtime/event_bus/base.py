@@ -110,6 +110,8 @@ class ConsumerSpec:
     retry: RetryPolicy
     start: StartFrom
     batch_size: int
+    on_count: Callable[[str], None] | None = None
+    """Told ``consumed`` / ``dead_lettered`` for each event (metrics)."""
 
 
 @dataclass
@@ -215,6 +217,7 @@ class ConsumerLoop(ABC):
                 log.warning("handler failed", extra={"group": self.spec.group, "event_id": event.id, "try": attempt})
             else:
                 self.stats.handled += 1
+                self._count("consumed")
                 return True
             finally:
                 self.in_handler = False
@@ -229,7 +232,15 @@ class ConsumerLoop(ABC):
             await self._backend_trouble("dead_letter", exc)
             return False
         self.stats.dead_lettered += 1
+        self._count("dead_lettered")
         return True
+
+    def _count(self, kind: str) -> None:
+        if self.spec.on_count is not None:
+            try:
+                self.spec.on_count(kind)
+            except Exception:  # metrics never break consumption
+                log.exception("event count hook failed")
 
     async def _backend_trouble(self, operation: str, exc: BaseException) -> None:
         log.warning("event bus %s failed in group %s: %r", operation, self.spec.group, exc)
@@ -305,6 +316,8 @@ class EventBus(ABC):
     def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
         self._closed = False
+        self.on_count: Callable[[str], None] | None = None
+        """Set by the runtime to count consumed and dead-lettered events in its metrics."""
 
     @abstractmethod
     async def publish(self, event: Event) -> None:
@@ -352,6 +365,7 @@ class EventBus(ABC):
                 retry=retry,
                 start=start,
                 batch_size=batch_size or self.default_batch_size,
+                on_count=self.on_count,
             )
             for i in range(concurrency)
         ]

@@ -33,11 +33,13 @@ class SafePublisher:
         max_pending: int = 1_000,
         timeout_s: float = 5.0,
         on_lost: Callable[[Event, BaseException | None], None] | None = None,
+        on_published: Callable[[Event], None] | None = None,
     ) -> None:
         self.bus = bus
         self.max_pending = max_pending
         self.timeout_s = timeout_s
         self.on_lost = on_lost
+        self.on_published = on_published
         self.published = 0
         self.lost = 0
         self._pending: dict[asyncio.Task[bool], Event] = {}
@@ -50,6 +52,8 @@ class SafePublisher:
             self._lose(event, exc)
             return False
         self.published += 1
+        if self.on_published is not None:
+            self.on_published(event)
         return True
 
     def publish_nowait(self, event: Event) -> None:
