@@ -189,4 +189,8 @@ def _register_commands() -> None:
 _register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # ``python -m agent_runtime.cli``: the subcommand modules registered themselves on the imported
+    # ``agent_runtime.cli`` module, not on this ``__main__`` copy of it.
+    from agent_runtime.cli import main as entry_point
+
+    entry_point()

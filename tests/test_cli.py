@@ -1,0 +1,94 @@
+"""The ``agent-runtime`` command as a user runs it: real subprocesses, real SQLite files, real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "agent_runtime.cli"]
+
+
+def cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    if check:
+        assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_RUNTIME_", "OPENAI_", "ANTHROPIC_"))}
+    return {**base, "AGENT_RUNTIME_DATA_DIR": str(tmp_path / "data"), "AGENT_RUNTIME_LOG_LEVEL": "WARNING"}
+
+
+def test_run_answers_through_a_real_tool_call(env: dict[str, str]) -> None:
+    done = cli("run", "analyst", "what is 17*23+4?", env=env)
+    assert "395" in done.stdout
+    assert "tool calls 1" in done.stderr and "llm calls 2" in done.stderr and "tokens in" in done.stderr
+
+
+def test_run_json_holds_the_contract_fields(env: dict[str, str]) -> None:
+    out = json.loads(cli("run", "analyst", "what is 6*7?", "--json", env=env).stdout)
+    assert "42" in out["output"]
+    assert set(out["usage"]) >= {"input_tokens", "output_tokens", "total_tokens", "cost_usd"}
+    assert out["usage"]["total_tokens"] == out["usage"]["input_tokens"] + out["usage"]["output_tokens"] > 0
+    assert [c["name"] for c in out["tool_calls"]] == ["calculator"]
+    assert out["run_id"].startswith("run_") and out["session_id"] is None
+
+
+def test_run_stream_prints_tokens(env: dict[str, str]) -> None:
+    done = cli("run", "writer", "a haiku about rain", "--stream", env=env)
+    assert "rain" in done.stdout.lower() and len(done.stdout.splitlines()) >= 3
+
+
+def test_unknown_template_is_a_clear_error(env: dict[str, str]) -> None:
+    done = cli("run", "ghost", "hello", env=env, check=False)
+    assert done.returncode == 2 and "template_not_found" in done.stderr
+
+
+def test_templates_lists_the_defaults(env: dict[str, str]) -> None:
+    names = [t["name"] for t in json.loads(cli("templates", "--json", env=env).stdout)]
+    assert {"writer", "analyst", "searcher", "research_report"} <= set(names)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_session_resumes_in_another_process(
+    env: dict[str, str], backend: str, request: pytest.FixtureRequest
+) -> None:
+    env = {**env, "AGENT_RUNTIME_STATE_BACKEND": backend}
+    if backend == "redis":
+        env["AGENT_RUNTIME_REDIS_URL"] = request.getfixturevalue("redis_url")
+    first = json.loads(cli("run", "writer", "my name is Ada", "--session", "chat-ada", "--json", env=env).stdout)
+    assert first["session_id"] == "chat-ada"
+    second = cli("run", "writer", "what is my name?", "--session", "chat-ada", env=env)  # a new process
+    assert "Ada" in second.stdout
+
+
+def test_keys_lifecycle_and_usage(env: dict[str, str]) -> None:
+    created = cli(
+        "keys", "create", "--tenant", "acme", "--user", "bob", "--scope", "agents:run:*", "--rpm", "5", env=env
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("ar_")
+    as_json = json.loads(
+        cli("keys", "create", "--tenant", "acme", "--user", "eve", "--scope", "admin", "--json", env=env).stdout
+    )
+    assert as_json["key"].startswith("ar_") and as_json["tenant"] == "acme"
+    listed = cli("keys", "list", "--json", env=env).stdout
+    assert key not in listed and as_json["key"] not in listed  # secrets are never shown again
+    key_id = key.split("_")[1]
+    assert any(k["key_id"] == key_id and k["rpm"] == 5 for k in json.loads(listed))
+    cli("keys", "revoke", key_id, env=env)
+    assert "revoked" in cli("keys", "list", env=env).stdout
+    bad = cli("keys", "create", "--tenant", "a b", "--user", "x", "--scope", "admin", env=env, check=False)
+    assert bad.returncode == 2 and "validation_error" in bad.stderr
+    cli("run", "writer", "hello there", env=env)
+    report = cli("usage", "--by", "template", env=env).stdout
+    assert "writer" in report and "TOTAL" in report
+    rows = json.loads(cli("usage", "--by", "model", "--format", "json", env=env).stdout)
+    assert rows["totals"]["runs"] >= 1
