@@ -132,3 +132,23 @@ def _no_real_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("AGENT_RUNTIME_"):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_runtime_loggers() -> Iterator[None]:
+    """Tests that configure ``agent_runtime`` loggers (level, JSON handler, propagation) must not change
+    what later tests log: a leaked INFO level makes pytest keep a record of every later run."""
+    import logging
+
+    def runtime_loggers() -> dict[str, logging.Logger]:
+        names = [n for n in logging.root.manager.loggerDict if n == "agent_runtime" or n.startswith("agent_runtime.")]
+        return {n: logging.getLogger(n) for n in names}
+
+    saved = {n: (lg.level, list(lg.handlers), lg.propagate, lg.disabled) for n, lg in runtime_loggers().items()}
+    yield
+    for name, logger in runtime_loggers().items():
+        level, handlers, propagate, disabled = saved.get(name, (logging.NOTSET, [], True, False))
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+        logger.disabled = disabled
