@@ -20,6 +20,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
+    """Terminate a server the tests started; kill it if it does not stop in ``timeout`` seconds."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_for_port(
     port: int,
     *,
@@ -69,14 +81,8 @@ class RedisServer:
         wait_for_port(self.port, what="redis-server", proc=self.proc, hello=b"PING\r\n", expect=b"+PONG")
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc)
+        self.proc = None
 
     def kill(self) -> None:
         if self.proc is not None:

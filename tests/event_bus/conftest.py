@@ -16,7 +16,7 @@ import pytest
 
 from agent_runtime.event_bus import EventBus, MemoryEventBus
 
-from ..conftest import free_port, wait_for_port
+from ..conftest import free_port, stop_process, wait_for_port
 
 
 def tansu_binary() -> str:
@@ -56,14 +56,8 @@ class KafkaBroker:
             raise RuntimeError(f"{exc}: {self.log.read_text()[-2000:]}") from None
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc)
+        self.proc = None
         shutil.rmtree(self.log.parent, ignore_errors=True)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -70,14 +71,7 @@ class AgentTemplate(BaseModel):
         """Validate ``data`` into a template, raising ``TemplateConfigError`` with every problem listed."""
         if isinstance(data, AgentTemplate):
             return data
-        try:
-            return cls.model_validate(data)
-        except PydanticValidationError as exc:
-            name = data.get("name", "?") if isinstance(data, dict) else "?"
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'template'}: {err['msg']}" for err in exc.errors()
-            )
-            raise TemplateConfigError(f"invalid template {name!r}: {problems}") from exc
+        return validate_config(cls, data, "template", _describe_error)
 
     def public_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -95,6 +89,24 @@ def load_template_file(path: Path) -> list[AgentTemplate]:
     if not all(isinstance(item, dict) for item in items):
         raise TemplateConfigError(f"template file {path} must hold a mapping or a list of mappings")
     return [AgentTemplate.parse(item) for item in items]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _describe_error(data: Any, error: Any) -> str:
+    return f"{'.'.join(str(p) for p in error['loc']) or 'template'}: {error['msg']}"
+
+
+def validate_config(model: type[M], data: Any, kind: str, describe: Callable[[Any, Any], str]) -> M:
+    """``model`` validated from ``data``, or ``TemplateConfigError`` listing every problem (``describe``
+    names where each one is, e.g. the workflow step)."""
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        name = data.get("name", "?") if isinstance(data, dict) else "?"
+        problems = "; ".join(describe(data, err) for err in exc.errors())
+        raise TemplateConfigError(f"invalid {kind} {name!r}: {problems}") from exc
 
 
 def read_template_data(path: Path) -> Any:

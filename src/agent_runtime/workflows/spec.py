@@ -18,9 +18,8 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic import ValidationError as PydanticValidationError
 
-from agent_runtime.errors import TemplateConfigError
+from agent_runtime.agents.templates import validate_config
 
 __all__ = ["END_STEP", "BranchRule", "BranchSpec", "StepSpec", "WorkflowSpec", "placeholders", "render_input"]
 
@@ -133,13 +132,7 @@ class WorkflowSpec(BaseModel):
         """Validate ``data``, raising ``TemplateConfigError`` that names the step of each problem."""
         if isinstance(data, WorkflowSpec):
             return data
-        try:
-            return cls.model_validate(data)
-        except PydanticValidationError as exc:
-            name = data.get("name", "?") if isinstance(data, dict) else "?"
-            raise TemplateConfigError(
-                f"invalid workflow {name!r}: {'; '.join(_describe(data, err) for err in exc.errors())}"
-            ) from exc
+        return validate_config(cls, data, "workflow", _describe)
 
     def step(self, name: str) -> StepSpec:
         return next(s for s in self.steps if s.name == name)
