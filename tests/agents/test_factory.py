@@ -144,3 +144,9 @@ async def test_langchain_middleware_from_template_limits_model_calls(factory: Ag
         factory.create_agent(
             AgentTemplate(name="broken", middleware=[{"name": "model_call_limit", "options": {"bogus": 1}}])
         )
+
+
+@pytest.mark.parametrize("name", ["writer\n", "a b", "Upper", "x" * 65, "-x", ""])
+def test_names_are_checked_whole(factory: AgentFactory, name: str) -> None:
+    with pytest.raises(TemplateConfigError, match="lowercase"):
+        factory.register_template({"name": name})

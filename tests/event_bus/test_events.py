@@ -50,3 +50,10 @@ def test_caused_event_carries_the_chain_and_depth() -> None:
     grandchild = child.caused("run.started", {"template": "analyst"})
     assert (child.depth, grandchild.depth) == (1, 2)
     assert child.correlation_id == root.id == grandchild.correlation_id and grandchild.tenant == "acme"
+
+
+def test_event_types_are_checked_whole() -> None:
+    from pydantic import ValidationError as PydanticValidationError
+
+    with pytest.raises(PydanticValidationError):
+        Event(type="run.completed\n")

@@ -15,7 +15,14 @@ from agent_runtime.errors import TemplateConfigError
 
 __all__ = ["DEFAULT_TEMPLATES", "AgentTemplate", "LangChainMiddlewareSpec", "load_template_file", "read_template_data"]
 
-_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
+_NAME = re.compile(r"[a-z][a-z0-9_\-]{0,63}")
+
+
+def check_name(value: str) -> str:
+    """Names of templates, workflows and their steps (they appear in scopes, metrics and ids)."""
+    if not _NAME.fullmatch(value):
+        raise ValueError("must start with a lowercase letter and hold only a-z, 0-9, '_' or '-' (max 64)")
+    return value
 
 
 class LangChainMiddlewareSpec(BaseModel):
@@ -55,9 +62,7 @@ class AgentTemplate(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("must start with a lowercase letter and hold only a-z, 0-9, '_' or '-' (max 64)")
-        return value
+        return check_name(value)
 
     @field_validator("tools")
     @classmethod

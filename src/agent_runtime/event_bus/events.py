@@ -58,7 +58,7 @@ class Event(BaseModel):
     @field_validator("type")
     @classmethod
     def _check_type(cls, value: str) -> str:
-        if len(value) > 200 or not _TYPE_RE.match(value):
+        if len(value) > 200 or not _TYPE_RE.fullmatch(value):
             raise ValueError("event type must be lowercase dotted words, e.g. 'run.completed'")
         return value
 

@@ -75,7 +75,7 @@ def resolve_path(event: Event, path: str) -> Any:
 
 
 def _check_path(path: str) -> str:
-    if not _PATH_RE.match(path):
+    if not _PATH_RE.fullmatch(path):
         raise ValueError(f"path {path!r} must be 'payload' or 'event' followed by .key parts (letters, digits, _ -)")
     return path
 
@@ -173,7 +173,7 @@ class TriggerRule(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
+        if not _NAME_RE.fullmatch(value):
             raise ValueError("rule name must be 1-64 of a-z, 0-9, _ and -, starting with a letter or digit")
         return value
 

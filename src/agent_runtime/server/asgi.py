@@ -60,7 +60,7 @@ class RequestIdMiddleware:
             return
         raw = _header(scope, b"x-request-id")
         supplied = raw.decode("latin-1") if raw else ""
-        request_id = supplied if _REQUEST_ID.match(supplied) else f"req_{uuid.uuid4().hex}"
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else f"req_{uuid.uuid4().hex}"
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
 

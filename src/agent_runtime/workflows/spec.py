@@ -19,14 +19,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent_runtime.agents.templates import validate_config
+from agent_runtime.agents.templates import check_name, validate_config
 
 __all__ = ["END_STEP", "BranchRule", "BranchSpec", "StepSpec", "WorkflowSpec", "placeholders", "render_input"]
 
 END_STEP = "end"
 """Branch target that ends the workflow."""
 
-_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
 _PLACEHOLDER = re.compile(r"\{(input|steps\.([a-z][a-z0-9_\-]{0,63}))\}")
 _RESERVED = frozenset({END_STEP, "input", "steps", "__start__", "__end__"})
 
@@ -101,8 +100,7 @@ class StepSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("must start with a lowercase letter and hold only a-z, 0-9, '_' or '-' (max 64)")
+        check_name(value)
         if value in _RESERVED:
             raise ValueError(f"{value!r} is reserved")
         return value
@@ -123,9 +121,7 @@ class WorkflowSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("must start with a lowercase letter and hold only a-z, 0-9, '_' or '-' (max 64)")
-        return value
+        return check_name(value)
 
     @classmethod
     def parse(cls, data: WorkflowSpec | dict[str, Any]) -> WorkflowSpec:

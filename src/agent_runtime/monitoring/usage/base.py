@@ -72,7 +72,7 @@ class UsageRecord:
         check_key_part(self.tenant, "tenant id")
         check_key_part(self.user, "user id")
         check_key_part(self.template, "template name")
-        if not isinstance(self.model, str) or not _MODEL.match(self.model):
+        if not isinstance(self.model, str) or not _MODEL.fullmatch(self.model):
             raise ValidationError("malformed model name: 1-200 printable characters without spaces or '|'")
         if min(self.input_tokens, self.output_tokens, self.cached_tokens, self.runs) < 0 or self.cost_usd < 0:
             raise ValidationError("usage counters must not be negative")
