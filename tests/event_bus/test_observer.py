@@ -122,7 +122,7 @@ async def test_session_manager_publishes_created_and_expired(runtime: Runtime) -
     created, expired = collector.events
     assert (created.type, created.tenant) == ("session.created", "acme")
     assert created.payload == {"session_id": session.id, "user": "ana", "template": "writer"}
-    assert (expired.type, expired.payload) == ("session.expired", {"session_id": session.id})
+    assert (expired.type, expired.tenant, expired.payload) == ("session.expired", "acme", {"session_id": session.id})
     for event in collector.events:
         assert_catalogue_valid(event)
 
@@ -133,7 +133,7 @@ async def test_session_hook_failures_never_fail_the_session_call(runtime: Runtim
 
     runtime.sessions.on_event = broken
     session = await runtime.sessions.create_session("ana", tenant="acme")
-    assert (await runtime.sessions.get_session(session.id)).user_id == "ana"
+    assert (await runtime.sessions.get_session(session.id, tenant="acme")).user_id == "ana"
 
 
 async def test_closed_bus_loses_events_but_never_the_run(runtime: Runtime) -> None:

@@ -30,6 +30,14 @@ async def test_admits_the_limit_then_refuses_with_retry_after(limiter: RateLimit
     assert refused.blocked_by == 0
 
 
+@pytest.mark.parametrize("size", [1, 7, 13])
+async def test_bursts_with_fractional_intervals_fit_exactly(limiter: RateLimiter, size: int) -> None:
+    """60 s / 7 is no whole number of microseconds: rounding must not cost the burst a unit."""
+    limit = [Limit(f"{{t}}:k:burst{size}", size, 60.0)]
+    decisions = [await limiter.acquire(limit) for _ in range(size + 1)]
+    assert [d.allowed for d in decisions] == [True] * size + [False]
+
+
 async def test_concurrent_attempts_admit_exactly_the_limit(limiter: RateLimiter) -> None:
     limit = [Limit("{t}:burst:rpm", 100, 60.0)]
     decisions = await asyncio.gather(*(limiter.acquire(limit) for _ in range(400)))
@@ -128,3 +136,16 @@ def test_python_reference_matches_its_contract() -> None:
     assert not d.allowed and tats is None and d.retry_after == 5.0
     d, tats = gcra([10.0], lim, 0, "peek", 0.0)
     assert not d.allowed and tats is None
+
+
+@pytest.mark.parametrize("limit", [1, 3, 7, 13, 1000])
+@pytest.mark.parametrize("now", [1000.84, 1003.8000000000001, 123456.789, 98765432.1])
+def test_a_full_burst_fits_whatever_the_clock_reads(limit: int, now: float) -> None:
+    """Float rounding (``now + 60 - 60 > now`` at the first two readings) once refused the first
+    request of a 1-per-minute limit; the whole burst must fit, and not one unit more."""
+    lim, tats = Limit("k", limit, 60.0), [None]
+    for _ in range(limit):
+        decision, stored = gcra(tats, [lim], 1, "acquire", now)
+        assert decision.allowed and stored is not None
+        tats = list(stored)
+    assert not gcra(tats, [lim], 1, "acquire", now)[0].allowed

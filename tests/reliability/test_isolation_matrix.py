@@ -208,14 +208,20 @@ def _cli_shape(outcome: tuple[int, str], object_id: str) -> tuple[int, str]:
     return (400 + code if code else 0), out.replace(object_id, "<id>")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session ids are one global namespace and named sessions are created on first use "
-    "(POST /v1/sessions with session_id, X-Session-Id, `run --session`): an id taken by another tenant "
-    "is refused (404/409) where a free one is created, so B can tell that A uses an id (never read it)",
-)
-def test_creating_a_session_with_an_id_of_another_tenant(world: World) -> None:
+def test_another_tenant_may_use_the_same_session_id(world: World) -> None:
+    """Ids are unique per tenant: B naming A's id gets a fresh session of its own (not a 409 that
+    would tell B the id is taken), sees nothing of A's conversation, and deleting it leaves A's alone."""
+    ask = {"template": "writer", "input": "what is my name?", "session_id": world.session}
     with world.server.client(world.outsiders["B user key"]) as client:
-        taken = client.post("/v1/sessions", json={"session_id": world.session}).status_code
-        free = client.post("/v1/sessions", json={"session_id": "ses_free_" + world.session[-8:]}).status_code
-    assert taken == free
+        created = client.post("/v1/sessions", json={"session_id": world.session, "template": "writer"})
+        assert created.status_code == 201, created.text
+        assert created.json()["tenant"] == "tenant-b"
+        assert client.get(f"/v1/sessions/{world.session}/messages").json()["data"] == []
+        answer = client.post("/v1/runs", json=ask)
+        assert answer.status_code == 200, answer.text
+        assert "Ada" not in answer.json()["output"]
+        assert client.delete(f"/v1/sessions/{world.session}").status_code == 204
+    with world.server.client(world.alice) as client:
+        answer = client.post("/v1/runs", json=ask)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"] == "Your name is Ada."

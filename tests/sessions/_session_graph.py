@@ -36,12 +36,12 @@ def build_graph(checkpointer: Any) -> Any:
 
 
 async def run_turn(manager: SessionManager, session_id: str, text: str, *, user: str = "ada") -> str:
-    """One run as the executor does it: open the session, lock it, run with thread_id = session id."""
-    await manager.open_for_run(session_id, tenant="t1", user_id=user, template="bot", create_missing=True)
-    async with manager.lock(session_id):
+    """One run as the executor does it: open the session, lock it, run with thread_id = session key."""
+    session = await manager.open_for_run(session_id, tenant="t1", user_id=user, template="bot", create_missing=True)
+    async with manager.lock(session_id, tenant="t1"):
         graph = build_graph(manager.checkpointer)
-        out = await graph.ainvoke({"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": session_id}})
-        await manager.record_run(session_id, len(out["messages"]))
+        out = await graph.ainvoke({"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": session.key}})
+        await manager.record_run(session_id, len(out["messages"]), tenant="t1")
     return str(out["messages"][-1].text)
 
 

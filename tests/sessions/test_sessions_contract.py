@@ -20,6 +20,7 @@ from agent_runtime.errors import (
 )
 from agent_runtime.sessions import MemorySessionStore, SessionManager
 from agent_runtime.sessions.base import SessionStore
+from agent_runtime.sessions.models import session_key
 from agent_runtime.sessions.redis import RedisSessionStore
 from agent_runtime.sessions.sqlite import SqliteSessionStore
 
@@ -31,8 +32,10 @@ async def test_create_and_get(manager: SessionManager) -> None:
     assert s.id.startswith("ses_") and s.tenant == "t1" and s.user_id == "alice" and s.template == "writer"
     assert s.status == "active" and s.message_count == 0 and s.metadata == {"k": 1}
     assert s.expires_at - s.created_at == timedelta(seconds=manager.ttl_s)
-    got = await manager.get_session(s.id)
+    got = await manager.get_session(s.id, tenant="t1")
     assert got == s
+    with pytest.raises(SessionNotFoundError):  # ids are per tenant: not found in the default one
+        await manager.get_session(s.id)
     assert await manager.get_session(s.id, tenant="t1", user_id="alice") == s
 
 
@@ -41,6 +44,19 @@ async def test_default_tenant_and_chosen_id(manager: SessionManager) -> None:
     assert s.id == "my-chat.1" and s.tenant == "default"
     with pytest.raises(ConflictError):
         await manager.create_session("carol", session_id="my-chat.1")
+
+
+async def test_each_tenant_has_its_own_ids(manager: SessionManager) -> None:
+    """Another tenant naming the same id gets its own session: no conflict that would reveal the id."""
+    a = await manager.create_session("alice", tenant="t1", session_id="support")
+    await manager.save_checkpoint("support", {"who": "alice"}, tenant="t1")
+    b = await manager.create_session("bob", tenant="t2", session_id="support")
+    assert (a.id, a.tenant) == ("support", "t1") and (b.id, b.tenant) == ("support", "t2")
+    assert (await manager.resume_session("support", tenant="t2")).checkpoint is None
+    await manager.delete_session("support", tenant="t2")
+    assert (await manager.resume_session("support", tenant="t1")).checkpoint == {"who": "alice"}
+    async with manager.lock("support", tenant="t1"), manager.lock("support", tenant="t2"):
+        pass  # two locks: one per tenant's session
 
 
 async def test_unknown_session(manager: SessionManager) -> None:
@@ -80,7 +96,7 @@ async def test_malformed_ids_are_refused(manager: SessionManager, bad: str) -> N
 
 async def test_ownership_without_existence_leak(manager: SessionManager) -> None:
     s = await manager.create_session("alice", tenant="t1")
-    await manager.save_checkpoint(s.id, {"step": 1})
+    await manager.save_checkpoint(s.id, {"step": 1}, tenant="t1")
     for tenant, user in (("t2", "alice"), ("t1", "mallory"), ("t2", "mallory")):
         for call in (
             manager.get_session(s.id, tenant=tenant, user_id=user),
@@ -92,11 +108,18 @@ async def test_ownership_without_existence_leak(manager: SessionManager) -> None
             with pytest.raises(SessionNotFoundError) as caught:
                 await call
             assert caught.value.message == f"session {s.id} not found"  # same as for an unknown id
-    for create_missing in (False, True):
-        with pytest.raises(SessionNotFoundError):
-            await manager.open_for_run(s.id, tenant="t2", user_id="mallory", create_missing=create_missing)
+    with pytest.raises(SessionNotFoundError):
+        await manager.open_for_run(s.id, tenant="t1", user_id="mallory", create_missing=True)
+    with pytest.raises(SessionNotFoundError):
+        await manager.open_for_run(s.id, tenant="t2", user_id="mallory", create_missing=False)
+    # another tenant naming the id gets a session of its own (ids are per tenant), not a view of alice's
+    own = await manager.open_for_run(s.id, tenant="t2", user_id="mallory", create_missing=True)
+    assert (own.tenant, own.user_id) == ("t2", "mallory")
+    assert (await manager.resume_session(s.id, tenant="t2")).checkpoint is None
+    await manager.delete_session(s.id, tenant="t2")
     assert (await manager.resume_session(s.id, tenant="t1", user_id="alice")).checkpoint == {"step": 1}
     assert await manager.list_sessions("t2", "alice") == []
+    assert await manager.list_sessions("t2", "mallory") == []
 
 
 async def test_checkpoint_roundtrip_and_limits(make_manager: Callable[..., SessionManager]) -> None:
@@ -121,20 +144,20 @@ async def test_list_touch_record_delete(manager: SessionManager) -> None:
     await manager.create_session("bob", tenant="t1")
     assert [s.id for s in await manager.list_sessions("t1", "alice")] == [second.id, first.id]
 
-    touched = await manager.touch(first.id, ttl_s=10)
+    touched = await manager.touch(first.id, ttl_s=10, tenant="t1")
     assert touched.expires_at - touched.updated_at == timedelta(seconds=10)
-    assert (await manager.get_session(first.id)).expires_at == touched.expires_at
-    recorded = await manager.record_run(first.id, 4)
-    assert recorded.message_count == 4 and (await manager.get_session(first.id)).message_count == 4
+    assert (await manager.get_session(first.id, tenant="t1")).expires_at == touched.expires_at
+    recorded = await manager.record_run(first.id, 4, tenant="t1")
+    assert recorded.message_count == 4 and (await manager.get_session(first.id, tenant="t1")).message_count == 4
     assert recorded.expires_at - recorded.updated_at == timedelta(seconds=10)
 
-    await manager.save_checkpoint(first.id, {"a": 1})
+    await manager.save_checkpoint(first.id, {"a": 1}, tenant="t1")
     await manager.delete_session(first.id, tenant="t1", user_id="alice")
     with pytest.raises(SessionNotFoundError):
-        await manager.get_session(first.id)
+        await manager.get_session(first.id, tenant="t1")
     assert [s.id for s in await manager.list_sessions("t1", "alice")] == [second.id]
     with pytest.raises(SessionNotFoundError):
-        await manager.delete_session(first.id)
+        await manager.delete_session(first.id, tenant="t1")
 
 
 async def test_max_sessions_per_user(make_manager: Callable[..., SessionManager]) -> None:
@@ -191,20 +214,21 @@ async def test_survives_a_new_manager(backend: str, make_manager: Callable[..., 
     assert (await second.resume_session(s.id, user_id="alice")).checkpoint == {"turn": 3}
 
 
-def corrupt(store: SessionStore, session_id: str, what: str) -> None:
+def corrupt(store: SessionStore, session_id: str, what: str, tenant: str = "default") -> None:
     """Overwrite a stored record with garbage, behind the store's back."""
+    key = session_key(tenant, session_id)
     garbage = b"\x00{not json"
     if isinstance(store, MemorySessionStore):
-        (store._sessions if what == "session" else store._checkpoints)[session_id] = garbage
+        (store._sessions if what == "session" else store._checkpoints)[key] = garbage
     elif isinstance(store, SqliteSessionStore):
         column = "data" if what == "session" else "checkpoint"
         with sqlite3.connect(store.path) as db:
-            db.execute(f"UPDATE ar_sessions SET {column} = ? WHERE id = ?", (garbage, session_id))
+            db.execute(f"UPDATE ar_sessions SET {column} = ? WHERE id = ?", (garbage, key))
     else:
         assert isinstance(store, RedisSessionStore)
         url = store.client.connection_pool.connection_kwargs
         client = redis_sync.Redis(host=url["host"], port=url["port"], db=url.get("db", 0))
-        client.set(store.key(session_id, "session" if what == "session" else "ckpt"), garbage, keepttl=True)
+        client.set(store.key(key, "session" if what == "session" else "ckpt"), garbage, keepttl=True)
         client.close()
 
 
@@ -231,9 +255,9 @@ async def test_ping_and_backend_name(backend: str, manager: SessionManager) -> N
 
 async def test_record_run_counts_the_whole_conversation(manager: SessionManager) -> None:
     session = await manager.create_session("u1", tenant="t1")
-    await manager.record_run(session.id, added=2)
-    grown = await manager.record_run(session.id, added=4)
+    await manager.record_run(session.id, added=2, tenant="t1")
+    grown = await manager.record_run(session.id, added=4, tenant="t1")
     assert grown.message_count == 6
-    assert (await manager.record_run(session.id, 3)).message_count == 3
+    assert (await manager.record_run(session.id, 3, tenant="t1")).message_count == 3
     with pytest.raises(ValidationError):
-        await manager.record_run(session.id, added=-1)
+        await manager.record_run(session.id, added=-1, tenant="t1")

@@ -30,7 +30,7 @@ async def test_second_run_sees_the_first(manager: SessionManager) -> None:
         {"role": "user", "content": "what is my name?"},
         {"role": "assistant", "content": "Your name is Ada."},
     ]
-    assert (await manager.get_session("chat-1")).message_count == 4
+    assert (await manager.get_session("chat-1", tenant="t1")).message_count == 4
     with pytest.raises(SessionNotFoundError):
         await manager.get_messages("chat-1", tenant="t1", user_id="bob")
 
@@ -42,21 +42,21 @@ async def test_messages_of_a_session_without_runs(manager: SessionManager) -> No
 
 async def test_concurrent_runs_do_not_interleave(manager: SessionManager) -> None:
     await asyncio.gather(*(run_turn(manager, "chat-1", f"my name is N{i}") for i in range(6)))
-    roles = [m["role"] for m in await manager.get_messages("chat-1")]
+    roles = [m["role"] for m in await manager.get_messages("chat-1", tenant="t1")]
     assert roles == ["user", "assistant"] * 6
 
 
 async def test_delete_and_expiry_drop_the_conversation(manager: SessionManager) -> None:
     await run_turn(manager, "chat-1", "my name is Ada")
-    await manager.delete_session("chat-1")
+    await manager.delete_session("chat-1", tenant="t1")
     graph = build_graph(manager.checkpointer)
-    assert (await graph.aget_state({"configurable": {"thread_id": "chat-1"}})).values == {}
+    assert (await graph.aget_state({"configurable": {"thread_id": "t1/chat-1"}})).values == {}
     assert await run_turn(manager, "chat-1", "what is my name?") == "I don't know your name."
 
-    await manager.touch("chat-1", ttl_s=0.2)
+    await manager.touch("chat-1", ttl_s=0.2, tenant="t1")
     await asyncio.sleep(0.3)
     assert await manager.cleanup_expired() == 1
-    assert (await graph.aget_state({"configurable": {"thread_id": "chat-1"}})).values == {}
+    assert (await graph.aget_state({"configurable": {"thread_id": "t1/chat-1"}})).values == {}
 
 
 def _other_worker(backend: str, target: str, text: str) -> str:
@@ -98,7 +98,7 @@ async def test_build_session_manager(backend: str, tmp_path: Path, request: pyte
         assert manager.ttl_s == settings.limits.session_ttl_s
         s = await manager.create_session("ada")
         graph = build_graph(manager.checkpointer)
-        await graph.ainvoke({"messages": [HumanMessage("my name is Ada")]}, {"configurable": {"thread_id": s.id}})
+        await graph.ainvoke({"messages": [HumanMessage("my name is Ada")]}, {"configurable": {"thread_id": s.key}})
         assert len(await manager.get_messages(s.id)) == 2
     finally:
         await manager.aclose()

@@ -9,6 +9,7 @@ import pytest
 
 from agent_runtime.errors import SessionBusyError
 from agent_runtime.sessions import SessionManager
+from agent_runtime.sessions.models import session_key
 
 
 async def _run(manager: SessionManager, session_id: str, name: str, log: list[str], hold_s: float = 0.05) -> None:
@@ -85,12 +86,13 @@ async def test_lease_is_renewed_while_held(make_manager: Callable[..., SessionMa
 async def test_lock_of_a_crashed_holder_expires(make_manager: Callable[..., SessionManager]) -> None:
     """A worker that died holding the lease (never released, never renewed) blocks only until it expires."""
     manager = make_manager(lock_timeout_s=3)
-    assert await manager.store.acquire_lease("chat-1", "dead-worker-token", 0.3)
-    assert not await manager.store.acquire_lease("chat-1", "someone-else", 0.3)
+    key = session_key("default", "chat-1")  # where manager.lock("chat-1") keeps its lease
+    assert await manager.store.acquire_lease(key, "dead-worker-token", 0.3)
+    assert not await manager.store.acquire_lease(key, "someone-else", 0.3)
     loop = asyncio.get_running_loop()
     started = loop.time()
     async with manager.lock("chat-1"):
         waited = loop.time() - started
-        await manager.store.release_lease("chat-1", "dead-worker-token")  # a stale token cannot free our lease
-        assert not await manager.store.acquire_lease("chat-1", "someone-else", 0.3)
+        await manager.store.release_lease(key, "dead-worker-token")  # a stale token cannot free our lease
+        assert not await manager.store.acquire_lease(key, "someone-else", 0.3)
     assert 0.2 <= waited < 2.5

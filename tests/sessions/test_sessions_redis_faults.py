@@ -35,12 +35,12 @@ async def test_redis_killed_mid_run_then_restarted(fault_redis: Any, fast_redis_
     manager = SessionManager(RedisSessionStore(fault_redis.url, fast_redis_settings), lock_timeout_s=1)
     try:
         assert await run_turn(manager, "chat-ada", "my name is Ada") == "Nice to meet you, Ada."
-        await manager.save_checkpoint("chat-ada", {"turn": 1})
+        await manager.save_checkpoint("chat-ada", {"turn": 1}, tenant="t1")
 
         started = asyncio.Event()
         graph = slow_graph(manager.checkpointer, started)
         run = asyncio.create_task(
-            graph.ainvoke({"messages": [HumanMessage("still there?")]}, {"configurable": {"thread_id": "chat-ada"}})
+            graph.ainvoke({"messages": [HumanMessage("still there?")]}, {"configurable": {"thread_id": "t1/chat-ada"}})
         )
         await started.wait()
         fault_redis.kill()
@@ -48,22 +48,22 @@ async def test_redis_killed_mid_run_then_restarted(fault_redis: Any, fast_redis_
         with pytest.raises(BackendError):
             await run
         for call in (
-            manager.get_session("chat-ada"),
-            manager.save_checkpoint("chat-ada", {"turn": 2}),
+            manager.get_session("chat-ada", tenant="t1"),
+            manager.save_checkpoint("chat-ada", {"turn": 2}, tenant="t1"),
             manager.create_session("bob"),
             manager.cleanup_expired(),
         ):
             with pytest.raises(BackendError):
                 await call
         with pytest.raises(BackendError):
-            async with manager.lock("chat-ada"):
+            async with manager.lock("chat-ada", tenant="t1"):
                 pass
         assert time.monotonic() - t0 < 10  # typed errors, never a hang
 
         fault_redis.start()  # same port and data dir: the append-only file is replayed
         resumed = await manager.resume_session("chat-ada", tenant="t1", user_id="ada")
         assert resumed.checkpoint == {"turn": 1}
-        history = [m["content"] for m in await manager.get_messages("chat-ada")]
+        history = [m["content"] for m in await manager.get_messages("chat-ada", tenant="t1")]
         assert history[:2] == ["my name is Ada", "Nice to meet you, Ada."]
         assert await run_turn(manager, "chat-ada", "what is my name?") == "Your name is Ada."
         assert (await manager.create_session("bob")).user_id == "bob"

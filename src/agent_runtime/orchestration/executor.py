@@ -286,15 +286,16 @@ class AgentExecutor:
         sessions = self._sessions()
         session = await self._open_session(sessions, context, template)
         agent = self.factory.create_from_template(template.name, model=model_name, checkpointer=sessions.checkpointer)
-        config = {"configurable": {"thread_id": context.session_id}}
-        async with sessions.lock(session.id):
+        config = {"configurable": {"thread_id": session.key}}
+        async with sessions.lock(session.id, tenant=session.tenant):
             result = await self._invoke(context, agent, model_name, timeout_s, config=config, workflow=workflow)
             with contextlib.suppress(AgentRuntimeError):
                 if session.metadata.get("implicit") and result.status != "interrupted":
-                    await sessions.delete_session(session.id)  # an approval session outlives only a pause
+                    # an approval session outlives only a pause
+                    await sessions.delete_session(session.id, tenant=session.tenant)
                     result.session_id = None
                 else:  # this run's input plus what it produced
-                    await sessions.record_run(session.id, added=len(result.messages) + 1)
+                    await sessions.record_run(session.id, tenant=session.tenant, added=len(result.messages) + 1)
         return result
 
     def _sessions(self) -> SessionManager:

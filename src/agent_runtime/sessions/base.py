@@ -45,11 +45,11 @@ class SessionStore(ABC):
         """
 
     @abstractmethod
-    async def get(self, session_id: str) -> Session | None:
+    async def get(self, key: str) -> Session | None:
         """The stored session (possibly expired but not yet cleaned), or ``None``."""
 
     @abstractmethod
-    async def get_with_checkpoint(self, session_id: str) -> tuple[Session | None, bytes | None]:
+    async def get_with_checkpoint(self, key: str) -> tuple[Session | None, bytes | None]:
         """Session and raw checkpoint together (one round trip where the backend allows)."""
 
     @abstractmethod
@@ -57,7 +57,7 @@ class SessionStore(ABC):
         """Overwrite an existing session (new expiry re-indexed); ``False`` if it is gone."""
 
     @abstractmethod
-    async def put_checkpoint(self, session_id: str, data: bytes) -> bool:
+    async def put_checkpoint(self, key: str, data: bytes) -> bool:
         """Replace the session's checkpoint; ``False`` if the session does not exist."""
 
     @abstractmethod
@@ -70,18 +70,18 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def pop_expired(self, now: float) -> list[str]:
-        """Delete every session whose expiry is ``<= now`` and return their ids (each once)."""
+        """Delete every session whose expiry is ``<= now`` and return their keys (each once)."""
 
     @abstractmethod
-    async def acquire_lease(self, session_id: str, token: str, lease_s: float) -> bool:
+    async def acquire_lease(self, key: str, token: str, lease_s: float) -> bool:
         """Take the run lease if free or expired."""
 
     @abstractmethod
-    async def renew_lease(self, session_id: str, token: str, lease_s: float) -> bool:
+    async def renew_lease(self, key: str, token: str, lease_s: float) -> bool:
         """Extend a lease this token still holds."""
 
     @abstractmethod
-    async def release_lease(self, session_id: str, token: str) -> None:
+    async def release_lease(self, key: str, token: str) -> None:
         """Drop the lease only if this token still holds it."""
 
     @abstractmethod

@@ -88,6 +88,15 @@ return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 _LIST_CHUNK = 64
 
 
+def _check_thread_id(thread_id: str) -> str:
+    """A plain id or a session key ``<tenant>/<id>``: each part in the key alphabet, so no key escapes."""
+    tenant, slash, rest = thread_id.partition("/")
+    check_key_part(tenant, "thread id")
+    if slash:
+        check_key_part(rest, "thread id")
+    return thread_id
+
+
 class RedisCheckpointSaver(BaseCheckpointSaver[str]):
     """``BaseCheckpointSaver`` on a ``redis.asyncio`` client made with ``decode_responses=False``."""
 
@@ -101,7 +110,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
 
     # -- keys -------------------------------------------------------------------------------
     def _base(self, thread_id: str) -> str:
-        return f"{self.prefix}:{{{check_key_part(str(thread_id), 'thread id')}}}:lg"
+        return f"{self.prefix}:{{{_check_thread_id(str(thread_id))}}}:lg"
 
     def _thread_keys(self, thread_id: str) -> list[str]:
         base = self._base(thread_id)

@@ -4,8 +4,11 @@ Policy lives here, once for every backend: ownership (someone else's session is 
 found, never as forbidden, so ids do not leak), sliding TTLs, the per-user session limit, the
 checkpoint size limit and the busy policy of the per-session run lock.
 
+Session ids are unique per tenant (two tenants may both name a session ``support``): every
+method locates a session by ``(tenant, session_id)``, stored under ``Session.key``.
+
 Conversation state is LangGraph's: the executor compiles agents with ``manager.checkpointer`` and
-runs them with ``thread_id = session_id``, so the next run in the session sees the messages of
+runs them with ``thread_id = session.key``, so the next run in the session sees the messages of
 the previous ones. ``get_messages`` reads them back from the latest checkpoint. The history
 length policy is ``HistoryLimitMiddleware`` (see ``history.py``).
 """
@@ -27,6 +30,8 @@ from agent_runtime.sessions.models import (
     encode_checkpoint,
     from_ts,
     now_ts,
+    session_key,
+    split_session_key,
 )
 from agent_runtime.settings import Settings
 from agent_runtime.types import new_id
@@ -137,22 +142,22 @@ class SessionManager:
         await self.store.create(session, max_per_user=self.max_sessions_per_user)
         if session_id is not None:
             # a chosen id may name an expired, not yet swept session: its old conversation must not leak in
-            await (await self._saver()).adelete_thread(sid)
+            await (await self._saver()).adelete_thread(session.key)
         self._emit("session.created", {"session_id": sid, "tenant": tenant, "user": user_id, "template": template})
         return session
 
-    async def get_session(self, session_id: str, *, tenant: str | None = None, user_id: str | None = None) -> Session:
-        """The live session; ``SessionNotFoundError`` if missing, expired or owned by someone else."""
-        session = await self.store.get(check_id(session_id))
+    async def get_session(self, session_id: str, *, tenant: str = "default", user_id: str | None = None) -> Session:
+        """The live session; ``SessionNotFoundError`` if missing, expired or owned by another user."""
+        session = await self.store.get(_key(tenant, session_id))
         return self._visible(session_id, session, tenant, user_id)
 
-    def _visible(self, session_id: str, session: Session | None, tenant: str | None, user_id: str | None) -> Session:
+    def _visible(self, session_id: str, session: Session | None, tenant: str, user_id: str | None) -> Session:
         if session is None or session.is_expired() or not session.owned_by(tenant, user_id):
             raise SessionNotFoundError(f"session {session_id} not found")
         return session
 
     async def save_checkpoint(
-        self, session_id: str, data: dict[str, Any], *, tenant: str | None = None, user_id: str | None = None
+        self, session_id: str, data: dict[str, Any], *, tenant: str = "default", user_id: str | None = None
     ) -> None:
         """Store ``data`` (a JSON object) as the session's checkpoint, replacing the previous one.
 
@@ -160,18 +165,18 @@ class SessionManager:
             InputTooLargeError: the encoded data exceeds ``max_checkpoint_bytes``.
             SessionNotFoundError: no such live session for this owner.
         """
-        check_id(session_id)
+        key = _key(tenant, session_id)
         raw = encode_checkpoint(session_id, data, self.max_checkpoint_bytes)
-        if tenant is not None or user_id is not None:
+        if user_id is not None:
             await self.get_session(session_id, tenant=tenant, user_id=user_id)
-        if not await self.store.put_checkpoint(session_id, raw):
+        if not await self.store.put_checkpoint(key, raw):
             raise SessionNotFoundError(f"session {session_id} not found")
 
     async def resume_session(
-        self, session_id: str, *, tenant: str | None = None, user_id: str | None = None
+        self, session_id: str, *, tenant: str = "default", user_id: str | None = None
     ) -> ResumedSession:
         """The session and its last saved checkpoint (``None`` if never saved)."""
-        session, raw = await self.store.get_with_checkpoint(check_id(session_id))
+        session, raw = await self.store.get_with_checkpoint(_key(tenant, session_id))
         visible = self._visible(session_id, session, tenant, user_id)
         return ResumedSession(visible, decode_checkpoint(session_id, raw))
 
@@ -179,26 +184,28 @@ class SessionManager:
         """Live sessions of one owner, newest first."""
         return await self.store.list_for_user(check_id(tenant, "tenant"), check_id(user_id, "user id"), now_ts())
 
-    async def delete_session(self, session_id: str, *, tenant: str | None = None, user_id: str | None = None) -> None:
+    async def delete_session(self, session_id: str, *, tenant: str = "default", user_id: str | None = None) -> None:
         """Delete the session, its checkpoint and its LangGraph thread."""
         session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
         await self.store.delete(session)
-        await (await self._saver()).adelete_thread(session_id)
+        await (await self._saver()).adelete_thread(session.key)
 
-    async def touch(self, session_id: str, ttl_s: float | None = None) -> Session:
+    async def touch(self, session_id: str, ttl_s: float | None = None, *, tenant: str = "default") -> Session:
         """Extend the session to expire ``ttl_s`` (default: its own TTL) from now."""
-        session = await self.get_session(session_id)
+        session = await self.get_session(session_id, tenant=tenant)
         ttl = session.ttl_s if ttl_s is None else ttl_s
         if ttl <= 0:
             raise ValidationError("ttl_s must be positive")
         return await self._save(session, ttl_s=ttl)
 
-    async def record_run(self, session_id: str, message_count: int | None = None, *, added: int = 0) -> Session:
+    async def record_run(
+        self, session_id: str, message_count: int | None = None, *, added: int = 0, tenant: str = "default"
+    ) -> Session:
         """Note a finished run: the conversation's message count (given, or grown by ``added``), updated
         time, expiry slid forward. Call it while holding the session's lock when using ``added``."""
         if (message_count is not None and message_count < 0) or added < 0:
             raise ValidationError("message counts must be non-negative")
-        session = await self.get_session(session_id)
+        session = await self.get_session(session_id, tenant=tenant)
         total = message_count if message_count is not None else session.message_count + added
         return await self._save(session, message_count=total)
 
@@ -215,19 +222,20 @@ class SessionManager:
     async def cleanup_expired(self) -> int:
         """Remove every expired session (record, checkpoint, index entries, LangGraph thread)."""
         removed = await self.store.pop_expired(now_ts())
-        for session_id in removed:
-            await (await self._saver()).adelete_thread(session_id)
-            self._emit("session.expired", {"session_id": session_id})
+        for key in removed:
+            await (await self._saver()).adelete_thread(key)
+            tenant, session_id = split_session_key(key)
+            self._emit("session.expired", {"session_id": session_id, "tenant": tenant})
         return len(removed)
 
     @contextlib.asynccontextmanager
-    async def lock(self, session_id: str) -> AsyncIterator[None]:
+    async def lock(self, session_id: str, *, tenant: str = "default") -> AsyncIterator[None]:
         """Hold the session's run lock, so two runs never interleave their messages.
 
         Raises:
             SessionBusyError: busy past ``lock_timeout_s`` ("wait") or busy at all ("fail").
         """
-        async with self._locks.hold(check_id(session_id)):
+        async with self._locks.hold(_key(tenant, session_id)):
             yield
 
     async def open_for_run(
@@ -252,11 +260,11 @@ class SessionManager:
             return await self.get_session(session_id, tenant=tenant, user_id=user_id)
 
     async def get_messages(
-        self, session_id: str, *, tenant: str | None = None, user_id: str | None = None
+        self, session_id: str, *, tenant: str = "default", user_id: str | None = None
     ) -> list[dict[str, Any]]:
         """The conversation so far, from the latest LangGraph checkpoint, as ``{role, content}`` dicts."""
-        await self.get_session(session_id, tenant=tenant, user_id=user_id)
-        config = {"configurable": {"thread_id": session_id, "checkpoint_ns": ""}}
+        session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        config = {"configurable": {"thread_id": session.key, "checkpoint_ns": ""}}
         found = await (await self._saver()).aget_tuple(config)
         if found is None:
             return []
@@ -272,6 +280,10 @@ class SessionManager:
             self._checkpointer_ready = False
             await self.store.close_checkpointer(saver)
         await self.store.aclose()
+
+
+def _key(tenant: str, session_id: str) -> str:
+    return session_key(check_id(tenant, "tenant"), check_id(session_id))
 
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}

@@ -24,97 +24,97 @@ class MemorySessionStore(SessionStore):
         self._leases: dict[str, tuple[str, float]] = {}
 
     def _index(self, session: Session) -> None:
-        self._owners.setdefault((session.tenant, session.user_id), {})[session.id] = session.expires_ts
+        self._owners.setdefault((session.tenant, session.user_id), {})[session.key] = session.expires_ts
 
-    def _unindex(self, session_id: str, tenant: str, user_id: str) -> None:
+    def _unindex(self, key: str, tenant: str, user_id: str) -> None:
         owned = self._owners.get((tenant, user_id))
         if owned is not None:
-            owned.pop(session_id, None)
+            owned.pop(key, None)
             if not owned:
                 del self._owners[(tenant, user_id)]
 
-    def _drop(self, session_id: str) -> Session | None:
-        raw = self._sessions.pop(session_id, None)
-        self._checkpoints.pop(session_id, None)
+    def _drop(self, key: str) -> Session | None:
+        raw = self._sessions.pop(key, None)
+        self._checkpoints.pop(key, None)
         for (tenant, user_id), owned in list(self._owners.items()):
-            if session_id in owned:
-                self._unindex(session_id, tenant, user_id)
-        return None if raw is None else try_decode_session(session_id, raw)
+            if key in owned:
+                self._unindex(key, tenant, user_id)
+        return None if raw is None else try_decode_session(key, raw)
 
     async def create(self, session: Session, *, max_per_user: int | None) -> None:
         now = time.time()
-        existing = self._sessions.get(session.id)
+        existing = self._sessions.get(session.key)
         if existing is not None:
-            old = try_decode_session(session.id, existing)
+            old = try_decode_session(session.key, existing)
             if old is None or not old.is_expired(now):
                 raise ConflictError(f"session id {session.id} is already in use")
-            self._drop(session.id)
+            self._drop(session.key)
         if max_per_user is not None:
             owned = self._owners.get((session.tenant, session.user_id), {})
             if sum(1 for exp in owned.values() if exp > now) >= max_per_user:
                 raise QuotaExceededError(f"user already has the maximum of {max_per_user} sessions")
-        self._sessions[session.id] = encode_session(session)
+        self._sessions[session.key] = encode_session(session)
         self._index(session)
 
-    async def get(self, session_id: str) -> Session | None:
-        raw = self._sessions.get(session_id)
-        return None if raw is None else decode_session(session_id, raw)
+    async def get(self, key: str) -> Session | None:
+        raw = self._sessions.get(key)
+        return None if raw is None else decode_session(key, raw)
 
-    async def get_with_checkpoint(self, session_id: str) -> tuple[Session | None, bytes | None]:
-        return await self.get(session_id), self._checkpoints.get(session_id)
+    async def get_with_checkpoint(self, key: str) -> tuple[Session | None, bytes | None]:
+        return await self.get(key), self._checkpoints.get(key)
 
     async def update(self, session: Session) -> bool:
-        if session.id not in self._sessions:
+        if session.key not in self._sessions:
             return False
-        self._sessions[session.id] = encode_session(session)
+        self._sessions[session.key] = encode_session(session)
         self._index(session)
         return True
 
-    async def put_checkpoint(self, session_id: str, data: bytes) -> bool:
-        if session_id not in self._sessions:
+    async def put_checkpoint(self, key: str, data: bytes) -> bool:
+        if key not in self._sessions:
             return False
-        self._checkpoints[session_id] = data
+        self._checkpoints[key] = data
         return True
 
     async def delete(self, session: Session) -> bool:
-        found = session.id in self._sessions
-        self._drop(session.id)
-        self._leases.pop(session.id, None)
+        found = session.key in self._sessions
+        self._drop(session.key)
+        self._leases.pop(session.key, None)
         return found
 
     async def list_for_user(self, tenant: str, user_id: str, now: float) -> list[Session]:
         out: list[Session] = []
-        for session_id, expires in self._owners.get((tenant, user_id), {}).items():
-            raw = self._sessions.get(session_id)
-            if expires > now and raw is not None and (session := try_decode_session(session_id, raw)) is not None:
+        for key, expires in self._owners.get((tenant, user_id), {}).items():
+            raw = self._sessions.get(key)
+            if expires > now and raw is not None and (session := try_decode_session(key, raw)) is not None:
                 out.append(session)
         return sorted(out, key=lambda s: s.created_at, reverse=True)
 
     async def pop_expired(self, now: float) -> list[str]:
-        expired = [sid for owned in self._owners.values() for sid, exp in owned.items() if exp <= now]
-        for session_id in expired:
-            self._drop(session_id)
+        expired = [key for owned in self._owners.values() for key, exp in owned.items() if exp <= now]
+        for key in expired:
+            self._drop(key)
         return expired
 
-    async def acquire_lease(self, session_id: str, token: str, lease_s: float) -> bool:
+    async def acquire_lease(self, key: str, token: str, lease_s: float) -> bool:
         now = time.monotonic()
-        held = self._leases.get(session_id)
+        held = self._leases.get(key)
         if held is not None and held[1] > now:
             return False
-        self._leases[session_id] = (token, now + lease_s)
+        self._leases[key] = (token, now + lease_s)
         return True
 
-    async def renew_lease(self, session_id: str, token: str, lease_s: float) -> bool:
-        held = self._leases.get(session_id)
+    async def renew_lease(self, key: str, token: str, lease_s: float) -> bool:
+        held = self._leases.get(key)
         if held is None or held[0] != token:
             return False
-        self._leases[session_id] = (token, time.monotonic() + lease_s)
+        self._leases[key] = (token, time.monotonic() + lease_s)
         return True
 
-    async def release_lease(self, session_id: str, token: str) -> None:
-        held = self._leases.get(session_id)
+    async def release_lease(self, key: str, token: str) -> None:
+        held = self._leases.get(key)
         if held is not None and held[0] == token:
-            del self._leases[session_id]
+            del self._leases[key]
 
     def make_checkpointer(self) -> Any:
         from langgraph.checkpoint.memory import InMemorySaver

@@ -29,6 +29,8 @@ __all__ = [
     "encode_session",
     "from_ts",
     "now_ts",
+    "session_key",
+    "split_session_key",
     "try_decode_session",
 ]
 
@@ -63,6 +65,11 @@ class Session(BaseModel):
     message_count: int = 0
 
     @property
+    def key(self) -> str:
+        """Where the session is stored (and its LangGraph thread id): ids are unique per tenant."""
+        return session_key(self.tenant, self.id)
+
+    @property
     def expires_ts(self) -> float:
         return self.expires_at.timestamp()
 
@@ -86,27 +93,39 @@ def check_id(value: str, what: str = "session id") -> str:
     return check_key_part(value, what)
 
 
+def session_key(tenant: str, session_id: str) -> str:
+    """Client-chosen ids live in their tenant's namespace, so one tenant cannot learn (by a conflict)
+    which ids another uses. ``/`` is outside the id alphabet, so the key is unambiguous."""
+    return f"{tenant}/{session_id}"
+
+
+def split_session_key(key: str) -> tuple[str, str]:
+    """``(tenant, session_id)`` of a ``session_key``."""
+    tenant, _, session_id = key.partition("/")
+    return tenant, session_id
+
+
 def encode_session(session: Session) -> bytes:
     return session.model_dump_json().encode()
 
 
-def decode_session(session_id: str, raw: bytes | str) -> Session:
-    """Parse a stored session; anything unreadable is a ``BackendError`` naming the session."""
+def decode_session(key: str, raw: bytes | str) -> Session:
+    """Parse the session stored under ``key``; anything unreadable is a ``BackendError`` naming it."""
     try:
         session = Session.model_validate_json(raw)
     except (PydanticValidationError, ValueError) as exc:
-        raise BackendError(f"stored session {session_id} is corrupt and cannot be read") from exc
-    if session.id != session_id:
-        raise BackendError(f"stored session {session_id} is corrupt (id mismatch)")
+        raise BackendError(f"stored session {key} is corrupt and cannot be read") from exc
+    if session.key != key:
+        raise BackendError(f"stored session {key} is corrupt (id mismatch)")
     return session
 
 
-def try_decode_session(session_id: str, raw: bytes | str) -> Session | None:
+def try_decode_session(key: str, raw: bytes | str) -> Session | None:
     """For listings and sweeps: a corrupt record is logged and skipped so the others still show."""
     try:
-        return decode_session(session_id, raw)
+        return decode_session(key, raw)
     except BackendError:
-        logger.warning("skipping corrupt stored session %s", session_id)
+        logger.warning("skipping corrupt stored session %s", key)
         return None
 
 

@@ -1,14 +1,15 @@
 """Redis session store for a fleet of workers, on a plain ``redis-server`` (no modules).
 
-Keys (``ar`` is ``RedisSettings.key_prefix``; every id passes ``check_key_part`` first, so no id
-can contain ``{``, ``}``, ``*``, ``|`` or whitespace and escape its namespace)::
+Keys (``ar`` is ``RedisSettings.key_prefix``; ``<key>`` is ``<tenant>/<session id>``, see
+``session_key``; every id passes ``check_key_part`` first, so no id can contain ``{``, ``}``, ``*``,
+``|``, ``/`` or whitespace and escape its namespace)::
 
-    ar:{<sid>}:session         JSON of the Session, expiring at expires_at (PXAT)
-    ar:{<sid>}:ckpt            JSON checkpoint of save_checkpoint, same expiry
-    ar:{<sid>}:lock            run lease: random token, SET NX PX, released by compare-and-delete
-    ar:{<sid>}:lg:*            LangGraph checkpoints of the thread (see checkpoint_redis.py)
-    ar:{u|<tenant>|<user>}:sessions   zset sid -> expires_at: listing and the per-user limit
-    ar:sessions:expiry         zset "<tenant>|<user>|<sid>" -> expires_at: what cleanup_expired sweeps
+    ar:{<key>}:session         JSON of the Session, expiring at expires_at (PXAT)
+    ar:{<key>}:ckpt            JSON checkpoint of save_checkpoint, same expiry
+    ar:{<key>}:lock            run lease: random token, SET NX PX, released by compare-and-delete
+    ar:{<key>}:lg:*            LangGraph checkpoints of the thread (see checkpoint_redis.py)
+    ar:{u|<tenant>|<user>}:sessions   zset key -> expires_at: listing and the per-user limit
+    ar:sessions:expiry         zset "<tenant>|<user>|<key>" -> expires_at: what cleanup_expired sweeps
 
 The hash tag keeps everything of one session in one Cluster slot, so the Lua scripts stay
 single-slot. Redis expiry removes a dead session's keys by itself; the two sorted sets are the
@@ -78,8 +79,8 @@ class RedisSessionStore(SessionStore):
         self._renew = self.client.register_script(_RENEW)
         self._release = self.client.register_script(_RELEASE)
 
-    def key(self, session_id: str, part: str) -> str:
-        return f"{self.prefix}:{{{session_id}}}:{part}"
+    def key(self, session_key: str, part: str) -> str:
+        return f"{self.prefix}:{{{session_key}}}:{part}"
 
     def _user_key(self, tenant: str, user_id: str) -> str:
         return f"{self.prefix}:{{u|{tenant}|{user_id}}}:sessions"
@@ -90,19 +91,19 @@ class RedisSessionStore(SessionStore):
 
     @staticmethod
     def _member(session: Session) -> str:
-        return f"{session.tenant}|{session.user_id}|{session.id}"
+        return f"{session.tenant}|{session.user_id}|{session.key}"
 
     async def create(self, session: Session, *, max_per_user: int | None) -> None:
         # One round trip: claim the id, index it for the sweep, take a slot in the owner's index.
         # ZADD NX keeps a stale entry of an expired namesake (the sweep re-checks the live record
         # before deleting, so it is harmless); the slot script refuses an id its owner holds live.
         member, owner_key = self._member(session), self._user_key(session.tenant, session.user_id)
-        slot_args = [session.id, repr(session.created_at.timestamp()), repr(session.expires_ts)]
+        slot_args = [session.key, repr(session.created_at.timestamp()), repr(session.expires_ts)]
         slot_args.append(str(-1 if max_per_user is None else max_per_user))
         async with redis_op(self.client, "sessions.create"):
             pipe = self.client.pipeline(transaction=False)
             pipe.set(
-                self.key(session.id, "session"), encode_session(session), nx=True, pxat=int(session.expires_ts * 1000)
+                self.key(session.key, "session"), encode_session(session), nx=True, pxat=int(session.expires_ts * 1000)
             )
             pipe.zadd(self._expiry_key, {member: session.expires_ts}, nx=True)
             pipe.evalsha(self._reserve.sha, 1, owner_key, *slot_args)
@@ -116,46 +117,46 @@ class RedisSessionStore(SessionStore):
                 if indexed:
                     undo.zrem(self._expiry_key, member)
                 if slot == 1:
-                    undo.zrem(owner_key, session.id)
+                    undo.zrem(owner_key, session.key)
                 await undo.execute()
                 raise ConflictError(f"session id {session.id} is already in use")
             if slot == -1:  # an index entry without a record (record deleted behind our back): repair it
-                await self.client.zadd(owner_key, {session.id: session.expires_ts})
+                await self.client.zadd(owner_key, {session.key: session.expires_ts})
             elif slot == 0:
                 await self._unlink(session)
                 raise QuotaExceededError(f"user already has the maximum of {max_per_user} sessions")
 
-    async def get(self, session_id: str) -> Session | None:
+    async def get(self, key: str) -> Session | None:
         async with redis_op(self.client, "sessions.get"):
-            raw = await self.client.get(self.key(session_id, "session"))
-        return None if raw is None else decode_session(session_id, raw)
+            raw = await self.client.get(self.key(key, "session"))
+        return None if raw is None else decode_session(key, raw)
 
-    async def get_with_checkpoint(self, session_id: str) -> tuple[Session | None, bytes | None]:
+    async def get_with_checkpoint(self, key: str) -> tuple[Session | None, bytes | None]:
         async with redis_op(self.client, "sessions.resume"):
-            raw, ckpt = await self.client.mget(self.key(session_id, "session"), self.key(session_id, "ckpt"))
-        return (None if raw is None else decode_session(session_id, raw)), ckpt
+            raw, ckpt = await self.client.mget(self.key(key, "session"), self.key(key, "ckpt"))
+        return (None if raw is None else decode_session(key, raw)), ckpt
 
     async def update(self, session: Session) -> bool:
         expires_ms = int(session.expires_ts * 1000)
         async with redis_op(self.client, "sessions.update"):
             pipe = self.client.pipeline(transaction=False)
-            pipe.set(self.key(session.id, "session"), encode_session(session), xx=True, pxat=expires_ms)
-            pipe.pexpireat(self.key(session.id, "ckpt"), expires_ms)
-            pipe.zadd(self._user_key(session.tenant, session.user_id), {session.id: session.expires_ts}, xx=True)
+            pipe.set(self.key(session.key, "session"), encode_session(session), xx=True, pxat=expires_ms)
+            pipe.pexpireat(self.key(session.key, "ckpt"), expires_ms)
+            pipe.zadd(self._user_key(session.tenant, session.user_id), {session.key: session.expires_ts}, xx=True)
             pipe.zadd(self._expiry_key, {self._member(session): session.expires_ts}, xx=True)
             stored, *_ = await pipe.execute()
         return bool(stored)
 
-    async def put_checkpoint(self, session_id: str, data: bytes) -> bool:
-        keys = [self.key(session_id, "session"), self.key(session_id, "ckpt")]
+    async def put_checkpoint(self, key: str, data: bytes) -> bool:
+        keys = [self.key(key, "session"), self.key(key, "ckpt")]
         async with redis_op(self.client, "sessions.save_checkpoint"):
             result = bool(await self._put_ckpt(keys=keys, args=[data]))
         return result
 
     async def _unlink(self, session: Session) -> int:
         pipe = self.client.pipeline(transaction=False)
-        pipe.delete(*(self.key(session.id, part) for part in ("session", "ckpt", "lock")))
-        pipe.zrem(self._user_key(session.tenant, session.user_id), session.id)
+        pipe.delete(*(self.key(session.key, part) for part in ("session", "ckpt", "lock")))
+        pipe.zrem(self._user_key(session.tenant, session.user_id), session.key)
         pipe.zrem(self._expiry_key, self._member(session))
         deleted, *_ = await pipe.execute()
         return int(deleted)
@@ -169,10 +170,10 @@ class RedisSessionStore(SessionStore):
         async with redis_op(self.client, "sessions.list"):
             ids = await self.client.zrangebyscore(self._user_key(tenant, user_id), f"({now!r}", "+inf")
             pipe = self.client.pipeline(transaction=False)
-            for sid in ids:
-                pipe.get(self.key(sid.decode(), "session"))
+            for key in ids:
+                pipe.get(self.key(key.decode(), "session"))
             raws = await pipe.execute() if ids else []
-        out = [s for sid, raw in zip(ids, raws, strict=True) if raw and (s := try_decode_session(sid.decode(), raw))]
+        out = [s for key, raw in zip(ids, raws, strict=True) if raw and (s := try_decode_session(key.decode(), raw))]
         return sorted(out, key=lambda s: s.created_at, reverse=True)
 
     async def pop_expired(self, now: float) -> list[str]:
@@ -195,35 +196,35 @@ class RedisSessionStore(SessionStore):
         """Delete the claimed sessions unless a ``touch`` raced the sweep and they are alive again."""
         owners = [m.split("|") for m in members]
         pipe = self.client.pipeline(transaction=False)
-        for _, _, sid in owners:
-            pipe.get(self.key(sid, "session"))
+        for _, _, key in owners:
+            pipe.get(self.key(key, "session"))
         raws = await pipe.execute()
         pipe = self.client.pipeline(transaction=False)
         removed: list[str] = []
-        for (tenant, user_id, sid), raw in zip(owners, raws, strict=True):
-            current = try_decode_session(sid, raw) if raw is not None else None
+        for (tenant, user_id, key), raw in zip(owners, raws, strict=True):
+            current = try_decode_session(key, raw) if raw is not None else None
             if current is not None and not current.is_expired(now):
                 pipe.zadd(self._expiry_key, {self._member(current): current.expires_ts})
                 continue
-            pipe.delete(*(self.key(sid, part) for part in ("session", "ckpt", "lock")))
-            pipe.zrem(self._user_key(tenant, user_id), sid)
-            removed.append(sid)
+            pipe.delete(*(self.key(key, part) for part in ("session", "ckpt", "lock")))
+            pipe.zrem(self._user_key(tenant, user_id), key)
+            removed.append(key)
         await pipe.execute()
         return removed
 
-    async def acquire_lease(self, session_id: str, token: str, lease_s: float) -> bool:
+    async def acquire_lease(self, key: str, token: str, lease_s: float) -> bool:
         async with redis_op(self.client, "sessions.lock"):
-            result = bool(await self.client.set(self.key(session_id, "lock"), token, nx=True, px=int(lease_s * 1000)))
+            result = bool(await self.client.set(self.key(key, "lock"), token, nx=True, px=int(lease_s * 1000)))
         return result
 
-    async def renew_lease(self, session_id: str, token: str, lease_s: float) -> bool:
+    async def renew_lease(self, key: str, token: str, lease_s: float) -> bool:
         async with redis_op(self.client, "sessions.lock_renew"):
-            result = bool(await self._renew(keys=[self.key(session_id, "lock")], args=[token, int(lease_s * 1000)]))
+            result = bool(await self._renew(keys=[self.key(key, "lock")], args=[token, int(lease_s * 1000)]))
         return result
 
-    async def release_lease(self, session_id: str, token: str) -> None:
+    async def release_lease(self, key: str, token: str) -> None:
         async with redis_op(self.client, "sessions.unlock"):
-            await self._release(keys=[self.key(session_id, "lock")], args=[token])
+            await self._release(keys=[self.key(key, "lock")], args=[token])
 
     def make_checkpointer(self) -> Any:
         from agent_runtime.sessions.checkpoint_redis import RedisCheckpointSaver

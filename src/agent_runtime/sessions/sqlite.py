@@ -90,12 +90,12 @@ class SqliteSessionStore(SessionStore):
     async def create(self, session: Session, *, max_per_user: int | None) -> None:
         now = time.time()
         async with self._tx("sessions.create") as db:
-            async with db.execute("SELECT expires_at FROM ar_sessions WHERE id = ?", (session.id,)) as cur:
+            async with db.execute("SELECT expires_at FROM ar_sessions WHERE id = ?", (session.key,)) as cur:
                 row = await cur.fetchone()
             if row is not None:
                 if row[0] > now:
                     raise ConflictError(f"session id {session.id} is already in use")
-                await db.execute("DELETE FROM ar_sessions WHERE id = ?", (session.id,))
+                await db.execute("DELETE FROM ar_sessions WHERE id = ?", (session.key,))
             if max_per_user is not None:
                 sql = "SELECT COUNT(*) FROM ar_sessions WHERE tenant = ? AND user_id = ? AND expires_at > ?"
                 async with db.execute(sql, (session.tenant, session.user_id, now)) as cur:
@@ -105,7 +105,7 @@ class SqliteSessionStore(SessionStore):
             await db.execute(
                 "INSERT INTO ar_sessions (id, tenant, user_id, expires_at, created_at, data) VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    session.id,
+                    session.key,
                     session.tenant,
                     session.user_id,
                     session.expires_ts,
@@ -114,16 +114,16 @@ class SqliteSessionStore(SessionStore):
                 ),
             )
 
-    async def get(self, session_id: str) -> Session | None:
-        row = await self._one("sessions.get", "SELECT data FROM ar_sessions WHERE id = ?", (session_id,))
-        return None if row is None else decode_session(session_id, row[0])
+    async def get(self, key: str) -> Session | None:
+        row = await self._one("sessions.get", "SELECT data FROM ar_sessions WHERE id = ?", (key,))
+        return None if row is None else decode_session(key, row[0])
 
-    async def get_with_checkpoint(self, session_id: str) -> tuple[Session | None, bytes | None]:
+    async def get_with_checkpoint(self, key: str) -> tuple[Session | None, bytes | None]:
         sql = "SELECT data, checkpoint FROM ar_sessions WHERE id = ?"
-        row = await self._one("sessions.resume", sql, (session_id,))
+        row = await self._one("sessions.resume", sql, (key,))
         if row is None:
             return None, None
-        return decode_session(session_id, row[0]), row[1]
+        return decode_session(key, row[0]), row[1]
 
     async def _write(self, operation: str, sql: str, args: tuple[Any, ...]) -> int:
         db = await self._db()
@@ -137,17 +137,17 @@ class SqliteSessionStore(SessionStore):
 
     async def update(self, session: Session) -> bool:
         sql = "UPDATE ar_sessions SET data = ?, expires_at = ? WHERE id = ?"
-        return await self._write("sessions.update", sql, (encode_session(session), session.expires_ts, session.id)) > 0
+        return await self._write("sessions.update", sql, (encode_session(session), session.expires_ts, session.key)) > 0
 
-    async def put_checkpoint(self, session_id: str, data: bytes) -> bool:
+    async def put_checkpoint(self, key: str, data: bytes) -> bool:
         sql = "UPDATE ar_sessions SET checkpoint = ? WHERE id = ?"
-        return await self._write("sessions.save_checkpoint", sql, (data, session_id)) > 0
+        return await self._write("sessions.save_checkpoint", sql, (data, key)) > 0
 
     async def delete(self, session: Session) -> bool:
         async with self._tx("sessions.delete") as db:
-            cur = await db.execute("DELETE FROM ar_sessions WHERE id = ?", (session.id,))
+            cur = await db.execute("DELETE FROM ar_sessions WHERE id = ?", (session.key,))
             found: bool = cur.rowcount > 0
-            await db.execute("DELETE FROM ar_session_locks WHERE id = ?", (session.id,))
+            await db.execute("DELETE FROM ar_session_locks WHERE id = ?", (session.key,))
         return found
 
     async def list_for_user(self, tenant: str, user_id: str, now: float) -> list[Session]:
@@ -168,22 +168,22 @@ class SqliteSessionStore(SessionStore):
             await db.execute("DELETE FROM ar_session_locks WHERE expires_at <= ?", (now,))
         return ids
 
-    async def acquire_lease(self, session_id: str, token: str, lease_s: float) -> bool:
+    async def acquire_lease(self, key: str, token: str, lease_s: float) -> bool:
         now = time.time()
         sql = (
             "INSERT INTO ar_session_locks (id, token, expires_at) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at "
             "WHERE ar_session_locks.expires_at <= ?"
         )
-        return await self._write("sessions.lock", sql, (session_id, token, now + lease_s, now)) > 0
+        return await self._write("sessions.lock", sql, (key, token, now + lease_s, now)) > 0
 
-    async def renew_lease(self, session_id: str, token: str, lease_s: float) -> bool:
+    async def renew_lease(self, key: str, token: str, lease_s: float) -> bool:
         sql = "UPDATE ar_session_locks SET expires_at = ? WHERE id = ? AND token = ?"
-        return await self._write("sessions.lock_renew", sql, (time.time() + lease_s, session_id, token)) > 0
+        return await self._write("sessions.lock_renew", sql, (time.time() + lease_s, key, token)) > 0
 
-    async def release_lease(self, session_id: str, token: str) -> None:
+    async def release_lease(self, key: str, token: str) -> None:
         sql = "DELETE FROM ar_session_locks WHERE id = ? AND token = ?"
-        await self._write("sessions.unlock", sql, (session_id, token))
+        await self._write("sessions.unlock", sql, (key, token))
 
     def make_checkpointer(self) -> Any:
         import aiosqlite

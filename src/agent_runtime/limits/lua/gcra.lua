@@ -17,14 +17,15 @@ for i = 1, #KEYS do
   local interval = period / limit
   local tat = tonumber(redis.call('GET', KEYS[i])) or now
   if tat < now then tat = now end
-  local new_tat = tat + units * interval
-  local allow_at = new_tat - period
-  if allow_at > now and allow_at - now > wait then
-    wait = allow_at - now
+  -- offsets from now, with slack for rounding (stored TATs are whole microseconds): 1 us or interval/1000
+  local ahead = tat - now
+  local early = ahead + units * interval - period
+  if early > math.max(1, interval / 1000) and early > wait then
+    wait = early
     blocked = i
   end
   new_tats[i] = tat + cost * interval
-  local left = math.floor((now + period - new_tats[i]) / interval)
+  local left = math.floor((period - ahead - cost * interval) / interval + 0.000001)
   if remaining == nil or left < remaining then remaining = left end
 end
 if mode == 'charge' or (mode == 'acquire' and blocked == 0) then

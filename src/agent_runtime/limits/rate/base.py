@@ -25,6 +25,10 @@ from agent_runtime.errors import ValidationError
 __all__ = ["Decision", "Limit", "Mode", "RateLimiter", "gcra"]
 
 Mode = Literal["acquire", "peek", "charge"]
+# Rounding (floats here, whole microseconds in gcra.lua) accumulates over a burst: a unit is never
+# refused for being early by less than a microsecond or a thousandth of its interval.
+_SLACK_S = 1e-6
+_SLACK_SHARE = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +68,15 @@ def gcra(
         interval = lim.period_s / lim.limit
         tat = max(stored if stored is not None else now, now)
         units = 1 if mode == "peek" else cost
-        new_tat = tat + units * interval
-        allow_at = new_tat - lim.period_s
-        if allow_at > now and allow_at - now > wait:
-            wait, blocked = allow_at - now, i
+        # Offsets from ``now``, not absolute times: ``now + x - x`` may round above ``now`` and
+        # refuse a unit that fits exactly (the first request of a 1-per-minute limit, say).
+        ahead = tat - now
+        early = ahead + units * interval - lim.period_s
+        if early > max(_SLACK_S, interval * _SLACK_SHARE) and early > wait:
+            wait, blocked = early, i
         new_tats.append(tat + cost * interval)
-        remaining = min(remaining, math.floor((now + lim.period_s - new_tats[-1]) / interval))
+        room = (lim.period_s - ahead - cost * interval) / interval
+        remaining = min(remaining, math.floor(room + _SLACK_S))
     allowed = blocked is None
     store = mode == "charge" or (mode == "acquire" and allowed)
     left = max(0, int(remaining)) if remaining != math.inf else 0

@@ -1,7 +1,8 @@
 """``/v1/sessions``: create, list, read, read messages of, and delete the caller's conversations.
 
-A session belongs to the tenant and user of the token that created it. Anyone else gets 404 (never
-403, so ids do not leak); an admin of the same tenant may read and delete any session of it.
+A session belongs to the tenant and user of the token that created it. Ids are unique per tenant:
+another tenant may use the same id for a session of its own. Anyone else gets 404 (never 403, so
+ids do not leak); an admin of the same tenant may read and delete any session of it.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ router = APIRouter(tags=["sessions"])
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="A session id (`ses_…`).")]
 
 
-def _owner(principal: Principal) -> dict[str, str | None]:
-    """Filters for ownership checks: admins see their whole tenant, everyone else only their own."""
-    return {"tenant": principal.tenant, "user_id": None if is_admin(principal) else principal.user}
+def _user(principal: Principal) -> str | None:
+    """The ownership filter: admins see their whole tenant, everyone else only their own."""
+    return None if is_admin(principal) else principal.user
 
 
 def _out(session: Session) -> dict[str, Any]:
@@ -70,12 +71,12 @@ async def list_sessions(
 
 @router.get("/v1/sessions/{session_id}", response_model=SessionOut, responses=errors(401, 404, 503))
 async def get_session(session_id: SessionId, principal: CurrentPrincipal, runtime: CurrentRuntime) -> dict[str, Any]:
-    return _out(await runtime.sessions.get_session(session_id, **_owner(principal)))
+    return _out(await runtime.sessions.get_session(session_id, tenant=principal.tenant, user_id=_user(principal)))
 
 
 @router.get("/v1/sessions/{session_id}/messages", response_model=MessageList, responses=errors(401, 404, 503))
 async def get_messages(session_id: SessionId, principal: CurrentPrincipal, runtime: CurrentRuntime) -> dict[str, Any]:
-    messages = await runtime.sessions.get_messages(session_id, **_owner(principal))
+    messages = await runtime.sessions.get_messages(session_id, tenant=principal.tenant, user_id=_user(principal))
     return {"object": "list", "session_id": session_id, "data": messages}
 
 
@@ -87,5 +88,5 @@ async def get_messages(session_id: SessionId, principal: CurrentPrincipal, runti
     summary="Delete a session and its conversation",
 )
 async def delete_session(session_id: SessionId, principal: CurrentPrincipal, runtime: CurrentRuntime) -> Response:
-    await runtime.sessions.delete_session(session_id, **_owner(principal))
+    await runtime.sessions.delete_session(session_id, tenant=principal.tenant, user_id=_user(principal))
     return Response(status_code=204)
