@@ -151,14 +151,15 @@ def render(figures: dict[str, list[dict[str, Any]]], tests: dict[str, str], full
             "endpoint and CLI command that reads data, on SQLite and Redis; refusal identical to a nonexistent "
             f"object | {item['cases']} | {item['leaks']} | `{py}/test_isolation_matrix.py` |"
         )
+    lines += [
+        "",
+        "Session ids are unique per tenant: a tenant choosing an id another tenant uses gets a session of its own, "
+        "empty, and the other's is untouched (no conflict that would reveal the id): "
+        f"`{py}/test_isolation_matrix.py -k same_session_id`.",
+    ]
     known = [name for name, state in tests.items() if name.startswith("test_isolation") and state == "xfailed"]
     if known:
-        lines += [
-            "",
-            "Known, tracked as a strict xfail: session ids are one namespace across tenants, and named sessions are "
-            "created on first use, so a tenant that picks an id already taken by another tenant gets a refusal "
-            "instead of a new session: it learns that the id is in use (never its data).",
-        ]
+        lines += ["", "Known, tracked as strict xfails: " + ", ".join(f"`{name}`" for name in known) + "."]
     secrets = figures.get("secrets_served", []) + figures.get("secrets_library", [])
     lines += ["", "## Secrets in logs", "", "| sink | secrets searched | found | command |"]
     lines.append("| --- | --- | --- | --- |")
