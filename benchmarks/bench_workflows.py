@@ -1,11 +1,29 @@
-"""Workflow orchestration overhead: ``research_report`` through ``AgentExecutor`` vs its three agents
-(searcher -> analyst -> writer) called back to back by hand with the same inputs.
+"""Workflow orchestration overhead: ``research_report`` (searcher -> analyst -> writer) vs its three
+agents called back to back by hand.
 
-Both sides use the same cached compiled agents and the offline model; rounds are interleaved so machine
-noise hits both alike. The workflow side adds the executor (no middlewares), the StateGraph (one
-superstep per step), input mapping, and per-step usage records.
+Like with like: both sides run the same cached compiled agents, the same offline model, the same input
+mappings (each step gets the previous step's output, rendered with the workflow's own ``render_input``),
+and so the same model and tool calls; the setup checks that the outputs and the call counts match.
 
-    .venv/bin/python benchmarks/bench_workflows.py [--runs 100] [--rounds 3] [--token-latency-ms 0 2]
+Each measured run times every variant once, in an order that rotates run by run, so machine noise hits
+all alike; a round's figure per variant is its median run, and the overhead is the median over rounds
+of the per-round ratio to "agents by hand". Variants, from the baseline up:
+
+- agents by hand: ``agent.ainvoke`` three times (no runtime at all);
+- bare StateGraph: the three agents as the nodes of a minimal LangGraph ``StateGraph`` (input mapping
+  only), i.e. what any LangGraph workflow pays for its outer graph: one superstep per step plus the
+  nested graph invocation;
+- workflow graph: the compiled ``research_report`` graph called directly (adds per-step usage records,
+  timeouts, message ids);
+- workflow via executor: ``AgentExecutor.execute_async`` (no middlewares), the headline figure;
+- executor x3 by hand: three ``execute_async`` runs, one per template (what a runtime user would do
+  without workflows, with per-template usage too); the last column of the first table compares with it.
+
+With the instant offline model nearly all of the overhead is LangGraph's outer graph (compare "bare
+StateGraph"), a fixed cost per step that real model latency dwarfs.
+
+    .venv/bin/python benchmarks/bench_workflows.py [--runs 100] [--latency-runs 10] [--rounds 3]
+        [--token-latency-ms 0 2]
 """
 
 from __future__ import annotations
@@ -16,8 +34,11 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, TypedDict
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
 
 from agent_runtime.agents.factory import AgentFactory
 from agent_runtime.orchestration.executor import AgentExecutor
@@ -27,60 +48,156 @@ from agent_runtime.workflows import RESEARCH_REPORT
 from agent_runtime.workflows.spec import render_input
 
 TOPIC = "redis connection pool"
+STEPS = RESEARCH_REPORT.steps
+Variant = Callable[[], Awaitable[Any]]
 
 
-async def _per_run_ms(fn: Callable[[], Awaitable[object]], runs: int) -> float:
-    started = time.perf_counter()
-    for _ in range(runs):
-        await fn()
-    return (time.perf_counter() - started) * 1000 / runs
+class _BareState(TypedDict, total=False):
+    outputs: dict[str, str]
 
 
-async def measure(token_latency_ms: float, runs: int, rounds: int) -> tuple[float, float]:
+def _counts(messages: list[BaseMessage]) -> tuple[int, int]:
+    """(model calls, tool calls) of a run's messages."""
+    return sum(isinstance(m, AIMessage) for m in messages), sum(isinstance(m, ToolMessage) for m in messages)
+
+
+def _bare_graph(agents: list[Any]) -> Any:
+    """The least any LangGraph workflow of these agents does: one node per agent, input mapping only."""
+    graph: StateGraph[_BareState] = StateGraph(_BareState)
+    for step, agent in zip(STEPS, agents, strict=True):
+
+        async def node(state: _BareState, config: RunnableConfig, step: Any = step, agent: Any = agent) -> _BareState:
+            outputs = state.get("outputs") or {}
+            text = render_input(step.input or "{input}", TOPIC, outputs)
+            final = await agent.ainvoke({"messages": [HumanMessage(text)]}, config)
+            return {"outputs": {**outputs, step.name: str(final["messages"][-1].text)}}
+
+        graph.add_node(step.name, node)
+    names = [s.name for s in STEPS]
+    for source, target in zip([START, *names], [*names, END], strict=True):
+        graph.add_edge(source, target)
+    return graph.compile()
+
+
+def variants(token_latency_ms: float) -> tuple[dict[str, Variant], Variant]:
+    """The variants by name, and a check that they do the same work."""
     factory = AgentFactory(Settings(offline_token_latency_ms=token_latency_ms))
     executor = AgentExecutor(factory)
-    steps = RESEARCH_REPORT.steps
-    agents = [factory.create_from_template(s.template) for s in steps]
+    agents = [factory.create_from_template(s.template) for s in STEPS]
+    workflow = factory.create_from_template(RESEARCH_REPORT.name)
+    bare = _bare_graph(agents)
 
-    async def by_hand() -> object:
+    async def by_hand() -> tuple[dict[str, str], list[BaseMessage]]:
         outputs: dict[str, str] = {}
-        for step, agent in zip(steps, agents, strict=True):
-            text = render_input(step.input or "{input}", TOPIC, outputs)
-            state = await agent.ainvoke({"messages": [HumanMessage(text)]})
+        produced: list[BaseMessage] = []
+        for step, agent in zip(STEPS, agents, strict=True):
+            state = await agent.ainvoke(
+                {"messages": [HumanMessage(render_input(step.input or "{input}", TOPIC, outputs))]}
+            )
             outputs[step.name] = str(state["messages"][-1].text)
-        return outputs
+            produced += state["messages"][1:]
+        return outputs, produced
 
-    async def workflow() -> object:
-        return await executor.execute_async(AgentContext(input=TOPIC, template="research_report"))
+    async def executor_x3() -> list[Any]:
+        outputs: dict[str, str] = {}
+        results = []
+        for step in STEPS:
+            text = render_input(step.input or "{input}", TOPIC, outputs)
+            result = await executor.execute_async(AgentContext(input=text, template=step.template))
+            outputs[step.name] = result.output
+            results.append(result)
+        return results
 
-    hand = await by_hand()
-    result = await workflow()
-    assert result.output == hand["write"]  # type: ignore[attr-defined,index]
-    hand_ms: list[float] = []
-    flow_ms: list[float] = []
+    async def via_executor() -> Any:
+        return await executor.execute_async(AgentContext(input=TOPIC, template=RESEARCH_REPORT.name))
+
+    async def check() -> None:
+        outputs, produced = await by_hand()
+        direct = await workflow.ainvoke({"messages": [HumanMessage(TOPIC)]})
+        result = await via_executor()
+        bare_state = await bare.ainvoke({})
+        thrice = await executor_x3()
+        final = outputs[STEPS[-1].name]
+        assert result.output == final == direct["outputs"][STEPS[-1].name] == thrice[-1].output
+        assert bare_state["outputs"] == outputs == direct["outputs"]
+        assert _counts(direct["messages"][1:]) == _counts(produced), "the workflow made other model/tool calls"
+        assert len(result.metadata["steps"]) == len(STEPS)
+
+    return {
+        "agents by hand": by_hand,
+        "bare StateGraph": lambda: bare.ainvoke({}),
+        "workflow graph": lambda: workflow.ainvoke({"messages": [HumanMessage(TOPIC)]}),
+        "workflow via executor": via_executor,
+        "executor x3 by hand": executor_x3,
+    }, check
+
+
+Rounds = dict[str, list[float]]
+"""Per variant: its median ms per run in each round."""
+
+
+async def measure(token_latency_ms: float, runs: int, rounds: int) -> Rounds:
+    named, check = variants(token_latency_ms)
+    await check()
+    names = list(named)
+    for name in names:  # warm up
+        await named[name]()
+    per_round: Rounds = {name: [] for name in names}
     for _ in range(rounds):
-        hand_ms.append(await _per_run_ms(by_hand, runs))
-        flow_ms.append(await _per_run_ms(workflow, runs))
-    return statistics.median(hand_ms), statistics.median(flow_ms)
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for run in range(runs):
+            shift = run % len(names)
+            for name in names[shift:] + names[:shift]:
+                started = time.perf_counter()
+                await named[name]()
+                times[name].append((time.perf_counter() - started) * 1000)
+        for name in names:
+            per_round[name].append(statistics.median(times[name]))
+    return per_round
+
+
+def _ms(rounds: Rounds, name: str) -> float:
+    return statistics.median(rounds[name])
+
+
+def _overhead(rounds: Rounds, name: str, base: str = "agents by hand") -> float:
+    """Median over rounds of the per-round ratio, minus one."""
+    return statistics.median(a / b for a, b in zip(rounds[name], rounds[base], strict=True)) - 1
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=100, help="runs per round with the instant model")
+    parser.add_argument("--latency-runs", type=int, default=10, help="runs per round with a token latency")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--token-latency-ms", type=float, nargs="+", default=[0.0, 2.0])
     args = parser.parse_args()
-    steps = len(RESEARCH_REPORT.steps)
+    steps = len(STEPS)
     print(f"`{' '.join(['python', *sys.argv])}`\n")
+    results = {}
+    for latency in args.token_latency_ms:
+        results[latency] = await measure(latency, args.latency_runs if latency else args.runs, args.rounds)
     print(
         "| offline token latency | 3 agents by hand (ms/run) | workflow via executor (ms/run) "
-        "| overhead per step (ms) | overhead |"
+        "| overhead per step (ms) | overhead | overhead vs 3 executor runs by hand |"
     )
-    print("|---|---|---|---|---|")
-    for latency in args.token_latency_ms:
-        hand, flow = await measure(latency, args.runs, args.rounds)
-        per_step, share = (flow - hand) / steps, (flow - hand) / hand * 100
-        print(f"| {latency:g} ms | {hand:.2f} | {flow:.2f} | {per_step:.3f} | {share:+.1f}% |")
+    print("|---|---|---|---|---|---|")
+    for latency, rounds in results.items():
+        hand, flow = _ms(rounds, "agents by hand"), _ms(rounds, "workflow via executor")
+        share = _overhead(rounds, "workflow via executor")
+        vs_executor = _overhead(rounds, "workflow via executor", "executor x3 by hand")
+        print(
+            f"| {latency:g} ms | {hand:.2f} | {flow:.2f} | {share * hand / steps:.3f} | {share * 100:+.1f}% "
+            f"| {vs_executor * 100:+.1f}% |"
+        )
+    names = [name for name in next(iter(results.values())) if name != "agents by hand"]
+    print("\nWhere it goes: each variant vs the 3 agents by hand (overhead, and per step in ms)\n")
+    print("| offline token latency | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for latency, rounds in results.items():
+        hand = _ms(rounds, "agents by hand")
+        cells = [f"{_overhead(rounds, n) * 100:+.1f}% ({_overhead(rounds, n) * hand / steps:.3f})" for n in names]
+        print(f"| {latency:g} ms | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from agent_runtime.models.offline import OfflineChatModel
 from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentResult, StreamEvent
-from agent_runtime.workflows import register_workflow_spec
+from agent_runtime.workflows import RESEARCH_REPORT, register_workflow_spec
+from agent_runtime.workflows.spec import render_input
 from tests.helpers import FlakyModel, ProviderRateLimited, resolver_for
 from tests.workflows.conftest import ctx
 
@@ -61,6 +62,26 @@ async def test_three_step_workflow_streams_each_step(executor: AgentExecutor) ->
     assert [e.type for e in events if e.step == "search"][:2] == ["tool_call", "tool_result"]
     text = "".join(e.text for e in events if e.type == "token" and e.step == "write")
     assert text == final.data["output"]
+
+
+async def test_workflow_does_what_its_agents_do_by_hand(executor: AgentExecutor) -> None:
+    """The same model and tool calls, outputs and usage as the three templates run one after the other with
+    the mapped inputs (what the overhead benchmark compares with); callbacks see each model call once."""
+    flow = await executor.execute_async(ctx("redis connection pool", "research_report"))
+    outputs: dict[str, str] = {}
+    by_hand = []
+    for step in RESEARCH_REPORT.steps:
+        text = render_input(step.input or "{input}", "redis connection pool", outputs)
+        result = await executor.execute_async(ctx(text, step.template))
+        outputs[step.name] = result.output
+        by_hand.append(result)
+    steps = flow.metadata["steps"]
+    assert [s["output"] for s in steps] == [r.output for r in by_hand]
+    assert [s["usage"] for s in steps] == [r.usage.model_dump() for r in by_hand]
+    assert [s["tool_calls"] for s in steps] == [len(r.tool_calls) for r in by_hand]
+    assert flow.messages == [m for r in by_hand for m in r.messages]
+    for key in ("llm_calls", "tool_calls", "total_tokens"):
+        assert flow.metadata["callbacks"][key] == sum(r.metadata["callbacks"][key] for r in by_hand), key
 
 
 def _branching(factory: AgentFactory) -> None:
