@@ -77,6 +77,24 @@ async def test_release_and_double_settle(ledger: QuotaLedger) -> None:
     assert await spent_reserved(ledger, TOKENS) == (100, 0)
 
 
+@pytest.mark.parametrize("reaper_first", [True, False], ids=["reaper-first", "worker-first"])
+async def test_adjust_corrects_a_charge_made_by_a_reaper_in_either_order(
+    ledger: QuotaLedger, reaper_first: bool
+) -> None:
+    """A reaper charged a stalled run's bound; the worker, finishing it, adds real usage minus that bound."""
+    res = await ledger.reserve("stalled", [TOKENS, USD], tokens=600, cost_usd=0.3, ttl_s=60)
+    steps = [
+        lambda: ledger.settle(res, tokens=600, cost_usd=0.3),  # the reaper's charge
+        lambda: ledger.adjust(res, tokens=250 - 600, usd_micros=100_000 - 300_000),  # the worker's correction
+    ]
+    for step in steps if reaper_first else steps[::-1]:
+        await step()
+    assert await spent_reserved(ledger, TOKENS) == (250, 0)
+    assert await spent_reserved(ledger, USD) == (100_000, 0)
+    await ledger.adjust(res, tokens=50, usd_micros=0)  # more than the bound: positive
+    assert await spent_reserved(ledger, TOKENS) == (300, 0)
+
+
 async def test_re_reserving_an_id_replaces_it(ledger: QuotaLedger) -> None:
     await ledger.reserve("run", [TOKENS], tokens=800, cost_usd=0.0, ttl_s=60)
     await ledger.reserve("run", [TOKENS], tokens=900, cost_usd=0.0, ttl_s=60)

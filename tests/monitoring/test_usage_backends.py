@@ -46,6 +46,19 @@ async def test_sqlite_survives_reopen_and_shares_a_file(tmp_path: Path) -> None:
     await reopened.aclose()
 
 
+async def test_sqlite_adds_are_group_committed_and_a_cancelled_one_still_lands(tmp_path: Path) -> None:
+    store = SqliteUsageStore(tmp_path / "ledger.sqlite3")
+    adds = [asyncio.ensure_future(store.add(rec(user=f"u{i % 3}"))) for i in range(30)]
+    await asyncio.sleep(0)  # all queued behind the first write
+    adds[-1].cancel()  # the caller goes away: its record is written all the same
+    await asyncio.gather(*adds, return_exceptions=True)
+    await store.aclose()  # waits for the queued writes
+    reopened = SqliteUsageStore(tmp_path / "ledger.sqlite3")
+    cells = await reopened.records()
+    assert sorted(c.runs for c in cells) == [10, 10, 10]
+    await reopened.aclose()
+
+
 async def test_redis_clients_share_counters(redis_url: str) -> None:
     stores = [RedisUsageStore(make_redis(redis_url), prefix="t") for _ in range(3)]
     await asyncio.gather(*(store.add(rec()) for store in stores for _ in range(20)))

@@ -5,6 +5,7 @@ never half-written."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -21,7 +22,7 @@ import pytest
 import redis
 
 from agent_runtime.limits.quota.base import Quota, QuotaLimits
-from agent_runtime.orchestration.runs import MemoryRunStore, RunReaper, RunTracker
+from agent_runtime.orchestration.runs import MemoryRunStore, RunReaper, RunRecord, RunTracker
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext
@@ -87,6 +88,18 @@ def _events(url: str, stream: str) -> list[dict[str, Any]]:
         raw.close()
 
 
+async def _registered(runtime: Runtime, key: str) -> RunRecord:
+    """The run's record, once its worker's tracker wrote it (runs are registered after a short flush
+    interval: one killed sooner is not in the registry, by design)."""
+    assert runtime.runs is not None
+    for _ in range(100):
+        record = await runtime.runs.store.get(key)
+        if record is not None:
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {key} never appeared in the run registry")
+
+
 async def test_sigkill_mid_stream_abandons_the_run_and_frees_everything(
     fault_redis: RedisServer, tmp_path: Path, children: list[Child]
 ) -> None:
@@ -98,8 +111,8 @@ async def test_sigkill_mid_stream_abandons_the_run_and_frees_everything(
         children.append(child)
         run_id = child.wait_for("STREAMING").split()[1]
         assert runtime.runs is not None
-        live = await runtime.runs.store.get(f"{run_id}:1")
-        assert live is not None and live.status == "running" and live.reservation is not None
+        live = await _registered(runtime, f"{run_id}:1")
+        assert live.status == "running" and live.reservation is not None
         [before] = await runtime.security.ledger.status(_quota(runtime, record.key_id))
         assert before.reserved == live.reservation["tokens"] > 0
 
@@ -170,8 +183,6 @@ async def test_checkpoints_survive_sigkill_at_random_points_whole(
 
 async def test_live_runs_keep_their_heartbeat_and_are_never_reaped() -> None:
     """In process, with a tiny heartbeat: a run longer than the abandon timeout stays ``running``."""
-    import asyncio
-
     store = MemoryRunStore()
     tracker = RunTracker(store, heartbeat_s=0.05, abandon_after_s=0.15)
     reaper = RunReaper(store, abandon_after_s=0.15)

@@ -61,7 +61,7 @@ class AgentExecutor:
         retry_budget: retries per tenant per minute shared by all runs of this executor (``None``:
             only each run's ``max_retries`` bounds them).
         run_tracker: records every attempt in the run registry, so a reaper can close the runs of a
-            worker that died (one write at start and one at end).
+            worker that died (batched writes; a run shorter than its flush interval costs none).
     """
 
     def __init__(
@@ -271,7 +271,7 @@ class AgentExecutor:
             raise error from exc
         finally:
             if key is not None:
-                await self.run_tracker.finished(key)  # type: ignore[union-attr]
+                await self.run_tracker.finished(key, context)  # type: ignore[union-attr]
 
     async def _run(self, context: AgentContext) -> AgentResult:
         self._validate(context)

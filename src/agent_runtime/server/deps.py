@@ -37,6 +37,12 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+async def _runtime(request: Request) -> Runtime:
+    """``get_runtime`` as a dependency; async because FastAPI runs a plain ``def`` dependency in its
+    thread pool (a thread hop per request)."""
+    return get_runtime(request)
+
+
 def request_id(request: Request) -> str | None:
     value = request.scope.get("state", {}).get("request_id")
     return value if isinstance(value, str) else None
@@ -59,7 +65,7 @@ async def get_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
-CurrentRuntime = Annotated[Runtime, Depends(get_runtime)]
+CurrentRuntime = Annotated[Runtime, Depends(_runtime)]
 
 
 def require_scope(principal: Principal, scope: str) -> None:

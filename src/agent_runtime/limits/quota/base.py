@@ -152,6 +152,15 @@ class QuotaLedger(ABC):
             amounts = [self._amount(b, max(0, tokens), micros) for b in reservation.buckets]
             await self._settle(reservation.reservation_id, reservation.buckets, amounts)
 
+    async def adjust(self, reservation: Reservation, *, tokens: int, usd_micros: int) -> None:
+        """Add signed amounts to the spend of the reservation's buckets, leaving reservations alone.
+
+        Corrects a charge someone else made for the same run: a reaper charged the bound of a run whose
+        stalled worker then finished it with its real usage (amounts commute with the reaper's settle).
+        """
+        if reservation.buckets and (tokens or usd_micros):
+            await self._adjust(reservation.buckets, [self._amount(b, tokens, usd_micros) for b in reservation.buckets])
+
     async def release(self, reservation: Reservation) -> None:
         """Drop the reservation without charging anything (the run never started)."""
         await self.settle(reservation, tokens=0, cost_usd=0.0)
@@ -181,6 +190,10 @@ class QuotaLedger(ABC):
     @abstractmethod
     async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
         """Atomically drop reservation ``rid`` from every bucket and add ``amounts`` to their spend."""
+
+    @abstractmethod
+    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
+        """Atomically add the signed ``amounts`` to the spend of ``buckets``."""
 
     @abstractmethod
     async def _status(self, buckets: Sequence[Bucket]) -> list[tuple[int, int]]:

@@ -57,6 +57,12 @@ class MemoryQuotaLedger(QuotaLedger):
                 st.reservations.pop(rid, None)
                 st.spent += amount
 
+    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
+        with self._lock:
+            now = self._clock()
+            for b, amount in zip(buckets, amounts, strict=True):
+                self._state(b, now).spent += amount
+
     async def _status(self, buckets: Sequence[Bucket]) -> list[tuple[int, int]]:
         with self._lock:
             now = self._clock()

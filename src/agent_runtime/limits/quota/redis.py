@@ -60,6 +60,13 @@ class RedisQuotaLedger(QuotaLedger):
     async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
         await self._call("settle", rid, 0, buckets, amounts)
 
+    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
+        async with redis_errors("quota.adjust"), self._redis.pipeline(transaction=True) as pipe:
+            for b, amount in zip(buckets, amounts, strict=True):
+                pipe.hincrby(self._prefix + b.key, "spent", amount)
+                pipe.pexpireat(self._prefix + b.key, int(b.window_end * 1000) + _KEEP_AFTER_WINDOW_MS)
+            await pipe.execute()
+
     async def _status(self, buckets: Sequence[Bucket]) -> list[tuple[int, int]]:
         out = await self._call("status", "", 0, buckets, [0] * len(buckets))
         return [(out[2 * i], out[2 * i + 1]) for i in range(len(buckets))]

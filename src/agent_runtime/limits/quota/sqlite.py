@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS quota_reservations (
 );
 CREATE INDEX IF NOT EXISTS quota_reservations_expiry ON quota_reservations (expires_at);
 """
+_ADD_SPENT = (
+    "INSERT INTO quota_spent (bucket, spent, window_end) VALUES (?, ?, ?) "
+    "ON CONFLICT (bucket) DO UPDATE SET spent = spent + excluded.spent"
+)
 
 
 class SQLiteQuotaLedger(QuotaLedger):
@@ -94,15 +98,19 @@ class SQLiteQuotaLedger(QuotaLedger):
         async def body(db: Any, now: float) -> None:
             for b, amount in zip(buckets, amounts, strict=True):
                 await db.execute("DELETE FROM quota_reservations WHERE bucket = ? AND rid = ?", (b.key, rid))
-                await db.execute(
-                    "INSERT INTO quota_spent (bucket, spent, window_end) VALUES (?, ?, ?) "
-                    "ON CONFLICT (bucket) DO UPDATE SET spent = spent + excluded.spent",
-                    (b.key, amount, b.window_end),
-                )
+                await db.execute(_ADD_SPENT, (b.key, amount, b.window_end))
             # Closed windows are kept a month for reporting, then dropped.
             await db.execute("DELETE FROM quota_spent WHERE window_end < ?", (now - 31 * 86_400,))
 
         await self._transaction("quota.settle", body)
+
+    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
+        async def body(db: Any, now: float) -> None:
+            await db.executemany(
+                _ADD_SPENT, [(b.key, amount, b.window_end) for b, amount in zip(buckets, amounts, strict=True)]
+            )
+
+        await self._transaction("quota.adjust", body)
 
     async def _status(self, buckets: Sequence[Bucket]) -> list[tuple[int, int]]:
         async def body(db: Any, now: float) -> list[tuple[int, int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -10,9 +11,23 @@ from typing import Any
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.types import AgentContext, AgentResult, Usage
 
-__all__ = ["error_usage", "failed_result", "result_tokens", "run_shielded"]
+__all__ = [
+    "REAPED_CHARGE_KEY",
+    "REGISTRY_FINISH_KEY",
+    "error_usage",
+    "failed_result",
+    "reaped_charge",
+    "result_tokens",
+    "run_shielded",
+]
 
 _log = logging.getLogger("agent_runtime.middleware")
+
+REGISTRY_FINISH_KEY = "runs.finish"
+"""``context.state``: the future of the drop of the attempt's run-registry record (``RunTracker.finished``)."""
+REAPED_CHARGE_KEY = "runs.reaped_charge"
+"""``context.state``: ``(tokens, usd_micros)`` a reaper charged for this attempt's reservation after
+claiming it as abandoned while its worker was stalled (set by ``RunTracker.finished``)."""
 
 
 def error_usage(exc: BaseException) -> Usage:
@@ -42,6 +57,17 @@ async def run_shielded(awaitable: Awaitable[Any], what: str) -> None:
         raise
     except Exception as exc:
         _log.warning("%s failed while a run was ending: %s", what, type(exc).__name__)
+
+
+async def reaped_charge(context: AgentContext) -> tuple[int, int] | None:
+    """What a reaper charged for this attempt, if it claimed it; waits for the registry's answer (the
+    record's drop, shielded, may still be in flight when a cancelled run settles)."""
+    pending = context.state.get(REGISTRY_FINISH_KEY)
+    if isinstance(pending, asyncio.Future) and not pending.done():
+        with contextlib.suppress(Exception):
+            await asyncio.shield(pending)
+    charge = context.state.get(REAPED_CHARGE_KEY)
+    return charge if isinstance(charge, tuple) else None
 
 
 def failed_result(context: AgentContext, exc: BaseException, usage: Usage) -> AgentResult:

@@ -5,6 +5,11 @@ Before the run (each attempt of a retried run is its own run here), the upper bo
 token and monthly USD quotas and the tenant's. After it (completed, failed, or a stream its consumer
 abandoned) the reservation is settled to the real usage that the executor computed. Cost in USD is
 computed by the executor from the price table; this layer only moves the numbers.
+
+A run the reaper claimed as abandoned while its worker was only stalled (see ``orchestration.runs``)
+was already charged by the reaper; its settle then adds just the difference between its real usage
+and that charge (negative when the bound was not all used), so the quota holds the real usage once.
+The usage ledger has no row from the reaper, so the recorder's one row stays the only one.
 """
 
 from __future__ import annotations
@@ -14,8 +19,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agent_runtime._redis import check_key_part
-from agent_runtime.limits.quota.base import Quota, QuotaLedger, QuotaLimits, Reservation
-from agent_runtime.orchestration.middleware._accounting import error_usage, failed_result, result_tokens, run_shielded
+from agent_runtime.limits.quota.base import Quota, QuotaLedger, QuotaLimits, Reservation, usd_to_micros
+from agent_runtime.orchestration.middleware._accounting import (
+    error_usage,
+    failed_result,
+    reaped_charge,
+    result_tokens,
+    run_shielded,
+)
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall
 from agent_runtime.types import AgentContext, AgentResult, Usage
 
@@ -110,19 +121,25 @@ class CostTrackingMiddleware(AgentMiddleware):
         except BaseException as exc:
             usage = error_usage(exc)
             if reservation is not None:
-                await run_shielded(self._settle(reservation, usage), "quota settle")
+                await run_shielded(self._settle(context, reservation, usage), "quota settle")
             if self.usage_recorder is not None:
                 await run_shielded(self._record(context, failed_result(context, exc, usage)), "usage recorder")
             raise
         # The run has produced its output: accounting failures are logged, never turned into a failed run.
         if reservation is not None:
-            await run_shielded(self._settle(reservation, result.usage), "quota settle")
+            await run_shielded(self._settle(context, reservation, result.usage), "quota settle")
         if self.usage_recorder is not None:
             await run_shielded(self._record(context, result), "usage recorder")
         return result
 
-    async def _settle(self, reservation: Reservation, usage: Usage) -> None:
-        await self.ledger.settle(reservation, tokens=result_tokens(usage), cost_usd=usage.cost_usd)
+    async def _settle(self, context: AgentContext, reservation: Reservation, usage: Usage) -> None:
+        tokens = result_tokens(usage)
+        charged = await reaped_charge(context)
+        if charged is not None and charged != (0, 0):  # the reaper charged it already: settle the difference
+            micros = usd_to_micros(max(0.0, usage.cost_usd))
+            await self.ledger.adjust(reservation, tokens=max(0, tokens) - charged[0], usd_micros=micros - charged[1])
+        else:
+            await self.ledger.settle(reservation, tokens=tokens, cost_usd=usage.cost_usd)
 
     async def _record(self, context: AgentContext, result: AgentResult) -> None:
         assert self.usage_recorder is not None

@@ -1,5 +1,7 @@
 """The run registry: which run attempts are in flight where, so the runs of a dead worker get closed.
 
+Attempts are registered in batches, after a short flush interval (see tracker.py for the trade-off).
+
 Backends: memory, SQLite and Redis, following ``settings.state_backend``;
 ``build_run_store(settings)`` picks one.
 """
@@ -7,9 +9,9 @@ Backends: memory, SQLite and Redis, following ``settings.state_backend``;
 from __future__ import annotations
 
 from agent_runtime.errors import ConfigurationError
-from agent_runtime.orchestration.runs.base import RunRecord, RunStatus, RunStore
+from agent_runtime.orchestration.runs.base import ChargePolicy, RunRecord, RunStatus, RunStore
 from agent_runtime.orchestration.runs.memory import MemoryRunStore
-from agent_runtime.orchestration.runs.tracker import AbandonedHook, ChargePolicy, RunReaper, RunTracker
+from agent_runtime.orchestration.runs.tracker import AbandonedHook, RunReaper, RunTracker
 from agent_runtime.settings import Settings
 
 __all__ = [

@@ -1,10 +1,11 @@
 """The run registry seam: one record per in-flight run attempt, in the state backend.
 
-A worker writes a record when an attempt starts and deletes it when the attempt ends (one write
-each). Attempts that last longer than the heartbeat interval get their ``heartbeat_at`` refreshed
-by one batched write per interval per process. A record whose heartbeat is older than the abandon
-timeout belongs to a dead worker: ``claim_stale`` moves it, atomically, to the *abandoned* marks
-(kept ``ABANDONED_RETENTION_S``), so that exactly one reaper handles it.
+Records are written in batches by ``RunTracker`` (see tracker.py: an attempt that ends within the
+flush interval is never written at all) and deleted when the attempt ends. A record whose heartbeat
+is older than the abandon timeout belongs to a dead (or stalled) worker: ``claim_stale`` moves it,
+atomically, to the *abandoned* marks (kept ``ABANDONED_RETENTION_S``), stamped with what the reaper
+does with its quota reservation, so that exactly one reaper handles it, and a worker that was only
+stalled learns it from ``finish`` and settles just the difference.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from pydantic import BaseModel, Field
 from agent_runtime.errors import BackendError
 from agent_runtime.limits.quota.base import Bucket, Reservation
 
-__all__ = ["ABANDONED_RETENTION_S", "RunRecord", "RunStatus", "RunStore"]
+__all__ = ["ABANDONED_RETENTION_S", "ChargePolicy", "RunRecord", "RunStatus", "RunStore"]
 
 ABANDONED_RETENTION_S = 7 * 86_400
 RunStatus = Literal["running", "abandoned"]
+ChargePolicy = Literal["reserved", "release"]
+"""What a reaper does with an abandoned run's quota reservation: charge it in full, or drop it."""
 
 
 class RunRecord(BaseModel):
@@ -44,6 +47,8 @@ class RunRecord(BaseModel):
     status: RunStatus = "running"
     reservation: dict[str, Any] | None = None
     """The quota reservation held by the attempt (see ``reservation_dict``)."""
+    charge: ChargePolicy | None = None
+    """Set when claimed: what the claiming reaper does with ``reservation``."""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -63,6 +68,13 @@ class RunRecord(BaseModel):
         buckets = tuple(Bucket(**bucket) for bucket in raw["buckets"])
         return Reservation(raw["reservation_id"], buckets, int(raw["tokens"]), int(raw["usd_micros"]))
 
+    def reaper_charge(self) -> tuple[int, int]:
+        """``(tokens, usd_micros)`` the claiming reaper charged for this attempt's reservation."""
+        reservation = self.quota_reservation()
+        if self.charge != "reserved" or reservation is None:
+            return 0, 0
+        return reservation.tokens, reservation.usd_micros
+
 
 def reservation_dict(reservation: Reservation) -> dict[str, Any]:
     return asdict(reservation)
@@ -74,22 +86,34 @@ class RunStore(ABC):
     in_process: bool = False
     """True when calls never leave the process (and so never suspend)."""
 
-    @abstractmethod
     async def start(self, record: RunRecord) -> None:
-        """Store the record of an attempt that is starting (one write)."""
+        """Store the record of one attempt that is starting."""
+        await self.start_many([record])
 
     @abstractmethod
-    async def finish(self, key: str) -> None:
-        """Drop the record of an attempt that ended (one write); a no-op if it was already reaped."""
+    async def start_many(self, records: Sequence[RunRecord]) -> None:
+        """Store the records of attempts that are running, in one write."""
+
+    async def finish(self, key: str) -> RunRecord | None:
+        """``finish_many`` of one key: the abandoned record if a reaper claimed it first, else ``None``."""
+        return (await self.finish_many([key])).get(key)
+
+    @abstractmethod
+    async def finish_many(self, keys: Sequence[str]) -> dict[str, RunRecord]:
+        """Drop the records of attempts that ended, in one write. Returns, atomically with the drop, the
+        abandoned records of those a reaper claimed first (their worker was stalled), by key."""
 
     @abstractmethod
     async def heartbeat(self, keys: Sequence[str], now: float) -> None:
         """Set ``heartbeat_at = now`` on these running records, in one write."""
 
     @abstractmethod
-    async def claim_stale(self, cutoff: float, now: float, limit: int = 100) -> list[RunRecord]:
-        """Atomically mark at most ``limit`` running records with ``heartbeat_at < cutoff`` abandoned and
-        return them; each stale record is returned by exactly one call, whoever else is reaping."""
+    async def claim_stale(
+        self, cutoff: float, now: float, limit: int = 100, *, charge: ChargePolicy = "reserved"
+    ) -> list[RunRecord]:
+        """Atomically mark at most ``limit`` running records with ``heartbeat_at < cutoff`` abandoned (with
+        ``charge`` stamped on them) and return them; each stale record is returned by exactly one call,
+        whoever else is reaping."""
 
     @abstractmethod
     async def get(self, key: str) -> RunRecord | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent_runtime.orchestration.runs.base import ABANDONED_RETENTION_S, RunRecord, RunStore
+from agent_runtime.orchestration.runs.base import ABANDONED_RETENTION_S, ChargePolicy, RunRecord, RunStore
 
 __all__ = ["MemoryRunStore"]
 
@@ -16,11 +16,16 @@ class MemoryRunStore(RunStore):
         self._live: dict[str, RunRecord] = {}
         self._abandoned: dict[str, tuple[RunRecord, float]] = {}
 
-    async def start(self, record: RunRecord) -> None:
-        self._live[record.key] = record
+    async def start_many(self, records: Sequence[RunRecord]) -> None:
+        for record in records:
+            self._live[record.key] = record
 
-    async def finish(self, key: str) -> None:
-        self._live.pop(key, None)
+    async def finish_many(self, keys: Sequence[str]) -> dict[str, RunRecord]:
+        claimed = {}
+        for key in keys:
+            if self._live.pop(key, None) is None and key in self._abandoned:
+                claimed[key] = self._abandoned[key][0]
+        return claimed
 
     async def heartbeat(self, keys: Sequence[str], now: float) -> None:
         for key in keys:
@@ -28,14 +33,18 @@ class MemoryRunStore(RunStore):
             if record is not None:
                 record.heartbeat_at = now
 
-    async def claim_stale(self, cutoff: float, now: float, limit: int = 100) -> list[RunRecord]:
+    async def claim_stale(
+        self, cutoff: float, now: float, limit: int = 100, *, charge: ChargePolicy = "reserved"
+    ) -> list[RunRecord]:
         stale = [record for record in self._live.values() if record.heartbeat_at < cutoff][:limit]
+        claimed = []
         for record in stale:
             del self._live[record.key]
-            record.status = "abandoned"
+            record = record.model_copy(update={"status": "abandoned", "charge": charge})
             self._abandoned[record.key] = (record, now)
+            claimed.append(record)
         self._abandoned = {k: v for k, v in self._abandoned.items() if v[1] > now - ABANDONED_RETENTION_S}
-        return stale
+        return claimed
 
     async def get(self, key: str) -> RunRecord | None:
         if key in self._live:

@@ -7,8 +7,10 @@ Keys (``ar`` is the key prefix; one hash tag, so the claim script stays in one C
     ar:{runs}:abandoned   hash  key -> RunRecord JSON of reaped attempts
     ar:{runs}:abandoned_at zset key -> when reaped, for pruning after the retention
 
-Start and finish are one MULTI each (one round trip), a heartbeat is one ``ZADD XX`` for all of a
-worker's long runs, and a claim is one Lua call, so two reapers never claim the same run.
+A batch of starts and a batch of finishes are one MULTI each (one round trip), a heartbeat is one ``ZADD XX``
+for all of a worker's long runs, and a claim is one Lua call, so two reapers never claim the same
+run. The claim stamps the reaper's charge policy on the record (a field appended to its JSON: records
+are compact pydantic JSON objects that never carry it while running).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent_runtime._redis import make_redis, redis_errors
-from agent_runtime.orchestration.runs.base import ABANDONED_RETENTION_S, RunRecord, RunStore
+from agent_runtime.orchestration.runs.base import ABANDONED_RETENTION_S, ChargePolicy, RunRecord, RunStore
 from agent_runtime.settings import RedisSettings
 
 __all__ = ["RedisRunStore"]
@@ -30,6 +32,7 @@ for _, k in ipairs(keys) do
   redis.call('ZREM', KEYS[2], k)
   redis.call('HDEL', KEYS[1], k)
   if rec then
+    rec = string.sub(rec, 1, -2) .. ',"charge":"' .. ARGV[5] .. '"}'
     out[#out + 1] = rec
     redis.call('HSET', KEYS[3], k, rec)
     redis.call('ZADD', KEYS[4], ARGV[3], k)
@@ -54,27 +57,40 @@ class RedisRunStore(RunStore):
         self._abandoned, self._abandoned_at = f"{base}:abandoned", f"{base}:abandoned_at"
         self._claim = self._redis.register_script(_CLAIM)
 
-    async def start(self, record: RunRecord) -> None:
-        async with redis_errors("runs.start"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._live, record.key, record.to_json())
-            pipe.zadd(self._hb, {record.key: record.heartbeat_at})
-            await pipe.execute()
+    async def start_many(self, records: Sequence[RunRecord]) -> None:
+        if records:
+            async with redis_errors("runs.start"), self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._live, mapping={r.key: r.to_json() for r in records})
+                pipe.zadd(self._hb, {r.key: r.heartbeat_at for r in records})
+                await pipe.execute()
 
-    async def finish(self, key: str) -> None:
+    async def finish_many(self, keys: Sequence[str]) -> dict[str, RunRecord]:
+        if not keys:
+            return {}
         async with redis_errors("runs.finish"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._live, key)
-            pipe.zrem(self._hb, key)
-            await pipe.execute()
+            pipe.hdel(self._live, *keys)
+            pipe.zrem(self._hb, *keys)
+            pipe.hmget(self._abandoned, list(keys))
+            deleted, _, abandoned = await pipe.execute()
+        if deleted == len(keys):
+            return {}
+        records = [RunRecord.from_json(raw) for raw in abandoned if raw is not None]
+        for record in records:
+            record.status = "abandoned"
+        return {record.key: record for record in records}
 
     async def heartbeat(self, keys: Sequence[str], now: float) -> None:
         if keys:
             async with redis_errors("runs.heartbeat"):
                 await self._redis.zadd(self._hb, dict.fromkeys(keys, now), xx=True)
 
-    async def claim_stale(self, cutoff: float, now: float, limit: int = 100) -> list[RunRecord]:
+    async def claim_stale(
+        self, cutoff: float, now: float, limit: int = 100, *, charge: ChargePolicy = "reserved"
+    ) -> list[RunRecord]:
         keys = [self._live, self._hb, self._abandoned, self._abandoned_at]
+        args = [cutoff, limit, now, now - ABANDONED_RETENTION_S, charge]
         async with redis_errors("runs.claim"):
-            raws = await self._claim(keys=keys, args=[cutoff, limit, now, now - ABANDONED_RETENTION_S])
+            raws = await self._claim(keys=keys, args=args)
         records = [RunRecord.from_json(raw) for raw in raws]
         for record in records:
             record.status = "abandoned"

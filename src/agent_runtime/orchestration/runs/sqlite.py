@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_ping
-from agent_runtime.orchestration.runs.base import ABANDONED_RETENTION_S, RunRecord, RunStore
+from agent_runtime.orchestration.runs.base import ABANDONED_RETENTION_S, ChargePolicy, RunRecord, RunStore
 
 __all__ = ["SQLiteRunStore"]
 
@@ -47,18 +47,37 @@ class SQLiteRunStore(RunStore):
                 await db.executemany(sql, rows)
                 await db.commit()
 
-    async def start(self, record: RunRecord) -> None:
+    async def start_many(self, records: Sequence[RunRecord]) -> None:
         sql = "INSERT OR REPLACE INTO runs (key, status, heartbeat_at, record) VALUES (?, 'running', ?, ?)"
-        await self._write("runs.start", sql, [(record.key, record.heartbeat_at, record.to_json())])
+        await self._write("runs.start", sql, [(r.key, r.heartbeat_at, r.to_json()) for r in records])
 
-    async def finish(self, key: str) -> None:
-        await self._write("runs.finish", "DELETE FROM runs WHERE key = ? AND status = 'running'", [(key,)])
+    async def finish_many(self, keys: Sequence[str]) -> dict[str, RunRecord]:
+        if not keys:
+            return {}
+        marks = ", ".join("?" * len(keys))
+        async with self._lock:
+            db = await self._db()
+            async with sqlite_errors("runs.finish"):
+                sql = f"DELETE FROM runs WHERE status = 'running' AND key IN ({marks})"
+                async with db.execute(sql, tuple(keys)) as cur:
+                    deleted = cur.rowcount
+                await db.commit()
+                if deleted == len(keys):
+                    return {}
+                # Those not running any more were claimed by a reaper (abandoned is final) or never stored.
+                sql = f"SELECT record FROM runs WHERE status = 'abandoned' AND key IN ({marks})"
+                async with db.execute(sql, tuple(keys)) as found:
+                    rows = await found.fetchall()
+        records = [RunRecord.from_json(row[0]) for row in rows]
+        return {record.key: record for record in records}
 
     async def heartbeat(self, keys: Sequence[str], now: float) -> None:
         sql = "UPDATE runs SET heartbeat_at = ? WHERE key = ? AND status = 'running'"
         await self._write("runs.heartbeat", sql, [(now, key) for key in keys])
 
-    async def claim_stale(self, cutoff: float, now: float, limit: int = 100) -> list[RunRecord]:
+    async def claim_stale(
+        self, cutoff: float, now: float, limit: int = 100, *, charge: ChargePolicy = "reserved"
+    ) -> list[RunRecord]:
         async with self._lock:
             db = await self._db()
             async with sqlite_errors("runs.claim"):
@@ -70,7 +89,7 @@ class SQLiteRunStore(RunStore):
                     records = []
                     for key, heartbeat_at, raw in rows:
                         record = RunRecord.from_json(raw)
-                        record.status, record.heartbeat_at = "abandoned", heartbeat_at
+                        record.status, record.heartbeat_at, record.charge = "abandoned", heartbeat_at, charge
                         records.append(record)
                         await db.execute(
                             "UPDATE runs SET status = 'abandoned', heartbeat_at = ?, record = ? WHERE key = ?",
