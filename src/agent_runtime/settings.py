@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = ["EventBusSettings", "LimitSettings", "RedisSettings", "ReliabilitySettings", "Settings", "load_settings"]
@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     triggers_file: Path | None = None
     """YAML or TOML file with a ``triggers`` list of rules for ``agent-runtime consume``."""
     middlewares: list[str] = Field(default_factory=lambda: ["auth", "rate_limit", "cost", "logging"])
+    api_key_cache_s: float = Field(default=5.0, ge=0)
+    """How long a worker reuses an API key record it read (0: read it on every request). A key revoked
+    through another worker keeps working on this one for up to this long."""
+    api_key_pepper: SecretStr | None = None
+    """Server secret mixed into API key hashes (HMAC-SHA256); changing it invalidates every key."""
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_issuer: str | None = None

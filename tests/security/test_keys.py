@@ -78,6 +78,44 @@ async def test_revoked_key_is_rejected_and_revocation_is_idempotent(keystore: Ke
     assert [k.revoked for k in await service.list_keys("acme")] == [True]
 
 
+async def test_cached_records_and_revocation(keystore: KeyStore) -> None:
+    """With a cache, a revocation through this service applies at once, one through another process
+    (another service on the same store) within ``cache_s``; new keys work at once everywhere."""
+    clock = Clock()
+    here = KeyService(keystore, cache_s=5, clock=clock)
+    elsewhere = KeyService(keystore, clock=clock)  # the CLI, or another worker
+    first, first_record = await here.create_key("acme", "alice", ["*"])
+    assert (await here.authenticate(first)).user == "alice"
+    await elsewhere.revoke_key(first_record.key_id)
+    assert (await here.authenticate(first)).user == "alice"  # the cached record, until cache_s passes
+    clock.now += 5
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await here.authenticate(first)
+
+    with pytest.raises(AuthenticationError):  # an unknown id is not cached: once created, it works
+        await here.authenticate("ar_0123456789abcdef_" + "x" * 43)
+    second, second_record = await elsewhere.create_key("acme", "bob", ["*"])
+    assert (await here.authenticate(second)).user == "bob"
+    await here.revoke_key(second_record.key_id)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await here.authenticate(second)
+    with pytest.raises(AuthenticationError):  # the cached record still needs the right secret
+        await here.authenticate(second[:-4] + "xxxx")
+
+
+async def test_key_cache_is_bounded(keystore: KeyStore) -> None:
+    clock = Clock()
+    service = KeyService(keystore, cache_s=60, cache_size=3, clock=clock)
+    keys = [(await service.create_key("acme", f"u{i}", ["*"])) for i in range(5)]
+    for plaintext, _ in keys:
+        await service.authenticate(plaintext)
+    await KeyService(keystore).revoke_key(keys[0][1].key_id)  # evicted first, so read again: revoked
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await service.authenticate(keys[0][0])
+    with pytest.raises(ValidationError):
+        KeyService(keystore, cache_s=-1)
+
+
 async def test_expired_key_is_rejected(keystore: KeyStore) -> None:
     clock = Clock()
     service = KeyService(keystore, clock=clock)

@@ -109,15 +109,31 @@ class KeyService:
     Args:
         store: where the records live (memory, SQLite, Redis).
         pepper: optional server secret mixed into the hash (HMAC); changing it invalidates every key.
+        cache_s: how long ``authenticate`` may reuse a record it read (0: read the store every time).
+            Every request authenticates, so this saves a store round trip per request; the price is
+            that a key revoked through *another* process keeps working here for up to ``cache_s``
+            (revoking through this service drops the cached record at once).
+        cache_size: most records cached; the oldest go first.
         clock: ``time.time`` replacement for tests.
     """
 
     def __init__(
-        self, store: KeyStore, *, pepper: str | bytes | None = None, clock: Callable[[], float] = time.time
+        self,
+        store: KeyStore,
+        *,
+        pepper: str | bytes | None = None,
+        cache_s: float = 0.0,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        if cache_s < 0 or cache_size < 1:
+            raise ValidationError("cache_s must not be negative and cache_size must be positive")
         self.store = store
         self._pepper = pepper.encode() if isinstance(pepper, str) else pepper
         self._clock = clock
+        self._cache_s = cache_s
+        self._cache_size = cache_size
+        self._cache: dict[str, tuple[float, ApiKey]] = {}
 
     async def create_key(
         self,
@@ -183,7 +199,25 @@ class KeyService:
             return record
         revoked = record.model_copy(update={"revoked_at": self._clock()})
         await self.store.put(revoked)
+        self._cache.pop(key_id, None)
         return revoked
+
+    async def _lookup(self, key_id: str) -> ApiKey | None:
+        """The record, from the cache while it is fresh; unknown ids are never cached (a key created
+        in another process must work at once)."""
+        if self._cache_s <= 0:
+            return await self.store.get(key_id)
+        now = self._clock()
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached[0] < self._cache_s:
+            return cached[1]
+        record = await self.store.get(key_id)
+        self._cache.pop(key_id, None)
+        if record is not None:
+            if len(self._cache) >= self._cache_size:
+                del self._cache[next(iter(self._cache))]
+            self._cache[key_id] = (now, record)
+        return record
 
     async def authenticate(self, plaintext: str) -> Principal:
         """The principal of a valid key.
@@ -192,7 +226,7 @@ class KeyService:
             AuthenticationError: malformed, unknown, wrong secret, revoked or expired key.
         """
         key_id = parse_key(plaintext)
-        record = await self.store.get(key_id)
+        record = await self._lookup(key_id)
         presented = hash_key(plaintext, self._pepper)
         # Compare even when the id is unknown, so timing does not reveal which ids exist.
         matches = hmac.compare_digest(presented, record.key_hash if record else _DUMMY_HASH)

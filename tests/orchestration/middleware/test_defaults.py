@@ -21,6 +21,7 @@ from agent_runtime.orchestration.middleware.defaults import (
 )
 from agent_runtime.orchestration.middleware.logging import JsonFormatter, LoggingMiddleware
 from agent_runtime.orchestration.middleware.rate_limit import RateLimitMiddleware
+from agent_runtime.security.keys import KeyService, hash_key
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, AgentResult
 from tests.orchestration.middleware._mw_helpers import FakeRun, ctx
@@ -115,3 +116,12 @@ def test_configuration_errors(tmp_path: Path) -> None:
     assert jwt_verifier_from(Settings()) is None
     verifier = jwt_verifier_from(Settings(jwt_secret="k" * 32, jwt_issuer="me"))
     assert verifier is not None and verifier.algorithms == ["HS256"]
+
+
+async def test_key_pepper_and_cache_come_from_settings() -> None:
+    stores = open_security_stores(Settings(state_backend="memory", api_key_pepper="pepper-1", api_key_cache_s=0))
+    plaintext, record = await stores.keys.create_key("acme", "alice", ["*"])
+    assert record.key_hash == hash_key(plaintext, b"pepper-1") != hash_key(plaintext)
+    await KeyService(stores.keys.store, pepper="pepper-1").revoke_key(record.key_id)  # another process
+    with pytest.raises(AuthenticationError, match="revoked"):  # cache off: seen at once
+        await stores.keys.authenticate(plaintext)

@@ -14,6 +14,7 @@ from agent_runtime.orchestration.middleware.base import AgentMiddleware
 from agent_runtime.orchestration.middleware.cost import CostEstimate, CostTrackingMiddleware, UsageRecorder
 from agent_runtime.orchestration.middleware.logging import LoggingMiddleware
 from agent_runtime.orchestration.middleware.rate_limit import RateLimitMiddleware
+from agent_runtime.security.base import KeyStore
 from agent_runtime.security.jwt import JwtVerifier
 from agent_runtime.security.keys import KeyService
 from agent_runtime.settings import Settings
@@ -33,6 +34,11 @@ class SecurityStores:
         await self.ledger.aclose()
 
 
+def _keys(settings: Settings, store: KeyStore) -> KeyService:
+    pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
+    return KeyService(store, pepper=pepper, cache_s=settings.api_key_cache_s)
+
+
 def open_security_stores(settings: Settings, *, redis_client: Any = None) -> SecurityStores:
     """Key store, rate limiter and quota ledger of ``settings.state_backend``.
 
@@ -47,13 +53,13 @@ def open_security_stores(settings: Settings, *, redis_client: Any = None) -> Sec
     if backend == "memory":
         from agent_runtime.security.memory import MemoryKeyStore
 
-        return SecurityStores(KeyService(MemoryKeyStore()), MemoryRateLimiter(), MemoryQuotaLedger())
+        return SecurityStores(_keys(settings, MemoryKeyStore()), MemoryRateLimiter(), MemoryQuotaLedger())
     if backend == "sqlite":
         from agent_runtime.limits.quota.sqlite import SQLiteQuotaLedger
         from agent_runtime.security.sqlite import SQLiteKeyStore
 
         path = settings.sqlite_path
-        return SecurityStores(KeyService(SQLiteKeyStore(path)), MemoryRateLimiter(), SQLiteQuotaLedger(path))
+        return SecurityStores(_keys(settings, SQLiteKeyStore(path)), MemoryRateLimiter(), SQLiteQuotaLedger(path))
     if backend == "redis":
         from agent_runtime.limits.quota.redis import RedisQuotaLedger
         from agent_runtime.limits.rate.redis import RedisRateLimiter
@@ -66,7 +72,7 @@ def open_security_stores(settings: Settings, *, redis_client: Any = None) -> Sec
 
             limiter = FailOpenRateLimiter(limiter)
         return SecurityStores(
-            KeyService(RedisKeyStore(url, cfg, client=redis_client)),
+            _keys(settings, RedisKeyStore(url, cfg, client=redis_client)),
             limiter,
             RedisQuotaLedger(url, cfg, client=redis_client),
         )
