@@ -95,7 +95,12 @@ class Runtime:
             security.limiter.on_fallback = lambda: metrics.backend_error("redis", "ratelimit_local_fallback")
         rel = settings.reliability
         store = build_run_store(settings)
-        tracker = RunTracker(store, heartbeat_s=rel.run_heartbeat_s, abandon_after_s=rel.run_abandon_after_s)
+        tracker = RunTracker(
+            store,
+            heartbeat_s=rel.run_heartbeat_s,
+            abandon_after_s=rel.run_abandon_after_s,
+            flush_s=rel.run_registry_flush_s,
+        )
         reaper = RunReaper(
             store,
             abandon_after_s=rel.run_abandon_after_s,

@@ -78,6 +78,9 @@ class ReliabilitySettings(BaseModel):
     """How often a worker marks its runs older than this as still alive (one batched write)."""
     run_abandon_after_s: float = Field(default=60.0, gt=0)
     """A run whose heartbeat is older than this is ``abandoned`` by the reaper (its worker died)."""
+    run_registry_flush_s: float = Field(default=0.25, gt=0)
+    """A run is written to the run registry once it has run this long (short runs cost no write); a
+    worker killed sooner than about twice this after a run started leaves no record to reap."""
     reaper_interval_s: float = Field(default=30.0, gt=0)
     """How often a server process looks for abandoned runs (also once at start-up)."""
     abandoned_run_charge: Literal["reserved", "release"] = "reserved"

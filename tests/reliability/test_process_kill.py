@@ -40,7 +40,12 @@ def _settings(url: str, tmp: Path, **limits: Any) -> Settings:
         tmp,
         event_bus="redis",
         offline_token_latency_ms=20,
-        reliability={"run_heartbeat_s": 0.2, "run_abandon_after_s": 1.0, "breaker_cooldown_s": 0.3},
+        reliability={
+            "run_heartbeat_s": 0.2,
+            "run_registry_flush_s": 0.05,
+            "run_abandon_after_s": 1.0,
+            "breaker_cooldown_s": 0.3,
+        },
         limits={"run_timeout_s": 60, "session_lease_s": 1.0, **limits},
     )
 
