@@ -30,11 +30,14 @@ def _runs_total(text: str) -> float:
 
 
 def test_two_workers_share_sessions_and_metrics(redis_url: str, tmp_path) -> None:
+    config = tmp_path / "config.yaml"  # a secret from a config file must reach the workers unmasked
+    config.write_text("api_key_pepper: pepper-from-file\n", encoding="utf-8")
     env = {
         "AGENT_RUNTIME_STATE_BACKEND": "redis",
         "AGENT_RUNTIME_REDIS_URL": redis_url,
         "AGENT_RUNTIME_DATA_DIR": str(tmp_path),
         "AGENT_RUNTIME_LOG_LEVEL": "WARNING",
+        "AGENT_RUNTIME_CONFIG_FILE": str(config),
     }
     server = ServeProcess(env, workers=2)
     try:

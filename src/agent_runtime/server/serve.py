@@ -122,7 +122,10 @@ def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
     metrics_dir = workdir / "prometheus"
     metrics_dir.mkdir()
     config_file = workdir / "settings.yaml"
-    config_file.write_text(yaml.safe_dump(settings.model_dump(mode="json")), encoding="utf-8")
+    dumped = settings.model_dump(mode="json")
+    if settings.api_key_pepper is not None:  # dumped masked: the workers need the secret itself
+        dumped["api_key_pepper"] = settings.api_key_pepper.get_secret_value()
+    config_file.write_text(yaml.safe_dump(dumped), encoding="utf-8")
     config_file.chmod(0o600)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     os.environ["AGENT_RUNTIME_CONFIG_FILE"] = str(config_file)
