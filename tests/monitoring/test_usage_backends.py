@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from agent_runtime._redis import make_redis
 from agent_runtime.errors import BackendError
 from agent_runtime.monitoring.usage import MemoryUsageStore, UsageRecord, build_usage_store
+from agent_runtime.monitoring.usage import sqlite as usage_sqlite
 from agent_runtime.monitoring.usage.redis import RedisUsageStore
 from agent_runtime.monitoring.usage.sqlite import SqliteUsageStore
 from agent_runtime.settings import Settings
@@ -46,17 +47,28 @@ async def test_sqlite_survives_reopen_and_shares_a_file(tmp_path: Path) -> None:
     await reopened.aclose()
 
 
-async def test_sqlite_adds_are_group_committed_and_a_cancelled_one_still_lands(tmp_path: Path) -> None:
+async def test_sqlite_writes_behind_in_batches_and_reads_its_own_writes(tmp_path: Path) -> None:
     store = SqliteUsageStore(tmp_path / "ledger.sqlite3")
-    adds = [asyncio.ensure_future(store.add(rec(user=f"u{i % 3}"))) for i in range(30)]
-    await asyncio.sleep(0)  # all queued behind the first write
-    adds[-1].cancel()  # the caller goes away: its record is written all the same
-    await asyncio.gather(*adds, return_exceptions=True)
-    await store.aclose()  # waits for the queued writes
-    reopened = SqliteUsageStore(tmp_path / "ledger.sqlite3")
-    cells = await reopened.records()
-    assert sorted(c.runs for c in cells) == [10, 10, 10]
-    await reopened.aclose()
+    for i in range(30):
+        await store.add(rec(user=f"u{i % 3}"))  # queued: returns before the write
+    assert sorted(c.runs for c in await store.records()) == [10, 10, 10]  # waits for its own writes
+    other = SqliteUsageStore(tmp_path / "ledger.sqlite3")  # another process sees them committed
+    assert sorted(c.runs for c in await other.records()) == [10, 10, 10]
+    for _ in range(5):
+        await store.add(rec(user="u0"))
+    await store.aclose()  # writes what is still queued
+    assert sorted(c.runs for c in await other.records()) == [10, 10, 15]
+    await other.aclose()
+
+
+async def test_sqlite_backlog_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(usage_sqlite, "MAX_BACKLOG", 4)
+    store = SqliteUsageStore(tmp_path / "ledger.sqlite3")
+    for _ in range(4):
+        await store.add(rec())
+    assert not store._queued  # the fourth add waited until the backlog was written
+    await store.aclose()
+    assert store.lost == 0
 
 
 async def test_redis_clients_share_counters(redis_url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -101,6 +102,28 @@ async def test_cached_records_and_revocation(keystore: KeyStore) -> None:
         await here.authenticate(second)
     with pytest.raises(AuthenticationError):  # the cached record still needs the right secret
         await here.authenticate(second[:-4] + "xxxx")
+
+
+class CountingStore(MemoryKeyStore):
+    """A real memory store that counts its reads."""
+
+    reads = 0
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        self.reads += 1
+        await asyncio.sleep(0.01)  # a round trip, so concurrent requests overlap it
+        return await super().get(key_id)
+
+
+async def test_concurrent_requests_share_one_read_of_an_expired_entry() -> None:
+    clock, store = Clock(), CountingStore()
+    service = KeyService(store, cache_s=5, clock=clock)
+    plaintext, _ = await service.create_key("acme", "alice", ["*"])
+    principals = await asyncio.gather(*(service.authenticate(plaintext) for _ in range(20)))
+    assert {p.user for p in principals} == {"alice"} and store.reads == 1
+    clock.now += 5
+    await asyncio.gather(*(service.authenticate(plaintext) for _ in range(20)))
+    assert store.reads == 2
 
 
 async def test_key_cache_is_bounded(keystore: KeyStore) -> None:

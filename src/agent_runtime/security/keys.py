@@ -8,6 +8,7 @@ so a leaked database cannot even be brute-forced offline).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -134,6 +135,8 @@ class KeyService:
         self._cache_s = cache_s
         self._cache_size = cache_size
         self._cache: dict[str, tuple[float, ApiKey]] = {}
+        self._reading: dict[str, asyncio.Future[ApiKey | None]] = {}
+        self._revocations = 0
 
     async def create_key(
         self,
@@ -199,21 +202,31 @@ class KeyService:
             return record
         revoked = record.model_copy(update={"revoked_at": self._clock()})
         await self.store.put(revoked)
+        self._revocations += 1
         self._cache.pop(key_id, None)
         return revoked
 
     async def _lookup(self, key_id: str) -> ApiKey | None:
         """The record, from the cache while it is fresh; unknown ids are never cached (a key created
-        in another process must work at once)."""
+        in another process must work at once). Concurrent requests of a key whose entry expired share
+        one store read: a busy key's requests would otherwise all read it at once, every ``cache_s``."""
         if self._cache_s <= 0:
             return await self.store.get(key_id)
-        now = self._clock()
         cached = self._cache.get(key_id)
-        if cached is not None and now - cached[0] < self._cache_s:
+        if cached is not None and self._clock() - cached[0] < self._cache_s:
             return cached[1]
+        pending = self._reading.get(key_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read(key_id))
+            self._reading[key_id] = pending
+            pending.add_done_callback(lambda _: self._reading.pop(key_id, None))
+        return await asyncio.shield(pending)  # one caller going away must not fail the others
+
+    async def _read(self, key_id: str) -> ApiKey | None:
+        now, revocations = self._clock(), self._revocations
         record = await self.store.get(key_id)
         self._cache.pop(key_id, None)
-        if record is not None:
+        if record is not None and revocations == self._revocations:  # else it may predate a revocation
             if len(self._cache) >= self._cache_size:
                 del self._cache[next(iter(self._cache))]
             self._cache[key_id] = (now, record)
