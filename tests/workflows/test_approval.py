@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.errors import ConflictError, SessionNotFoundError, ValidationError
+from agent_runtime.errors import AuthenticationError, ConflictError, SessionNotFoundError, ValidationError
 from agent_runtime.orchestration.executor import AgentExecutor
-from agent_runtime.types import AgentResult, Principal
+from agent_runtime.types import AgentContext, AgentResult, Principal
 from agent_runtime.workflows import register_workflow_spec
 from tests.workflows.conftest import PRINCIPAL, ctx, gated_template, recording_tool
 
@@ -104,3 +104,32 @@ async def test_a_workflow_step_waits_for_approval(executor: AgentExecutor, tmp_p
     final = AgentResult.model_validate(events[-1].data)
     assert final.status == "completed" and [s["step"] for s in final.metadata["steps"]] == ["post"]
     assert {e.step for e in events[:-1]} == {"post"} and _calls(calls) == []
+
+
+async def test_resume_with_credentials_finds_the_session_of_their_tenant(tmp_path: Path) -> None:
+    """Session ids are per tenant: credentials are checked before the lookup, so a key of ``acme``
+    resumes ``acme``'s session even when the default tenant has a session of the same id."""
+    from agent_runtime.agents.factory import AgentFactory
+    from agent_runtime.orchestration.middleware.auth import AuthMiddleware
+    from agent_runtime.security.keys import KeyService
+    from agent_runtime.security.memory import MemoryKeyStore
+    from agent_runtime.sessions import MemorySessionStore, SessionManager
+
+    keys = KeyService(MemoryKeyStore())
+    key, _ = await keys.create_key("acme", "ana", ["agents:run:*"])
+    sessions = SessionManager(MemorySessionStore())
+    executor = AgentExecutor(AgentFactory(), middlewares=[AuthMiddleware(keys)], session_manager=sessions)
+    calls = tmp_path / "calls.txt"
+    executor.factory.register_tool(recording_tool(calls))
+    executor.factory.register_template(gated_template())
+    await sessions.create_session("local", session_id="ses_review", template="writer")  # tenant "default"
+    paused = await executor.execute_async(
+        AgentContext(
+            input=ASK, template="gated", credentials=key, session_id="ses_review", metadata={"create_session": True}
+        )
+    )
+    assert paused.status == "interrupted"
+    done = await executor.resume_async("ses_review", "approve", credentials=f"Bearer {key}")
+    assert done.status == "completed" and _calls(calls) == ["launch"]
+    with pytest.raises(AuthenticationError):
+        await executor.resume_async("ses_review", "approve", credentials="ar_0123456789abcdef_" + "x" * 43)

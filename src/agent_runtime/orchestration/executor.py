@@ -20,6 +20,7 @@ from agent_runtime.agents.factory import AgentFactory
 from agent_runtime.callbacks.handler import AgentCallbackHandler, langsmith_tracer
 from agent_runtime.errors import (
     AgentRuntimeError,
+    AuthenticationError,
     ConfigurationError,
     ConflictError,
     InputTooLargeError,
@@ -54,7 +55,7 @@ class AgentExecutor:
         factory: builds (and caches) the compiled agents.
         middlewares: the onion, outermost first.
         session_manager: binds runs with a ``session_id`` to a conversation (LangGraph checkpointer,
-            thread id = session id) and serialises concurrent runs on one session.
+            thread id = the session's key, ``<tenant>/<session id>``) and serialises concurrent runs on one session.
         observers: metrics, event bus publishers; called around every run, never allowed to fail it.
         collect_events: attach an ``AgentCallbackHandler`` to every run and put its summary in
             ``result.metadata["callbacks"]`` (costs a little per event; off for the service's hot path).
@@ -169,7 +170,8 @@ class AgentExecutor:
 
         ``run_or_session_id`` is the run id of a run that had no session (it got an implicit session
         named after the run) or the session id of a run in a session. ``principal`` (trusted caller) or
-        ``credentials`` (checked by the auth middleware) must own the session.
+        ``credentials`` (checked by the auth middleware, before the session is looked up) must own the
+        session.
 
         Raises:
             SessionNotFoundError: no such live session for this owner (or its approval expired).
@@ -204,6 +206,14 @@ class AgentExecutor:
         self._portal.close()
 
     # -- internals ----------------------------------------------------------------------------------
+    async def _authenticate(self, credentials: str) -> Principal:
+        from agent_runtime.orchestration.middleware.auth import AuthMiddleware
+
+        for middleware in self.middlewares:
+            if isinstance(middleware, AuthMiddleware):
+                return await middleware.authenticate(credentials)
+        raise AuthenticationError("credentials were given but this executor has no auth middleware")
+
     def _may_retry(self, context: AgentContext, error: AgentRuntimeError) -> bool:
         """Take a retry from the tenant's budget (an exhausted budget says so on the error); never wait out a
         ``Retry-After`` longer than the policy's ``max_wait_s``."""
@@ -338,6 +348,9 @@ class AgentExecutor:
         credentials: str | None,
         request_id: str | None,
     ) -> AgentContext:
+        if principal is None and credentials is not None:
+            # the session id is only unique within its tenant: know whose it is before looking it up
+            principal, credentials = await self._authenticate(credentials), None
         owner = {"tenant": principal.tenant, "user_id": principal.user} if principal is not None else {}
         session = await self._sessions().get_session(run_or_session_id, **owner)
         if session.template is None:
