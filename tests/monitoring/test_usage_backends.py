@@ -61,6 +61,31 @@ async def test_sqlite_writes_behind_in_batches_and_reads_its_own_writes(tmp_path
     await other.aclose()
 
 
+async def test_sqlite_reads_are_not_starved_by_steady_writes(tmp_path: Path) -> None:
+    store = SqliteUsageStore(tmp_path / "ledger.sqlite3")
+    stop = asyncio.Event()
+
+    async def traffic() -> None:
+        while not stop.is_set():
+            await store.add(rec())
+            await asyncio.sleep(0)
+
+    writer = asyncio.create_task(traffic())
+    try:
+        await asyncio.sleep(0.05)
+        for _ in range(3):  # each read waits only for what was queued before it
+            [cell] = await asyncio.wait_for(store.records(), timeout=10)
+            assert cell.runs > 0
+    finally:
+        stop.set()
+        await writer
+    await store.aclose()
+    reopened = SqliteUsageStore(tmp_path / "ledger.sqlite3")
+    [cell] = await reopened.records()
+    assert cell.runs == store._added and store.lost == 0
+    await reopened.aclose()
+
+
 async def test_sqlite_backlog_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(usage_sqlite, "MAX_BACKLOG", 4)
     store = SqliteUsageStore(tmp_path / "ledger.sqlite3")

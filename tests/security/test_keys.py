@@ -126,6 +126,33 @@ async def test_concurrent_requests_share_one_read_of_an_expired_entry() -> None:
     assert store.reads == 2
 
 
+class FirstReadSlowStore(MemoryKeyStore):
+    """A real memory store whose first read is slow (still in flight when a revocation lands)."""
+
+    slow = True
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        record = await super().get(key_id)
+        if self.slow:
+            self.slow = False
+            await asyncio.sleep(0.1)
+        return record
+
+
+async def test_a_read_begun_before_a_revocation_serves_no_later_request() -> None:
+    clock, store = Clock(), FirstReadSlowStore()
+    service = KeyService(store, cache_s=5, clock=clock)
+    plaintext, record = await service.create_key("acme", "alice", ["*"])
+    early = asyncio.create_task(service.authenticate(plaintext))  # its read is in flight
+    await asyncio.sleep(0.01)
+    await service.revoke_key(record.key_id)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await service.authenticate(plaintext)
+    assert (await early).user == "alice"  # it began before the revocation
+    with pytest.raises(AuthenticationError, match="revoked"):  # and cached nothing stale
+        await service.authenticate(plaintext)
+
+
 async def test_key_cache_is_bounded(keystore: KeyStore) -> None:
     clock = Clock()
     service = KeyService(keystore, cache_s=60, cache_size=3, clock=clock)

@@ -261,3 +261,10 @@ async def test_record_run_counts_the_whole_conversation(manager: SessionManager)
     assert (await manager.record_run(session.id, 3, tenant="t1")).message_count == 3
     with pytest.raises(ValidationError):
         await manager.record_run(session.id, added=-1, tenant="t1")
+
+
+async def test_checkpoints_go_only_to_live_sessions(manager: SessionManager) -> None:
+    session = await manager.create_session("alice", tenant="t1", ttl_s=0.05)
+    await asyncio.sleep(0.1)  # expired, not yet swept
+    with pytest.raises(SessionNotFoundError):
+        await manager.save_checkpoint(session.id, {"late": True}, tenant="t1")

@@ -135,7 +135,7 @@ class KeyService:
         self._cache_s = cache_s
         self._cache_size = cache_size
         self._cache: dict[str, tuple[float, ApiKey]] = {}
-        self._reading: dict[str, asyncio.Future[ApiKey | None]] = {}
+        self._reading: dict[str, asyncio.Task[ApiKey | None]] = {}
         self._revocations = 0
 
     async def create_key(
@@ -204,6 +204,7 @@ class KeyService:
         await self.store.put(revoked)
         self._revocations += 1
         self._cache.pop(key_id, None)
+        self._reading.pop(key_id, None)  # a read begun before the revocation must not serve later requests
         return revoked
 
     async def _lookup(self, key_id: str) -> ApiKey | None:
@@ -215,12 +216,17 @@ class KeyService:
         cached = self._cache.get(key_id)
         if cached is not None and self._clock() - cached[0] < self._cache_s:
             return cached[1]
+        loop = asyncio.get_running_loop()
         pending = self._reading.get(key_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._read(key_id))
+        if pending is None or pending.get_loop() is not loop:
+            pending = loop.create_task(self._read(key_id))
             self._reading[key_id] = pending
-            pending.add_done_callback(lambda _: self._reading.pop(key_id, None))
+            pending.add_done_callback(lambda done: self._forget(key_id, done))
         return await asyncio.shield(pending)  # one caller going away must not fail the others
+
+    def _forget(self, key_id: str, read: asyncio.Task[ApiKey | None]) -> None:
+        if self._reading.get(key_id) is read:
+            del self._reading[key_id]
 
     async def _read(self, key_id: str) -> ApiKey | None:
         now, revocations = self._clock(), self._revocations

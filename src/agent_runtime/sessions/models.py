@@ -100,9 +100,10 @@ def session_key(tenant: str, session_id: str) -> str:
 
 
 def split_session_key(key: str) -> tuple[str, str]:
-    """``(tenant, session_id)`` of a ``session_key``."""
-    tenant, _, session_id = key.partition("/")
-    return tenant, session_id
+    """``(tenant, session_id)`` of a ``session_key`` (a bare id, from before ids were per tenant, is
+    read as the default tenant's)."""
+    tenant, slash, session_id = key.partition("/")
+    return (tenant, session_id) if slash else ("default", key)
 
 
 def encode_session(session: Session) -> bytes:

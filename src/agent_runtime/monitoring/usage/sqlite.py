@@ -86,8 +86,10 @@ class SqliteUsageStore(UsageStore):
         self._open_lock = asyncio.Lock()
         self._queued: list[tuple[Any, ...]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._added = self._settled = 0  # records queued so far / written or given up on
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.lost = 0
-        """Records dropped because their write failed (each failure is logged)."""
+        """Records dropped because their write kept failing (each loss is logged)."""
 
     async def _connection(self) -> Any:
         if self._conn is None:
@@ -115,35 +117,74 @@ class SqliteUsageStore(UsageStore):
                 record.runs,
             )
         )
-        loop = asyncio.get_running_loop()
-        writer = self._writer
-        if writer is None or writer.done() or writer.get_loop() is not loop:
-            self._writer = loop.create_task(self._write_queued(), name="agent-runtime-usage-writer")
+        self._added += 1
+        self._start_writer()
         if len(self._queued) >= MAX_BACKLOG:
             await self.flush()
 
-    async def flush(self) -> None:
-        """Wait until every record queued so far is written (or dropped and logged)."""
+    def _start_writer(self) -> None:
+        loop = asyncio.get_running_loop()
         writer = self._writer
-        if writer is not None and not writer.done() and writer.get_loop() is asyncio.get_running_loop():
-            await asyncio.shield(writer)  # a cancelled reader must not cancel the writes of others
+        if self._queued and (writer is None or writer.done() or writer.get_loop() is not loop):
+            self._writer = loop.create_task(self._write_queued(), name="agent-runtime-usage-writer")
+
+    async def flush(self) -> None:
+        """Wait until every record queued so far is written (or given up on and logged); records
+        queued meanwhile are not waited for, so a reader is never starved by steady traffic."""
+        if self._settled >= self._added:
+            return
+        self._start_writer()
+        done = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._added, done))
+        await asyncio.shield(done)  # a cancelled reader must not cancel the writes of others
 
     async def _write_queued(self) -> None:
         while self._queued:
             batch, self._queued = self._queued, []
             try:
+                await self._write(batch)
+            except asyncio.CancelledError:  # the loop is going away without aclose
+                self.lost += len(batch)
+                log.error("usage ledger: %d record(s) lost, the writer was cancelled", len(batch))
+                raise
+            except Exception as exc:
+                self.lost += len(batch)
+                log.error("usage ledger: %d record(s) lost, writes kept failing: %s", len(batch), exc)
+            finally:
+                self._settled += len(batch)
+                self._wake()
+
+    async def _write(self, batch: list[tuple[Any, ...]]) -> None:
+        """One transaction for the batch; a busy or failing database is tried again, briefly."""
+        rows = _merged(batch)
+        for attempt, pause in enumerate((0.05, 0.25, 1.0, None)):
+            try:
                 conn = await self._connection()
                 async with sqlite_errors("usage.add"):
                     try:
-                        await conn.executemany(_UPSERT, _merged(batch))
+                        await conn.executemany(_UPSERT, rows)
                         await conn.commit()
                     except BaseException:
                         with contextlib.suppress(Exception):
                             await conn.rollback()
                         raise
+                return
             except Exception as exc:
-                self.lost += len(batch)
-                log.error("usage ledger: %d record(s) lost, write failed: %s", len(batch), exc)
+                if pause is None:
+                    raise
+                log.warning("usage ledger write failed (attempt %d), retrying: %s", attempt + 1, exc)
+                await asyncio.sleep(pause)
+
+    def _wake(self) -> None:
+        waiting = []
+        for target, done in self._waiters:
+            if target <= self._settled or done.done():
+                if not done.done():
+                    with contextlib.suppress(RuntimeError):  # its loop is closed: nobody is waiting
+                        done.set_result(None)
+            else:
+                waiting.append((target, done))
+        self._waiters = waiting
 
     async def _scan(self, query: UsageQuery) -> list[UsageRecord]:
         await self.flush()
