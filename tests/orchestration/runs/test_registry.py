@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 
+from agent_runtime.errors import BackendError
 from agent_runtime.limits.quota.base import Quota, QuotaLimits, Reservation, buckets_for
 from agent_runtime.orchestration.runs import RunReaper, RunRecord, RunStore, RunTracker, build_run_store
 from agent_runtime.orchestration.runs.base import reservation_dict
+from agent_runtime.orchestration.runs.sqlite import SQLiteRunStore
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext
 
@@ -117,6 +120,13 @@ async def test_runs_ending_together_are_dropped_in_one_batch(store: RunStore) ->
     assert list(found) == ["run_a:1"] and found["run_a:1"].run_id == claimed.run_id
     assert await store.get("run_b:1") is None and await store.get("run_c:1") is None
 
+    # a key used again (a redelivered trigger's run) after its first attempt was reaped: the new attempt
+    # runs and ends normally, in a batch with a really reaped one; only that one is reported
+    await store.start_many([record("run_a:1", now), record("run_e:1", now - 100)])
+    await store.claim_stale(now - 10, now)
+    found = await store.finish_many(["run_a:1", "run_e:1"])
+    assert list(found) == ["run_e:1"]
+
     tracker = RunTracker(store, heartbeat_s=0.2, abandon_after_s=1.0, flush_s=0.05)
     contexts = [AgentContext(input="x", template="writer") for _ in range(20)]
     keys = [await tracker.started(context) for context in contexts]
@@ -125,3 +135,29 @@ async def test_runs_ending_together_are_dropped_in_one_batch(store: RunStore) ->
     await asyncio.gather(*(tracker.finished(k, c) for k, c in zip(keys, contexts, strict=True)))
     assert [await store.get(key) for key in keys] == [None] * 20 and tracker.inflight == 0
     await tracker.aclose()
+
+
+class AnsweredLateStore(SQLiteRunStore):
+    """A real SQLite registry whose first batch of starts is applied but answered with an error (a
+    timeout after the write landed)."""
+
+    failed = False
+
+    async def start_many(self, records: Sequence[RunRecord]) -> None:
+        await super().start_many(records)
+        if not self.failed:
+            self.failed = True
+            raise BackendError("timed out waiting for the answer")
+
+
+async def test_a_start_that_failed_after_it_was_applied_is_still_dropped(tmp_path: Path) -> None:
+    store = AnsweredLateStore(tmp_path / "runs.sqlite3")
+    tracker = RunTracker(store, heartbeat_s=0.2, abandon_after_s=1.0, flush_s=0.05)
+    context = AgentContext(input="x", template="writer")
+    key = await tracker.started(context)
+    await wait_for(store, key)  # written, though the tracker was told it failed
+    await asyncio.sleep(0.01)
+    await tracker.finished(key, context)  # ends before the retry: it must not be left for a reaper
+    assert await store.get(key) is None and tracker.inflight == 0
+    await tracker.aclose()
+    await store.aclose()

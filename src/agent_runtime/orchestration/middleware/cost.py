@@ -8,7 +8,8 @@ computed by the executor from the price table; this layer only moves the numbers
 
 A run the reaper claimed as abandoned while its worker was only stalled (see ``orchestration.runs``)
 was already charged by the reaper; its settle then adds just the difference between its real usage
-and that charge (negative when the bound was not all used), so the quota holds the real usage once.
+and that charge (negative when the bound was not all used), so the quota holds the real usage once
+(unless the reaper's own settle failed too: then the run is under-counted by its bound; both log).
 The usage ledger has no row from the reaper, so the recorder's one row stays the only one.
 """
 

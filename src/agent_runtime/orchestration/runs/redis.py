@@ -68,16 +68,18 @@ class RedisRunStore(RunStore):
         if not keys:
             return {}
         async with redis_errors("runs.finish"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._live, *keys)
+            for key in keys:  # one HDEL each: which keys were live tells which ones a reaper took
+                pipe.hdel(self._live, key)
             pipe.zrem(self._hb, *keys)
             pipe.hmget(self._abandoned, list(keys))
-            deleted, _, abandoned = await pipe.execute()
-        if deleted == len(keys):
-            return {}
-        records = [RunRecord.from_json(raw) for raw in abandoned if raw is not None]
-        for record in records:
-            record.status = "abandoned"
-        return {record.key: record for record in records}
+            *deleted, _, abandoned = await pipe.execute()
+        claimed = {}
+        for key, was_live, raw in zip(keys, deleted, abandoned, strict=True):
+            if not was_live and raw is not None:  # a live key may share its name with an old abandoned one
+                record = RunRecord.from_json(raw)
+                record.status = "abandoned"
+                claimed[key] = record
+        return claimed
 
     async def heartbeat(self, keys: Sequence[str], now: float) -> None:
         if keys:

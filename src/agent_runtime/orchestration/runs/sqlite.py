@@ -58,15 +58,17 @@ class SQLiteRunStore(RunStore):
         async with self._lock:
             db = await self._db()
             async with sqlite_errors("runs.finish"):
-                sql = f"DELETE FROM runs WHERE status = 'running' AND key IN ({marks})"
+                sql = f"DELETE FROM runs WHERE status = 'running' AND key IN ({marks}) RETURNING key"
                 async with db.execute(sql, tuple(keys)) as cur:
-                    deleted = cur.rowcount
+                    deleted = {row[0] for row in await cur.fetchall()}
                 await db.commit()
-                if deleted == len(keys):
+                gone = [key for key in keys if key not in deleted]
+                if not gone:
                     return {}
                 # Those not running any more were claimed by a reaper (abandoned is final) or never stored.
+                marks = ", ".join("?" * len(gone))
                 sql = f"SELECT record FROM runs WHERE status = 'abandoned' AND key IN ({marks})"
-                async with db.execute(sql, tuple(keys)) as found:
+                async with db.execute(sql, tuple(gone)) as found:
                     rows = await found.fetchall()
         records = [RunRecord.from_json(row[0]) for row in rows]
         return {record.key: record for record in records}

@@ -69,6 +69,7 @@ class RunTracker:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._clock = clock
         self._pending: dict[str, tuple[AgentContext, float]] = {}
+        self._unsure: set[str] = set()  # pending again after a failed start write: drop them anyway
         """Attempts not written yet: key -> (context, started at)."""
         self._inflight: dict[str, float] = {}
         """Attempts written (or being written): key -> when their heartbeat was last written."""
@@ -102,9 +103,14 @@ class RunTracker:
 
         The wait is shielded: a cancelled run's record must still go, or the reaper would charge it again.
         """
-        if key is None or self._pending.pop(key, None) is not None:
-            return  # never written: nothing to drop, and no reaper can have seen it
-        if self._inflight.pop(key, None) is None:
+        if key is None:
+            return
+        unsure = key in self._unsure  # a start write failed, maybe after it was applied
+        self._unsure.discard(key)
+        if self._pending.pop(key, None) is not None:
+            if not unsure:
+                return  # never written: nothing to drop, and no reaper can have seen it
+        elif self._inflight.pop(key, None) is None:
             return
         if self.store.in_process:  # nothing to batch or shield: it never suspends
             claimed = await self.store.finish(key)
@@ -128,8 +134,8 @@ class RunTracker:
                 batch, self._ended = self._ended, {}
                 try:
                     claimed = await self.store.finish_many(list(batch))
-                except AgentRuntimeError as exc:  # left to the reaper (which will charge them)
-                    log.warning("run registry: %d ended run(s) not dropped: %s", len(batch), exc.message)
+                except Exception as exc:  # left to the reaper (which will charge them)
+                    log.warning("run registry: %d ended run(s) not dropped: %s", len(batch), exc)
                     claimed = {}
                 for key, (context, _) in batch.items():
                     if key in claimed:
@@ -137,6 +143,8 @@ class RunTracker:
                 _release(batch)
         finally:  # also when cancelled (shutdown): nobody waits forever
             _release(batch)
+            _release(self._ended)
+            self._ended = {}
 
     def _record(self, key: str, context: AgentContext, started: float, now: float) -> RunRecord:
         reservation = context.state.get(_RESERVATION_KEY)
@@ -182,8 +190,10 @@ class RunTracker:
             for key, entry in batch.items():  # still running: try again at the next flush
                 if self._inflight.pop(key, None) is not None:
                     self._pending[key] = entry
+                    self._unsure.add(key)
         else:
             self._failing = False
+            self._unsure.difference_update(batch)
         finally:
             self._writing = set()
 
