@@ -63,10 +63,10 @@ async def bench_backend(store: SessionStore, n: int) -> dict[str, tuple[float, f
         ids.append((await manager.create_session(f"user{i % 50}", tenant="bench")).id)
 
     async def save(i: int) -> None:
-        await manager.save_checkpoint(ids[i % len(ids)], CHECKPOINT)
+        await manager.save_checkpoint(ids[i % len(ids)], CHECKPOINT, tenant="bench")
 
     async def resume(i: int) -> None:
-        await manager.resume_session(ids[i % len(ids)])
+        await manager.resume_session(ids[i % len(ids)], tenant="bench")
 
     try:
         out = {"create": await timed(n, create)}

@@ -58,7 +58,7 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def put_checkpoint(self, key: str, data: bytes) -> bool:
-        """Replace the session's checkpoint; ``False`` if the session does not exist."""
+        """Replace the session's checkpoint; ``False`` if the session does not exist or has expired."""
 
     @abstractmethod
     async def delete(self, session: Session) -> bool:

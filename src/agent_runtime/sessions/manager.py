@@ -165,9 +165,11 @@ class SessionManager:
             InputTooLargeError: the encoded data exceeds ``max_checkpoint_bytes``.
             SessionNotFoundError: no such live session for this owner.
         """
-        raw = encode_checkpoint(check_id(session_id), data, self.max_checkpoint_bytes)
-        session = await self.get_session(session_id, tenant=tenant, user_id=user_id)  # live, and theirs
-        if not await self.store.put_checkpoint(session.key, raw):
+        key = _key(tenant, session_id)
+        raw = encode_checkpoint(session_id, data, self.max_checkpoint_bytes)
+        if user_id is not None:  # theirs? (the store itself refuses a missing or expired session)
+            await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        if not await self.store.put_checkpoint(key, raw):
             raise SessionNotFoundError(f"session {session_id} not found")
 
     async def resume_session(

@@ -71,7 +71,8 @@ class MemorySessionStore(SessionStore):
         return True
 
     async def put_checkpoint(self, key: str, data: bytes) -> bool:
-        if key not in self._sessions:
+        session = await self.get(key)
+        if session is None or session.is_expired():
             return False
         self._checkpoints[key] = data
         return True

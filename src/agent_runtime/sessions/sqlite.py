@@ -140,8 +140,8 @@ class SqliteSessionStore(SessionStore):
         return await self._write("sessions.update", sql, (encode_session(session), session.expires_ts, session.key)) > 0
 
     async def put_checkpoint(self, key: str, data: bytes) -> bool:
-        sql = "UPDATE ar_sessions SET checkpoint = ? WHERE id = ?"
-        return await self._write("sessions.save_checkpoint", sql, (data, key)) > 0
+        sql = "UPDATE ar_sessions SET checkpoint = ? WHERE id = ? AND expires_at > ?"
+        return await self._write("sessions.save_checkpoint", sql, (data, key, time.time())) > 0
 
     async def delete(self, session: Session) -> bool:
         async with self._tx("sessions.delete") as db:
