@@ -126,6 +126,20 @@ async def test_concurrent_requests_share_one_read_of_an_expired_entry() -> None:
     assert store.reads == 2
 
 
+async def test_an_entry_past_half_its_life_is_refreshed_in_the_background() -> None:
+    clock, store = Clock(), CountingStore()
+    service = KeyService(store, cache_s=5, clock=clock)
+    plaintext, record = await service.create_key("acme", "alice", ["*"])
+    await service.authenticate(plaintext)
+    await KeyService(store).revoke_key(record.key_id)  # revoked elsewhere
+    clock.now += 3
+    assert (await service.authenticate(plaintext)).user == "alice"  # served at once; a refresh starts
+    assert store.reads == 2
+    await asyncio.sleep(0.05)  # the refresh lands
+    with pytest.raises(AuthenticationError, match="revoked"):  # seen before cache_s ran out
+        await service.authenticate(plaintext)
+
+
 class FirstReadSlowStore(MemoryKeyStore):
     """A real memory store whose first read is slow (still in flight when a revocation lands)."""
 

@@ -210,23 +210,32 @@ class KeyService:
     async def _lookup(self, key_id: str) -> ApiKey | None:
         """The record, from the cache while it is fresh; unknown ids are never cached (a key created
         in another process must work at once). Concurrent requests of a key whose entry expired share
-        one store read: a busy key's requests would otherwise all read it at once, every ``cache_s``."""
+        one store read, and an entry past half its life is refreshed in the background: under load a
+        read through SQLite's thread can take tens of ms, and every request waiting on it would stall."""
         if self._cache_s <= 0:
             return await self.store.get(key_id)
         cached = self._cache.get(key_id)
-        if cached is not None and self._clock() - cached[0] < self._cache_s:
+        age = self._clock() - cached[0] if cached is not None else self._cache_s
+        if cached is not None and age < self._cache_s:
+            if age >= self._cache_s / 2:  # refresh ahead, so a busy key's requests never wait for it
+                self._start_read(key_id)
             return cached[1]
+        return await asyncio.shield(self._start_read(key_id))  # one caller going away must not fail others
+
+    def _start_read(self, key_id: str) -> asyncio.Task[ApiKey | None]:
         loop = asyncio.get_running_loop()
         pending = self._reading.get(key_id)
         if pending is None or pending.get_loop() is not loop:
             pending = loop.create_task(self._read(key_id))
             self._reading[key_id] = pending
             pending.add_done_callback(lambda done: self._forget(key_id, done))
-        return await asyncio.shield(pending)  # one caller going away must not fail the others
+        return pending
 
     def _forget(self, key_id: str, read: asyncio.Task[ApiKey | None]) -> None:
         if self._reading.get(key_id) is read:
             del self._reading[key_id]
+        if not read.cancelled():
+            read.exception()  # a failed refresh ahead is nobody's to raise: the next request reads again
 
     async def _read(self, key_id: str) -> ApiKey | None:
         now, revocations = self._clock(), self._revocations
