@@ -20,9 +20,7 @@ from agent_runtime.agents.factory import AgentFactory
 from agent_runtime.callbacks.handler import AgentCallbackHandler, langsmith_tracer
 from agent_runtime.errors import (
     AgentRuntimeError,
-    AuthenticationError,
     ConfigurationError,
-    ConflictError,
     InputTooLargeError,
     RunCancelledError,
     ValidationError,
@@ -30,6 +28,7 @@ from agent_runtime.errors import (
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._errors import map_error
 from agent_runtime.orchestration._results import attach_steps, message_dict, summarize_messages
+from agent_runtime.orchestration._sessions import open_run_session, resume_context
 from agent_runtime.orchestration._streaming import StreamControl, run_streaming
 from agent_runtime.orchestration._sync import SyncPortal
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
@@ -37,13 +36,12 @@ from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
 from agent_runtime.orchestration.retry_budget import RetryBudget, RetryPolicy
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
-from agent_runtime.workflows.approval import RESUME_KEY, Decisions, ResumeRequest, decision_kinds, resume_input
+from agent_runtime.workflows.approval import RESUME_KEY, Decisions, ResumeRequest, resume_input
 
 if TYPE_CHECKING:
     from agent_runtime.agents.templates import AgentTemplate
     from agent_runtime.orchestration.runs import RunTracker
     from agent_runtime.sessions.manager import SessionManager
-    from agent_runtime.sessions.models import Session
 
 __all__ = ["AgentExecutor", "RetryPolicy"]
 
@@ -178,7 +176,9 @@ class AgentExecutor:
             ConflictError: nothing is waiting for approval (already resumed, or never interrupted).
             ValidationError: the decisions do not fit the pending actions.
         """
-        context = await self._resume_context(run_or_session_id, decisions, principal, credentials, request_id)
+        context = await resume_context(
+            self._sessions(), self.middlewares, run_or_session_id, decisions, principal, credentials, request_id
+        )
         context.timeout_s = timeout_s
         return await self._observed(context)
 
@@ -196,7 +196,9 @@ class AgentExecutor:
         request_id: str | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """``resume_async`` as a stream of events, like ``execute_stream``."""
-        context = await self._resume_context(run_or_session_id, decisions, principal, credentials, request_id)
+        context = await resume_context(
+            self._sessions(), self.middlewares, run_or_session_id, decisions, principal, credentials, request_id
+        )
         async for event in self.execute_stream(context):
             yield event
 
@@ -206,14 +208,6 @@ class AgentExecutor:
         self._portal.close()
 
     # -- internals ----------------------------------------------------------------------------------
-    async def _authenticate(self, credentials: str) -> Principal:
-        from agent_runtime.orchestration.middleware.auth import AuthMiddleware
-
-        for middleware in self.middlewares:
-            if isinstance(middleware, AuthMiddleware):
-                return await middleware.authenticate(credentials)
-        raise AuthenticationError("credentials were given but this executor has no auth middleware")
-
     def _may_retry(self, context: AgentContext, error: AgentRuntimeError) -> bool:
         """Take a retry from the tenant's budget (an exhausted budget says so on the error); never wait out a
         ``Retry-After`` longer than the policy's ``max_wait_s``."""
@@ -294,7 +288,7 @@ class AgentExecutor:
             agent = self.factory.create_from_template(template.name, model=model_name)
             return await self._invoke(context, agent, model_name, timeout_s, config={}, workflow=workflow)
         sessions = self._sessions()
-        session = await self._open_session(sessions, context, template)
+        session = await open_run_session(sessions, context, template)
         agent = self.factory.create_from_template(template.name, model=model_name, checkpointer=sessions.checkpointer)
         config = {"configurable": {"thread_id": session.key}}
         async with sessions.lock(session.id, tenant=session.tenant):
@@ -319,53 +313,6 @@ class AgentExecutor:
         from agent_runtime.workflows.approval import template_needs_checkpointer
 
         return template_needs_checkpointer(self.factory, template)
-
-    async def _open_session(self, sessions: SessionManager, context: AgentContext, template: AgentTemplate) -> Session:
-        """The run's session; a run that may pause for approval but names none gets an implicit session
-        whose id is the run id (so it can be resumed by run id); it is deleted when the run completes."""
-        tenant, user = context.tenant or "default", context.user or "local"
-        if context.session_id is not None:
-            return await sessions.open_for_run(
-                context.session_id,
-                tenant=tenant,
-                user_id=user,
-                template=template.name,
-                create_missing=bool(context.metadata.get("create_session", False)),
-            )
-        context.session_id = context.run_id
-        try:
-            return await sessions.create_session(
-                user, tenant=tenant, template=template.name, session_id=context.run_id, metadata={"implicit": True}
-            )
-        except ConflictError:  # a retry of the same run
-            return await sessions.get_session(context.run_id, tenant=tenant, user_id=user)
-
-    async def _resume_context(
-        self,
-        run_or_session_id: str,
-        decisions: Decisions,
-        principal: Principal | None,
-        credentials: str | None,
-        request_id: str | None,
-    ) -> AgentContext:
-        if principal is None and credentials is not None:
-            # the session id is only unique within its tenant: know whose it is before looking it up
-            principal, credentials = await self._authenticate(credentials), None
-        owner = {"tenant": principal.tenant, "user_id": principal.user} if principal is not None else {}
-        session = await self._sessions().get_session(run_or_session_id, **owner)
-        if session.template is None:
-            raise ConflictError(f"session {session.id} has no run to resume")
-        request = ResumeRequest(decisions=decisions, session_id=session.id)
-        kinds = decision_kinds(decisions)[:20]
-        return AgentContext(
-            input=f"resume: {', '.join(kinds) or 'decisions'}",
-            template=session.template,
-            session_id=session.id,
-            principal=principal,
-            credentials=credentials,
-            request_id=request_id,
-            metadata={RESUME_KEY: request, "resume": True},
-        )
 
     async def _invoke(
         self,

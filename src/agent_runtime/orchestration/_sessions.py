@@ -1,0 +1,78 @@
+"""Which session a run uses, and the context that resumes a paused one (the executor's session side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from agent_runtime.errors import AuthenticationError, ConflictError
+from agent_runtime.orchestration.middleware.base import AgentMiddleware
+from agent_runtime.types import AgentContext, Principal
+from agent_runtime.workflows.approval import RESUME_KEY, Decisions, ResumeRequest, decision_kinds
+
+if TYPE_CHECKING:
+    from agent_runtime.agents.templates import AgentTemplate
+    from agent_runtime.sessions.manager import SessionManager
+    from agent_runtime.sessions.models import Session
+
+__all__ = ["open_run_session", "resume_context"]
+
+
+async def open_run_session(sessions: SessionManager, context: AgentContext, template: AgentTemplate) -> Session:
+    """The run's session; a run that may pause for approval but names none gets an implicit session
+    whose id is the run id (so it can be resumed by run id); it is deleted when the run completes."""
+    tenant, user = context.tenant or "default", context.user or "local"
+    if context.session_id is not None:
+        return await sessions.open_for_run(
+            context.session_id,
+            tenant=tenant,
+            user_id=user,
+            template=template.name,
+            create_missing=bool(context.metadata.get("create_session", False)),
+        )
+    context.session_id = context.run_id
+    try:
+        return await sessions.create_session(
+            user, tenant=tenant, template=template.name, session_id=context.run_id, metadata={"implicit": True}
+        )
+    except ConflictError:  # a retry of the same run
+        return await sessions.get_session(context.run_id, tenant=tenant, user_id=user)
+
+
+async def resume_context(
+    sessions: SessionManager,
+    middlewares: Sequence[AgentMiddleware],
+    run_or_session_id: str,
+    decisions: Decisions,
+    principal: Principal | None,
+    credentials: str | None,
+    request_id: str | None,
+) -> AgentContext:
+    """The context of the run that answers a paused one, owned by ``principal`` (or ``credentials``)."""
+    if principal is None and credentials is not None:
+        # the session id is only unique within its tenant: know whose it is before looking it up
+        principal, credentials = await _authenticate(middlewares, credentials), None
+    owner = {"tenant": principal.tenant, "user_id": principal.user} if principal is not None else {}
+    session = await sessions.get_session(run_or_session_id, **owner)
+    if session.template is None:
+        raise ConflictError(f"session {session.id} has no run to resume")
+    request = ResumeRequest(decisions=decisions, session_id=session.id)
+    kinds = decision_kinds(decisions)[:20]
+    return AgentContext(
+        input=f"resume: {', '.join(kinds) or 'decisions'}",
+        template=session.template,
+        session_id=session.id,
+        principal=principal,
+        credentials=credentials,
+        request_id=request_id,
+        metadata={RESUME_KEY: request, "resume": True},
+    )
+
+
+async def _authenticate(middlewares: Sequence[AgentMiddleware], credentials: str) -> Principal:
+    from agent_runtime.orchestration.middleware.auth import AuthMiddleware
+
+    for middleware in middlewares:
+        if isinstance(middleware, AuthMiddleware):
+            return await middleware.authenticate(credentials)
+    raise AuthenticationError("credentials were given but this executor has no auth middleware")
