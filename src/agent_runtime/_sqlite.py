@@ -1,15 +1,24 @@
-"""One way to open SQLite: WAL journal, a busy timeout, and our errors instead of sqlite3's."""
+"""One way to open SQLite: WAL journal, a busy timeout, and our errors instead of sqlite3's.
+
+Two kinds of connection: ``connect_sqlite`` (aiosqlite: statements run in its thread, for anything
+that may take a while) and ``connect_sqlite_inline`` (plain ``sqlite3`` used on the event loop, for
+the few short transactions every request makes). Each hop to aiosqlite's thread has to win the GIL
+back from a busy event loop, up to a switch interval (5 ms) per statement, so a six-statement
+transaction could take tens of ms under load; inline it takes tens of microseconds, at the price of
+blocking the loop while another process holds the write lock (bounded by its busy timeout).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from agent_runtime.errors import BackendError
 
-__all__ = ["connect_sqlite", "sqlite_errors", "sqlite_ping"]
+__all__ = ["connect_sqlite", "connect_sqlite_inline", "sqlite_errors", "sqlite_ping"]
 
 
 async def connect_sqlite(path: Path | str) -> Any:
@@ -26,6 +35,28 @@ async def connect_sqlite(path: Path | str) -> Any:
     except sqlite3.Error as exc:
         raise BackendError(f"cannot open SQLite database {path}: {exc}") from exc
     conn.row_factory = aiosqlite.Row
+    return conn
+
+
+def connect_sqlite_inline(path: Path | str, *, busy_timeout_s: float = 1.0) -> sqlite3.Connection:
+    """A plain connection in WAL mode and autocommit (callers write ``BEGIN IMMEDIATE`` / ``COMMIT``)
+    for short transactions on the event loop; ``busy_timeout_s`` bounds how long a lock held by another
+    process may block the loop before the operation fails with ``BackendError``."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+        for attempt in range(50):  # see _enable_wal
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.02)
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error as exc:
+        raise BackendError(f"cannot open SQLite database {path}: {exc}") from exc
     return conn
 
 
@@ -52,6 +83,12 @@ class sqlite_errors:  # noqa: N801 - used as a context manager, reads like one
         return None
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, sqlite3.Error):
             raise BackendError(f"SQLite failed during {self.operation}: {exc}") from exc
 

@@ -240,8 +240,14 @@ def _make_runs(server: DashboardServer, clock: ManualClock) -> str:
 
 
 @pytest.mark.browser
-def test_dashboard_in_headless_chromium(tmp_path: Path, browser: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_dashboard_in_headless_chromium(
+    tmp_path: Path, browser: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     caplog.set_level(logging.INFO)
+    access = logging.getLogger("uvicorn.access")  # an earlier server's default log config may have muted it
+    monkeypatch.setattr(access, "propagate", True)
+    monkeypatch.setattr(access, "handlers", [])
+    monkeypatch.setattr(access, "level", logging.INFO)
     clock = ManualClock()
     settings = Settings(state_backend="memory", data_dir=tmp_path, offline_token_latency_ms=1.5)
     server = DashboardServer(settings, clock).start()

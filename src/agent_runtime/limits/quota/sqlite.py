@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_ping
+from agent_runtime._sqlite import connect_sqlite_inline, sqlite_errors
 from agent_runtime.limits.quota.base import Bucket, QuotaLedger
 
 __all__ = ["SQLiteQuotaLedger"]
+
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota_spent (
@@ -35,95 +37,93 @@ _ADD_SPENT = (
 
 
 class SQLiteQuotaLedger(QuotaLedger):
-    """Spend per bucket in ``quota_spent``, live reservations in ``quota_reservations``."""
+    """Spend per bucket in ``quota_spent``, live reservations in ``quota_reservations``.
+
+    Every request reserves and settles, so the transactions run inline on the event loop (see
+    ``_sqlite``): each is a handful of statements, microseconds, with no await inside, so two of one
+    process never interleave; ``BEGIN IMMEDIATE`` excludes other processes. Give the ledger a database
+    file of its own: an inline transaction waiting for a write lock that an aiosqlite connection of the
+    same process holds between two awaits would wait for the loop it blocks (until the busy timeout).
+    """
 
     def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock=clock)
         self.path = path
-        self._conn: Any = None
-        self._lock = asyncio.Lock()  # one transaction at a time on our connection
+        self._conn: sqlite3.Connection | None = None
 
-    async def _db(self) -> Any:
+    def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = await connect_sqlite(self.path)
-            async with sqlite_errors("quota.init"):
-                await conn.executescript(_SCHEMA)
-                await conn.commit()
+            conn = connect_sqlite_inline(self.path)
+            with sqlite_errors("quota.init"):
+                conn.executescript(_SCHEMA)
             self._conn = conn
         return self._conn
 
-    async def _transaction(self, operation: str, body: Callable[[Any, float], Any]) -> Any:
-        async with self._lock:
-            db = await self._db()
-            async with sqlite_errors(operation):
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    now = self._clock()
-                    await db.execute("DELETE FROM quota_reservations WHERE expires_at <= ?", (now,))
-                    result = await body(db, now)
-                except BaseException:
-                    await db.rollback()
-                    raise
-                await db.commit()
-                return result
+    def _transaction(self, operation: str, body: Callable[[sqlite3.Connection, float], _T]) -> _T:
+        db = self._db()
+        with sqlite_errors(operation):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                now = self._clock()
+                db.execute("DELETE FROM quota_reservations WHERE expires_at <= ?", (now,))
+                result = body(db, now)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
 
     @staticmethod
-    async def _row(db: Any, bucket: str, rid: str) -> tuple[int, int]:
+    def _row(db: sqlite3.Connection, bucket: str, rid: str) -> tuple[int, int]:
         sql = (
             "SELECT (SELECT spent FROM quota_spent WHERE bucket = ?),"
             " (SELECT SUM(amount) FROM quota_reservations WHERE bucket = ? AND rid != ?)"
         )
-        async with db.execute(sql, (bucket, bucket, rid)) as cur:
-            spent, reserved = await cur.fetchone()
+        spent, reserved = db.execute(sql, (bucket, bucket, rid)).fetchone()
         return int(spent or 0), int(reserved or 0)
 
     async def _reserve(
         self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int], ttl_s: float
     ) -> tuple[int, bool] | None:
-        async def body(db: Any, now: float) -> tuple[int, bool] | None:
+        def body(db: sqlite3.Connection, now: float) -> tuple[int, bool] | None:
             for i, (b, amount) in enumerate(zip(buckets, amounts, strict=True)):
-                spent, reserved = await self._row(db, b.key, rid)
+                spent, reserved = self._row(db, b.key, rid)
                 if spent + reserved + amount > b.limit:
                     return i, spent + amount <= b.limit
-            await db.executemany(
+            db.executemany(
                 "INSERT OR REPLACE INTO quota_reservations (bucket, rid, amount, expires_at) VALUES (?, ?, ?, ?)",
                 [(b.key, rid, amount, now + ttl_s) for b, amount in zip(buckets, amounts, strict=True)],
             )
             return None
 
-        result: tuple[int, bool] | None = await self._transaction("quota.reserve", body)
-        return result
+        return self._transaction("quota.reserve", body)
 
     async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
-        async def body(db: Any, now: float) -> None:
+        def body(db: sqlite3.Connection, now: float) -> None:
             for b, amount in zip(buckets, amounts, strict=True):
-                await db.execute("DELETE FROM quota_reservations WHERE bucket = ? AND rid = ?", (b.key, rid))
-                await db.execute(_ADD_SPENT, (b.key, amount, b.window_end))
+                db.execute("DELETE FROM quota_reservations WHERE bucket = ? AND rid = ?", (b.key, rid))
+                db.execute(_ADD_SPENT, (b.key, amount, b.window_end))
             # Closed windows are kept a month for reporting, then dropped.
-            await db.execute("DELETE FROM quota_spent WHERE window_end < ?", (now - 31 * 86_400,))
+            db.execute("DELETE FROM quota_spent WHERE window_end < ?", (now - 31 * 86_400,))
 
-        await self._transaction("quota.settle", body)
+        self._transaction("quota.settle", body)
 
     async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
-        async def body(db: Any, now: float) -> None:
-            await db.executemany(
+        def body(db: sqlite3.Connection, now: float) -> None:
+            db.executemany(
                 _ADD_SPENT, [(b.key, amount, b.window_end) for b, amount in zip(buckets, amounts, strict=True)]
             )
 
-        await self._transaction("quota.adjust", body)
+        self._transaction("quota.adjust", body)
 
     async def _status(self, buckets: Sequence[Bucket]) -> list[tuple[int, int]]:
-        async def body(db: Any, now: float) -> list[tuple[int, int]]:
-            return [await self._row(db, b.key, "") for b in buckets]
-
-        rows: list[tuple[int, int]] = await self._transaction("quota.status", body)
-        return rows
+        return self._transaction("quota.status", lambda db, now: [self._row(db, b.key, "") for b in buckets])
 
     async def ping(self) -> None:
-        async with self._lock:
-            await sqlite_ping(await self._db(), "quota.ping")
+        with sqlite_errors("quota.ping"):
+            self._db().execute("SELECT 1").fetchone()
 
     async def aclose(self) -> None:
         if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+            conn, self._conn = self._conn, None
+            conn.close()

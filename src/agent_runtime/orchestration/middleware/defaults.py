@@ -59,7 +59,10 @@ def open_security_stores(settings: Settings, *, redis_client: Any = None) -> Sec
         from agent_runtime.security.sqlite import SQLiteKeyStore
 
         path = settings.sqlite_path
-        return SecurityStores(_keys(settings, SQLiteKeyStore(path)), MemoryRateLimiter(), SQLiteQuotaLedger(path))
+        # quotas in their own file: their inline transactions (see _sqlite) must never wait for a write
+        # lock that an aiosqlite connection of this same process holds across an await
+        quotas = SQLiteQuotaLedger(settings.data_dir / "quotas.sqlite3")
+        return SecurityStores(_keys(settings, SQLiteKeyStore(path)), MemoryRateLimiter(), quotas)
     if backend == "redis":
         from agent_runtime.limits.quota.redis import RedisQuotaLedger
         from agent_runtime.limits.rate.redis import RedisRateLimiter
