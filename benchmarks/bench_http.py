@@ -277,6 +277,26 @@ async def measure(target: Target, requests: int, slow_start: bool) -> dict[str, 
     return {"rows": rows, "ttft": [(1, ttft_1), (16, ttft_16)]}
 
 
+def quota_key(backend: str, data_dir: str) -> str:
+    """A key with daily token and monthly spend quotas (high enough never to refuse), made by the CLI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME_")}
+    env |= {"AGENT_RUNTIME_STATE_BACKEND": backend, "AGENT_RUNTIME_DATA_DIR": data_dir}
+    cli = Path(sys.executable).parent / "agent-runtime"
+    args = ["keys", "create", "--tenant", "bench", "--user", "q", "--scope", "agents:run:*"]
+    args += ["--daily-tokens", "1000000000", "--monthly-usd", "1000000"]
+    done = subprocess.run([str(cli), *args], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+async def measure_load(target: Target, requests: int) -> dict[str, object]:
+    await load(target, 16, 300)
+    rows = []
+    for concurrency in (16, 64):
+        rate, latencies = await load(target, concurrency, requests)
+        rows.append((concurrency, rate, pct(latencies, 0.5), pct(latencies, 0.99)))
+    return {"rows": rows, "ttft": []}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="runs per concurrency level")
@@ -290,6 +310,9 @@ async def main() -> None:
         proc, key = start_server(args.backend, args.port, data_dir)
         try:
             results["agent-runtime"] = await measure(runtime_target(args.port, key), args.requests, False)
+            # the same, with a key that has token and spend quotas: every run reserves and settles
+            limited = runtime_target(args.port, quota_key(args.backend, data_dir))
+            results["agent-runtime, key with quotas"] = await measure_load(limited, args.requests)
         finally:
             proc.terminate()
             proc.wait(30)
