@@ -43,6 +43,13 @@ async def test_reservation_that_does_not_fit_is_refused(ledger: QuotaLedger) -> 
     await ledger.reserve("run4", [TOKENS], tokens=300, cost_usd=0.0, ttl_s=60)  # exactly fills it
 
 
+async def test_a_run_bound_above_the_whole_quota_says_so(ledger: QuotaLedger) -> None:
+    with pytest.raises(QuotaExceededError, match=r"up to 1001 tokens but the whole daily token quota is 1000") as info:
+        await ledger.reserve("run1", [TOKENS], tokens=1001, cost_usd=0.0, ttl_s=60)
+    assert info.value.retry_after is None  # no window will ever hold it: no "come back tomorrow"
+    assert await spent_reserved(ledger, TOKENS) == (0, 0)
+
+
 async def test_usd_quota_in_micro_dollars(ledger: QuotaLedger) -> None:
     runs = []
     for i in range(10):

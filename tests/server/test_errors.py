@@ -7,6 +7,8 @@ import time
 import httpx
 import pytest
 
+from agent_runtime.limits.quota.base import Quota, QuotaLimits
+from agent_runtime.security.keys import parse_key
 from agent_runtime.settings import LimitSettings, Settings
 from tests.conftest import RedisServer
 from tests.server.conftest import Keys, LiveServer
@@ -146,11 +148,24 @@ def test_429_rate_limit_with_retry_after(live: LiveServer) -> None:
 
 
 def test_429_quota_exhausted(live: LiveServer) -> None:
-    key = live.key("acme", "thrifty", ["agents:run:*"], daily_tokens=50)
+    assert live.runtime is not None
+    key = live.key("acme", "thrifty", ["agents:run:*"], daily_tokens=100_000)
+    quota = Quota(f"{{acme}}:key:{parse_key(key)}", QuotaLimits(daily_tokens=100_000))
+    spent = live.call(live.runtime.security.ledger.reserve("earlier", [quota], tokens=100_000, cost_usd=0, ttl_s=60))
+    live.call(live.runtime.security.ledger.settle(spent, tokens=100_000, cost_usd=0))  # today's quota used up
     with live.client(key) as client:
         response = client.post("/v1/runs", json={"template": "writer", "input": "hello there"})
     assert_error(response, 429, "quota_exceeded")
-    assert int(response.headers["retry-after"]) >= 1
+    assert int(response.headers["retry-after"]) >= 1  # tomorrow
+
+
+def test_429_run_bound_above_the_whole_quota(live: LiveServer) -> None:
+    key = live.key("acme", "tiny", ["agents:run:*"], daily_tokens=50)
+    with live.client(key) as client:
+        response = client.post("/v1/runs", json={"template": "writer", "input": "hello there"})
+    assert_error(response, 429, "quota_exceeded")
+    assert "whole daily token quota is 50 tokens" in response.json()["error"]["message"]
+    assert "retry-after" not in response.headers  # waiting would not help
 
 
 def test_504_run_timeout(slow: LiveServer) -> None:

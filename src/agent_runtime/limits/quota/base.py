@@ -111,6 +111,10 @@ def buckets_for(quotas: Sequence[Quota], now: float) -> list[Bucket]:
     return out
 
 
+def _show(kind: Kind, amount: int) -> str:
+    return f"{amount} tokens" if kind == "daily_tokens" else f"${amount / 1_000_000:.6f}"
+
+
 class QuotaLedger(ABC):
     """Reserve/settle against daily token and monthly USD quotas; atomic across all buckets of a call."""
 
@@ -137,8 +141,15 @@ class QuotaLedger(ABC):
         blocked = await self._reserve(reservation_id, buckets, amounts, ttl_s)
         if blocked is not None:
             index, only_inflight = blocked
-            bucket = buckets[index]
+            bucket, amount = buckets[index], amounts[index]
             what = "daily token" if bucket.kind == "daily_tokens" else "monthly spend"
+            if amount > bucket.limit:  # no window will ever hold it: say so, instead of "retry tomorrow"
+                unit = _show(bucket.kind, amount), _show(bucket.kind, bucket.limit)
+                raise QuotaExceededError(
+                    f"a run may use up to {unit[0]} but the whole {what} quota is {unit[1]}: raise the quota "
+                    "or lower the template's max_tokens",
+                    details={"quota": bucket.kind, "run_bound": amount, "limit": bucket.limit},
+                )
             retry = RETRY_WHEN_INFLIGHT_S if only_inflight else max(1.0, bucket.window_end - now)
             raise QuotaExceededError(
                 f"{what} quota exhausted", retry_after=round(retry, 3), details={"quota": bucket.kind}
