@@ -21,8 +21,9 @@ from agent_runtime.errors import BackendError
 __all__ = ["connect_sqlite", "connect_sqlite_inline", "sqlite_errors", "sqlite_ping"]
 
 
-async def connect_sqlite(path: Path | str) -> Any:
-    """An ``aiosqlite`` connection in WAL mode that waits up to 5 s for a lock held by another process."""
+async def connect_sqlite(path: Path | str, schema: str = "") -> Any:
+    """An ``aiosqlite`` connection in WAL mode that waits up to 5 s for a lock held by another process,
+    with ``schema`` (``CREATE ... IF NOT EXISTS`` statements) applied."""
     import aiosqlite
 
     if str(path) != ":memory:":
@@ -32,13 +33,15 @@ async def connect_sqlite(path: Path | str) -> Any:
         await conn.execute("PRAGMA busy_timeout=5000")
         await _enable_wal(conn)
         await conn.execute("PRAGMA synchronous=NORMAL")
+        if schema:
+            await conn.executescript(schema)
     except sqlite3.Error as exc:
         raise BackendError(f"cannot open SQLite database {path}: {exc}") from exc
     conn.row_factory = aiosqlite.Row
     return conn
 
 
-def connect_sqlite_inline(path: Path | str, *, busy_timeout_s: float = 1.0) -> sqlite3.Connection:
+def connect_sqlite_inline(path: Path | str, schema: str = "", *, busy_timeout_s: float = 1.0) -> sqlite3.Connection:
     """A plain connection in WAL mode and autocommit (callers write ``BEGIN IMMEDIATE`` / ``COMMIT``)
     for short transactions on the event loop; ``busy_timeout_s`` bounds how long a lock held by another
     process may block the loop before the operation fails with ``BackendError``."""
@@ -55,6 +58,8 @@ def connect_sqlite_inline(path: Path | str, *, busy_timeout_s: float = 1.0) -> s
                     raise
                 time.sleep(0.02)
         conn.execute("PRAGMA synchronous=NORMAL")
+        if schema:
+            conn.executescript(schema)
     except sqlite3.Error as exc:
         raise BackendError(f"cannot open SQLite database {path}: {exc}") from exc
     return conn

@@ -34,11 +34,7 @@ class SQLiteKeyStore(KeyStore):
         if self._conn is None:
             async with self._lock:
                 if self._conn is None:
-                    conn = await connect_sqlite(self.path)
-                    async with sqlite_errors("keys.init"):
-                        await conn.executescript(_SCHEMA)
-                        await conn.commit()
-                    self._conn = conn
+                    self._conn = await connect_sqlite(self.path, _SCHEMA)
         return self._conn
 
     async def put(self, key: ApiKey) -> None:

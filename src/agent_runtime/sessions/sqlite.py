@@ -62,10 +62,7 @@ class SqliteSessionStore(SessionStore):
             self._write_lock = asyncio.Lock()
         async with self._open_lock:
             if self._conn is None:
-                conn = await connect_sqlite(self.path)
-                async with sqlite_errors("sessions.setup"):
-                    await conn.executescript(_SCHEMA)
-                self._conn = conn
+                self._conn = await connect_sqlite(self.path, _SCHEMA)
         return self._conn
 
     @asynccontextmanager

@@ -53,10 +53,7 @@ class SQLiteQuotaLedger(QuotaLedger):
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = connect_sqlite_inline(self.path)
-            with sqlite_errors("quota.init"):
-                conn.executescript(_SCHEMA)
-            self._conn = conn
+            self._conn = connect_sqlite_inline(self.path, _SCHEMA)
         return self._conn
 
     def _transaction(self, operation: str, body: Callable[[sqlite3.Connection, float], _T]) -> _T:

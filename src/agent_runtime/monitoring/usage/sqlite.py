@@ -95,11 +95,7 @@ class SqliteUsageStore(UsageStore):
         if self._conn is None:
             async with self._open_lock:
                 if self._conn is None:
-                    conn = await connect_sqlite(self.path)
-                    async with sqlite_errors("usage.init"):
-                        await conn.execute(_SCHEMA)
-                        await conn.commit()
-                    self._conn = conn
+                    self._conn = await connect_sqlite(self.path, _SCHEMA)
         return self._conn
 
     async def _add(self, record: UsageRecord) -> None:

@@ -33,11 +33,7 @@ class SQLiteRunStore(RunStore):
 
     async def _db(self) -> Any:
         if self._conn is None:
-            conn = await connect_sqlite(self.path)
-            async with sqlite_errors("runs.init"):
-                await conn.executescript(_SCHEMA)
-                await conn.commit()
-            self._conn = conn
+            self._conn = await connect_sqlite(self.path, _SCHEMA)
         return self._conn
 
     async def _write(self, operation: str, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
