@@ -40,6 +40,9 @@ class LimitSettings(BaseModel):
     max_sessions_per_user: int = 1_000
     max_history_messages: int = 200
     session_ttl_s: float = 7 * 24 * 3600
+    approval_ttl_s: float = Field(default=24 * 3600, gt=0)
+    """How long a run paused for approval outside any session waits for approve / edit / reject; its
+    implicit session (and checkpoint) then expires. A run in a named session follows that session's TTL."""
     session_lock_timeout_s: float = 30.0
     session_lease_s: float = 30.0
     """How long a session's run lock outlives a worker that died holding it (renewed while it lives)."""

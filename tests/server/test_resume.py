@@ -77,3 +77,20 @@ def test_other_users_and_bad_decisions_are_refused(live: LiveServer, gated: Path
         )
         assert wrong_shape.status_code == 422, wrong_shape.text
     assert _calls(gated).count("launch") <= 1
+
+
+def test_chat_completions_says_a_run_paused_and_how_to_answer_it(live: LiveServer, gated: Path) -> None:
+    """The OpenAI API has no approval step: a paused run is a 409 naming the resume id, never an empty answer."""
+    key = live.key("acme", "openai-user", ["agents:run:*"])
+    before = _calls(gated)
+    chat = {"model": "gated", "messages": [{"role": "user", "content": ASK}]}
+    with live.client(key) as client:
+        paused = client.post("/v1/chat/completions", json=chat)
+        assert paused.status_code == 409, paused.text
+        error = paused.json()["error"]
+        assert "paused for approval" in error["message"] and error["details"]["run_id"].startswith("run_")
+        streamed = client.post("/v1/chat/completions", json={**chat, "stream": True})
+        assert streamed.status_code == 200 and '"code": "conflict"' in streamed.text.replace('":"', '": "')
+        done = client.post(f"/v1/runs/{error['details']['resume_id']}/resume", json={"decisions": "approve"})
+    assert done.status_code == 200 and done.json()["status"] == "completed", done.text
+    assert _calls(gated) == [*before, "launch"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from agent_runtime.errors import AuthenticationError, ConflictError
+from agent_runtime.errors import AuthenticationError, ConflictError, SessionNotFoundError
 from agent_runtime.orchestration.middleware.base import AgentMiddleware
 from agent_runtime.types import AgentContext, Principal
 from agent_runtime.workflows.approval import RESUME_KEY, Decisions, ResumeRequest, decision_kinds
@@ -15,12 +15,18 @@ if TYPE_CHECKING:
     from agent_runtime.sessions.manager import SessionManager
     from agent_runtime.sessions.models import Session
 
-__all__ = ["open_run_session", "resume_context"]
+__all__ = ["PENDING_KEY", "check_no_pending_run", "open_run_session", "pending_after", "resume_context"]
+
+PENDING_KEY = "pending_run"
+"""Session metadata: ``{"run_id", "template"}`` of the run paused for approval in it, until it is answered."""
 
 
-async def open_run_session(sessions: SessionManager, context: AgentContext, template: AgentTemplate) -> Session:
+async def open_run_session(
+    sessions: SessionManager, context: AgentContext, template: AgentTemplate, *, approval_ttl_s: float
+) -> Session:
     """The run's session; a run that may pause for approval but names none gets an implicit session
-    whose id is the run id (so it can be resumed by run id); it is deleted when the run completes."""
+    whose id is the run id (so it can be resumed by run id), living ``approval_ttl_s``; it is deleted
+    when the run completes."""
     tenant, user = context.tenant or "default", context.user or "local"
     if context.session_id is not None:
         return await sessions.open_for_run(
@@ -33,10 +39,35 @@ async def open_run_session(sessions: SessionManager, context: AgentContext, temp
     context.session_id = context.run_id
     try:
         return await sessions.create_session(
-            user, tenant=tenant, template=template.name, session_id=context.run_id, metadata={"implicit": True}
+            user,
+            tenant=tenant,
+            template=template.name,
+            session_id=context.run_id,
+            metadata={"implicit": True},
+            ttl_s=approval_ttl_s,
         )
     except ConflictError:  # a retry of the same run
         return await sessions.get_session(context.run_id, tenant=tenant, user_id=user)
+
+
+def check_no_pending_run(session: Session, context: AgentContext) -> None:
+    """A new run in a session whose last run awaits approval would orphan that run's tool calls (a
+    hosted model then rejects the conversation): it must be answered first."""
+    pending = session.metadata.get(PENDING_KEY)
+    if pending and RESUME_KEY not in context.metadata:
+        run_id = pending.get("run_id") if isinstance(pending, dict) else None
+        raise ConflictError(
+            f"session {session.id} has a run waiting for approval ({run_id}): resume it with approve, edit or "
+            "reject before starting another run",
+            details={"session_id": session.id, "pending_run_id": run_id},
+        )
+
+
+def pending_after(session: Session, context: AgentContext, status: str) -> dict[str, object] | None:
+    """The session metadata change a finished run makes: mark a pause, clear an answered one."""
+    if status == "interrupted":
+        return {PENDING_KEY: {"run_id": context.run_id, "template": context.template}}
+    return {PENDING_KEY: None} if session.metadata.get(PENDING_KEY) else None
 
 
 async def resume_context(
@@ -53,14 +84,22 @@ async def resume_context(
         # the session id is only unique within its tenant: know whose it is before looking it up
         principal, credentials = await _authenticate(middlewares, credentials), None
     owner = {"tenant": principal.tenant, "user_id": principal.user} if principal is not None else {}
-    session = await sessions.get_session(run_or_session_id, **owner)
-    if session.template is None:
+    try:
+        session = await sessions.get_session(run_or_session_id, **owner)
+    except SessionNotFoundError:
+        raise SessionNotFoundError(
+            f"no paused run or session {run_or_session_id!r}: unknown, already answered, or its approval expired"
+        ) from None
+    pending = session.metadata.get(PENDING_KEY)
+    template = pending.get("template") if isinstance(pending, dict) else None
+    template = template or session.template  # sessions paused before the marker existed
+    if template is None:
         raise ConflictError(f"session {session.id} has no run to resume")
     request = ResumeRequest(decisions=decisions, session_id=session.id)
     kinds = decision_kinds(decisions)[:20]
     return AgentContext(
         input=f"resume: {', '.join(kinds) or 'decisions'}",
-        template=session.template,
+        template=template,
         session_id=session.id,
         principal=principal,
         credentials=credentials,

@@ -28,7 +28,12 @@ from agent_runtime.errors import (
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._errors import map_error
 from agent_runtime.orchestration._results import attach_steps, message_dict, summarize_messages
-from agent_runtime.orchestration._sessions import open_run_session, resume_context
+from agent_runtime.orchestration._sessions import (
+    check_no_pending_run,
+    open_run_session,
+    pending_after,
+    resume_context,
+)
 from agent_runtime.orchestration._streaming import StreamControl, run_streaming
 from agent_runtime.orchestration._sync import SyncPortal
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
@@ -36,7 +41,12 @@ from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
 from agent_runtime.orchestration.retry_budget import RetryBudget, RetryPolicy
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
-from agent_runtime.workflows.approval import RESUME_KEY, Decisions, ResumeRequest, resume_input
+from agent_runtime.workflows.approval import (
+    RESUME_KEY,
+    Decisions,
+    ResumeRequest,
+    resume_input,
+)
 
 if TYPE_CHECKING:
     from agent_runtime.agents.templates import AgentTemplate
@@ -288,18 +298,28 @@ class AgentExecutor:
             agent = self.factory.create_from_template(template.name, model=model_name)
             return await self._invoke(context, agent, model_name, timeout_s, config={}, workflow=workflow)
         sessions = self._sessions()
-        session = await open_run_session(sessions, context, template)
-        agent = self.factory.create_from_template(template.name, model=model_name, checkpointer=sessions.checkpointer)
-        config = {"configurable": {"thread_id": session.key}}
-        async with sessions.lock(session.id, tenant=session.tenant):
+        approval_ttl_s = self.settings.limits.approval_ttl_s
+        # opened under the lock: a run paused in the session is seen by the next run, never raced past
+        async with sessions.lock(context.session_id or context.run_id, tenant=context.tenant or "default"):
+            session = await open_run_session(sessions, context, template, approval_ttl_s=approval_ttl_s)
+            check_no_pending_run(session, context)
+            agent = self.factory.create_from_template(
+                template.name, model=model_name, checkpointer=sessions.checkpointer
+            )
+            config = {"configurable": {"thread_id": session.key}}
             result = await self._invoke(context, agent, model_name, timeout_s, config=config, workflow=workflow)
             with contextlib.suppress(AgentRuntimeError):
                 if session.metadata.get("implicit") and result.status != "interrupted":
                     # an approval session outlives only a pause
                     await sessions.delete_session(session.id, tenant=session.tenant)
                     result.session_id = None
-                else:  # this run's input plus what it produced
-                    await sessions.record_run(session.id, tenant=session.tenant, added=len(result.messages) + 1)
+                else:  # this run's input plus what it produced, and whether it now awaits approval
+                    await sessions.record_run(
+                        session.id,
+                        tenant=session.tenant,
+                        added=len(result.messages) + 1,
+                        metadata=pending_after(session, context, result.status),
+                    )
         return result
 
     def _sessions(self) -> SessionManager:

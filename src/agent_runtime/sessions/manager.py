@@ -199,15 +199,25 @@ class SessionManager:
         return await self._save(session, ttl_s=ttl)
 
     async def record_run(
-        self, session_id: str, message_count: int | None = None, *, added: int = 0, tenant: str = "default"
+        self,
+        session_id: str,
+        message_count: int | None = None,
+        *,
+        added: int = 0,
+        tenant: str = "default",
+        metadata: dict[str, Any] | None = None,
     ) -> Session:
         """Note a finished run: the conversation's message count (given, or grown by ``added``), updated
-        time, expiry slid forward. Call it while holding the session's lock when using ``added``."""
+        time, expiry slid forward, and ``metadata`` merged in (a ``None`` value removes its key). Call it
+        while holding the session's lock when using ``added``."""
         if (message_count is not None and message_count < 0) or added < 0:
             raise ValidationError("message counts must be non-negative")
         session = await self.get_session(session_id, tenant=tenant)
         total = message_count if message_count is not None else session.message_count + added
-        return await self._save(session, message_count=total)
+        if not metadata:
+            return await self._save(session, message_count=total)
+        merged = {k: v for k, v in {**session.metadata, **metadata}.items() if v is not None}
+        return await self._save(session, message_count=total, metadata=merged)
 
     async def _save(self, session: Session, *, ttl_s: float | None = None, **changes: Any) -> Session:
         now = from_ts(now_ts())

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
-from agent_runtime.errors import BadRequestError
+from agent_runtime.errors import BadRequestError, ConflictError
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.errors import error_body, http_status
 from agent_runtime.server.routes._docs import ERRORS, errors
@@ -55,6 +55,16 @@ def _last_user_text(body: ChatCompletionRequest) -> str:
     raise BadRequestError("messages must hold a user message with text")
 
 
+def _paused(result: AgentResult) -> ConflictError:
+    """The OpenAI API has no approval step: a run paused for one is an error that says how to answer it."""
+    resume_id = result.metadata.get("resume_id") or result.session_id or result.run_id
+    return ConflictError(
+        f"run {result.run_id} paused for approval of its tool calls; answer it with "
+        f"POST /v1/runs/{resume_id}/resume (approve, edit or reject)",
+        details={"run_id": result.run_id, "resume_id": resume_id},
+    )
+
+
 class _Chunks:
     """Builds ``chat.completion.chunk`` objects that all share one id, creation time and model."""
 
@@ -88,6 +98,10 @@ async def _chunks(
                 yield sse_data(chunks.delta({"content": event.text}))
             elif event.type == "final":
                 result = AgentResult.model_validate(event.data)
+                if result.status == "interrupted":
+                    paused = _paused(result)
+                    yield sse_data(error_body(http_status(paused), paused.code, paused.message, details=paused.details))
+                    break
                 yield sse_data(chunks.delta({}, "stop"))
                 if include_usage:
                     yield sse_data(chunks.usage(result))
@@ -132,6 +146,8 @@ async def chat_completions(
     )
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
+        if result.status == "interrupted":
+            raise _paused(result)
         return {
             "id": _completion_id(result.run_id),
             "object": "chat.completion",
