@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from agent_runtime._breaker import CircuitBreaker
 from agent_runtime.errors import BackendError, ValidationError
@@ -154,6 +156,10 @@ def make_redis(url: str, settings: RedisSettings | None = None, *, decode_respon
         decode_responses=decode_responses,
         health_check_interval=30,
         retry_on_timeout=False,
+        # one immediate retry on a fresh connection: after a server restart a pooled connection can
+        # pass the pool's liveness check and still be closed, which would fail one call per connection
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[rexc.ConnectionError],
     )
     if isinstance(pool, _GuardedPool) and breaker is not None:
         pool.breaker, pool.seen_failures = breaker, breaker.total_failures
