@@ -92,3 +92,65 @@ def test_keys_lifecycle_and_usage(env: dict[str, str]) -> None:
     assert "writer" in report and "TOTAL" in report
     rows = json.loads(cli("usage", "--by", "model", "--format", "json", env=env).stdout)
     assert rows["totals"]["runs"] >= 1
+
+
+@pytest.mark.parametrize(
+    "args", [("writer", "hello"), ("research_report", "x", "--json"), ("writer", "hi", "--stream")]
+)
+def test_a_run_loses_none_of_its_events(env: dict[str, str], args: tuple[str, ...]) -> None:
+    """The run's last events (run.completed) are handed to the bus before it closes at exit."""
+    done = cli("run", *args, env=env)
+    assert "lost" not in done.stderr, done.stderr
+
+
+@pytest.mark.redis
+def test_run_completed_reaches_the_bus_before_the_process_exits(env: dict[str, str], redis_url: str) -> None:
+    import redis
+
+    env = {**env, "AGENT_RUNTIME_EVENT_BUS": "redis", "AGENT_RUNTIME_REDIS_URL": redis_url}
+    done = cli("run", "analyst", "what is 6*7?", "--json", env=env)
+    assert "lost" not in done.stderr, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        events = [json.loads(fields["e"]) for _, fields in client.xrange("ar:events:default")]
+    finally:
+        client.close()
+    assert sorted(e["type"] for e in events if e["run_id"] == run_id) == ["run.completed", "run.started", "tool.called"]
+
+
+CYCLE = """\
+workflows:
+  - name: w
+    steps:
+      - {name: a, template: writer, after: [b]}
+      - {name: b, template: writer, after: [a]}
+"""
+
+
+@pytest.mark.parametrize("args", [("templates",), ("templates", "--json"), ("run", "writer", "hi")])
+def test_an_invalid_template_is_one_clean_error_line(
+    env: dict[str, str], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "cycle.yaml").write_text(CYCLE)
+    done = cli(*args, env={**env, "AGENT_RUNTIME_TEMPLATES_DIR": str(templates)}, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith("error [invalid_template]: invalid workflow 'w'") and "cycle" in line
+
+
+def test_every_command_reports_runtime_errors_the_same_way(env: dict[str, str]) -> None:
+    """Reported by the command group, so subgroups and commands added elsewhere are covered too."""
+    from click.testing import CliRunner
+
+    from agent_runtime.cli import main
+
+    bad_backend = {**env, "AGENT_RUNTIME_STATE_BACKEND": "redis", "AGENT_RUNTIME_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = CliRunner().invoke(main, ["keys", "list"], env=bad_backend)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # a clean exit, not a crash
+    assert result.stderr.startswith("error [backend_unavailable]: ") and len(result.stderr.splitlines()) == 1
+    result = CliRunner().invoke(main, ["consume", "--group", "g"], env=env)  # no trigger rules: a 500-class error
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stderr.startswith("error [configuration_error]: no trigger rules")

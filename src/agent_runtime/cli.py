@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import importlib
 import json
-import sys
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -23,14 +22,23 @@ T = TypeVar("T")
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except AgentRuntimeError as exc:
-        click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        sys.exit(2 if exc.status_code < 500 else 1)
+    """Run a command's coroutine; its ``AgentRuntimeError`` is reported by the group (``_Commands``)."""
+    return asyncio.run(coro)
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group: any command (and subgroup) failing with an ``AgentRuntimeError`` prints one
+    ``error [code]: message`` line on stderr and exits 2 (caller's mistake) or 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AgentRuntimeError as exc:
+            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            ctx.exit(2 if exc.status_code < 500 else 1)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="agent-runtime")
 def main() -> None:
     """A production runtime for LangChain 1.x agents."""

@@ -48,6 +48,8 @@ class Runtime:
     metrics: RuntimeMetrics
     event_bus: Any = None
     publisher: Any = None
+    event_observer: Any = None
+    """Buffers the runs' notifications and hands them to ``publisher`` one loop step later."""
     closers: list[Any] = field(default_factory=list)
     series: RunSeries = field(default_factory=RunSeries)
     """Per-worker minute series behind /dashboard (Prometheus is the fleet-wide view)."""
@@ -82,9 +84,14 @@ class Runtime:
         cost_tracker = build_cost_tracker(settings)
         series = series or RunSeries()
         observers: list[RunObserver] = [MetricsObserver(metrics), DashboardObserver(series)]
-        event_bus = publisher = None
+        event_bus = publisher = observer = None
         if with_event_bus:
-            event_bus, publisher = _event_bus(settings, metrics, observers, sessions)
+            event_bus, publisher, observer = _event_bus(settings, metrics, observers, sessions)
+        if observer is not None:
+            # aclose runs in reverse, so these close after every store: the observer hands the last
+            # runs' buffered events to the publisher and waits (bounded) for the bus to take them,
+            # and only then is the bus closed
+            closers += [event_bus, observer]
         middlewares = build_middlewares(
             settings,
             security,
@@ -121,8 +128,6 @@ class Runtime:
             run_tracker=tracker,
         )
         closers += [sessions, security, cost_tracker, store, tracker]
-        if publisher is not None:
-            closers += [event_bus, publisher]  # aclose runs in reverse: flush the publisher, then close the bus
         return cls(
             settings,
             factory,
@@ -133,11 +138,17 @@ class Runtime:
             metrics,
             event_bus,
             publisher,
+            observer,
             closers,
             series,
             tracker,
             reaper,
         )
+
+    async def flush_events(self, timeout: float | None = None) -> None:
+        """Hand the runs' buffered events to the bus now and wait (up to ``timeout``) until it took them."""
+        if self.event_observer is not None:
+            await self.event_observer.flush(timeout)
 
     async def reap_abandoned_runs(self) -> list[RunRecord]:
         """Close the runs of dead workers now (the server also does it every ``reaper_interval_s``)."""
@@ -232,13 +243,13 @@ def _report_abandoned(metrics: RuntimeMetrics, publisher: Any) -> AbandonedHook:
 
 def _event_bus(
     settings: Settings, metrics: RuntimeMetrics, observers: list[RunObserver], sessions: SessionManager
-) -> tuple[Any, Any]:
+) -> tuple[Any, Any, Any]:
     try:
         from agent_runtime.event_bus.factory import build_event_bus
         from agent_runtime.event_bus.observer import EventObserver
         from agent_runtime.event_bus.publisher import SafePublisher
     except ImportError:  # the event observer lands with the bus wiring
-        return None, None
+        return None, None, None
     bus = build_event_bus(settings)
     publisher = SafePublisher(
         bus,
@@ -249,4 +260,4 @@ def _event_bus(
     observer = EventObserver(publisher)
     observers.append(observer)
     sessions.on_event = observer.session_event
-    return bus, publisher
+    return bus, publisher, observer

@@ -99,7 +99,8 @@ async def test_a_workflow_step_waits_for_approval(executor: AgentExecutor, tmp_p
         },
     )
     paused = await executor.execute_async(ctx("a haiku about spring", "release"))
-    assert paused.status == "interrupted" and [s["step"] for s in paused.metadata["steps"]] == ["draft"]
+    assert paused.status == "interrupted" and [s["step"] for s in paused.metadata["steps"]] == ["draft", "post"]
+    assert paused.metadata["steps"][1]["status"] == "interrupted"  # its model call so far, paid by this run
     events = [e async for e in executor.resume_stream(paused.run_id, ["reject"], principal=PRINCIPAL)]
     final = AgentResult.model_validate(events[-1].data)
     assert final.status == "completed" and [s["step"] for s in final.metadata["steps"]] == ["post"]

@@ -14,6 +14,7 @@ from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.sessions.manager import SessionManager
 from agent_runtime.sessions.sqlite import SqliteSessionStore
 from agent_runtime.settings import LimitSettings, Settings
+from agent_runtime.workflows import register_workflow_spec
 from tests.workflows.conftest import PRINCIPAL, ctx, gated_template, recording_tool
 
 ASK = 'use publish {"text": "launch"}'
@@ -76,3 +77,46 @@ async def test_an_unanswered_approval_expires_after_its_ttl(tmp_path: Path) -> N
         assert _calls(calls) == []
     finally:
         await sessions.aclose()
+
+
+async def test_a_paused_step_is_charged_once_by_the_run_that_paused(executor: AgentExecutor, tmp_path: Path) -> None:
+    calls = tmp_path / "calls.txt"
+    executor.factory.register_tool(recording_tool(calls))
+    executor.factory.register_template(gated_template())
+    register_workflow_spec(
+        executor.factory,
+        {
+            "name": "release",
+            "steps": [
+                {"name": "draft", "template": "writer"},
+                {"name": "post", "template": "gated", "input": 'use publish {"text": "notes"}'},
+            ],
+        },
+    )
+    paused = await executor.execute_async(ctx("a haiku about spring", "release"))
+    assert paused.status == "interrupted"
+    steps = {s["step"]: s for s in paused.metadata["steps"]}
+    assert steps["post"]["status"] == "interrupted" and steps["post"]["usage"]["total_tokens"] > 0
+    assert steps["post"]["template"] == "gated" and paused.metadata["templates"]["gated"]["total_tokens"] > 0
+    assert sum(s["usage"]["total_tokens"] for s in steps.values()) == paused.usage.total_tokens
+    assert [c.name for c in paused.tool_calls] == ["publish"]  # the call awaiting approval
+    done = await executor.resume_async(paused.run_id, "approve", principal=PRINCIPAL)
+    assert done.status == "completed" and _calls(calls) == ["notes"]
+    (post,) = done.metadata["steps"]
+    assert post["usage"]["total_tokens"] == done.usage.total_tokens > 0
+    # together the pause and the resume pay what the same step pays when nothing stops it
+    executor.factory.register_template({"name": "free", "tools": ["publish"]})
+    register_workflow_spec(
+        executor.factory,
+        {
+            "name": "release_free",
+            "steps": [
+                {"name": "draft", "template": "writer"},
+                {"name": "post", "template": "free", "input": 'use publish {"text": "notes"}'},
+            ],
+        },
+    )
+    free = await executor.execute_async(ctx("a haiku about spring", "release_free"))
+    free_post = next(s for s in free.metadata["steps"] if s["step"] == "post")
+    assert steps["post"]["usage"]["total_tokens"] + post["usage"]["total_tokens"] == free_post["usage"]["total_tokens"]
+    assert paused.usage.total_tokens + done.usage.total_tokens == free.usage.total_tokens

@@ -72,7 +72,7 @@ async def _consume(settings: Settings, group: str, *, tenant: str, max_depth: in
             await stopping.wait()
             click.echo("stopping: finishing in-flight runs", err=True)
             await runner.stop()
-        await runtime.publisher.flush(timeout=runner.shutdown_timeout_s)  # the last runs' events go out first
+        await runtime.flush_events(timeout=runner.shutdown_timeout_s)  # the last runs' events go out first
         click.echo(f"stopped: {handler.stats}", err=True)
     finally:
         await runtime.aclose()

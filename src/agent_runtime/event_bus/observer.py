@@ -74,6 +74,7 @@ class EventObserver:
         self.source = source
         self._buffer: list[_Pending] = []
         self._scheduled = False
+        self._closed = False
 
     # -- RunObserver --------------------------------------------------------------------------------
     def run_started(self, context: AgentContext) -> None:
@@ -155,6 +156,15 @@ class EventObserver:
             self._flush()
         await self.publisher.flush(timeout)
 
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Shutdown, before the bus closes: a run's last notifications (``run.completed``) are still in the
+        buffer when its caller returns, so hand them over now, then close the publisher, which waits up to
+        ``timeout`` (default: its publish timeout) for the bus to take them. Later notifications are lost."""
+        self._closed = True
+        if self._buffer:
+            self._flush()
+        await self.publisher.aclose(timeout)
+
     # -- internals ----------------------------------------------------------------------------------
     def _emit(self, type: str, context: AgentContext, payload: dict[str, Any]) -> None:
         depth, correlation = cause_of(context) if TRIGGER_KEY in context.metadata else (0, None)
@@ -162,6 +172,9 @@ class EventObserver:
         self._queue((type, tenant, context.run_id, correlation or context.request_id or context.run_id, depth, payload))
 
     def _queue(self, item: _Pending) -> None:
+        if self._closed:
+            self._lost(item, "event observer closed (the runtime is shutting down)")
+            return
         if len(self._buffer) >= _MAX_BUFFER:  # the loop is not getting to flush: shed, do not grow
             self._lost(item, "observer buffer full")
             return

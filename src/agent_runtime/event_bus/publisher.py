@@ -74,9 +74,10 @@ class SafePublisher:
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=timeout)
 
-    async def aclose(self, timeout: float = 5.0) -> None:
-        """Flush, then count whatever is still pending as lost (the bus itself is left open)."""
-        await self.flush(timeout)
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Flush (up to ``timeout``, default ``timeout_s``: no publish takes longer), then count whatever
+        is still pending as lost. The bus itself is left open: close it after this."""
+        await self.flush(self.timeout_s if timeout is None else timeout)
         stuck = dict(self._pending)
         for task, event in stuck.items():
             task.cancel()

@@ -41,6 +41,7 @@ from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
 from agent_runtime.orchestration.retry_budget import RetryBudget, RetryPolicy
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
+from agent_runtime.workflows._charges import WorkflowRun
 from agent_runtime.workflows.approval import (
     RESUME_KEY,
     Decisions,
@@ -334,6 +335,13 @@ class AgentExecutor:
 
         return template_needs_checkpointer(self.factory, template)
 
+    def _workflow_run(self, graph: Any, config: dict[str, Any], context: AgentContext) -> WorkflowRun:
+        workflow = self.factory.get_template(context.template).workflow or ""
+        if context.model is not None:  # the run-level model override, for every step
+            config["metadata"]["model_override"] = context.model
+        step_templates = getattr(self.factory.workflows.get(workflow), "step_templates", {})
+        return WorkflowRun(graph, config, self.prices, step_templates)
+
     async def _invoke(
         self,
         context: AgentContext,
@@ -353,11 +361,12 @@ class AgentExecutor:
             config["metadata"] = {"run_id": context.run_id, "template": context.template}
         if handler is not None:
             config["callbacks"] = [handler]
-        if workflow:
-            _workflow_config(config, context, self.prices)
+        flow = self._workflow_run(agent, config, context) if workflow else None
         resume = context.metadata.get(RESUME_KEY)
         if isinstance(resume, ResumeRequest):
             graph_input, anchor, prefix = await resume_input(agent, config, resume)
+            if flow is not None:
+                await flow.resuming()
         else:
             graph_input, anchor, prefix = (
                 {"messages": [HumanMessage(content=context.input, id=context.run_id)]},
@@ -379,10 +388,18 @@ class AgentExecutor:
                     interrupts = state.get("__interrupt__")
                     if workflow:
                         steps = state.get("steps")
-        except TimeoutError as exc:
-            raise map_error(exc, timeout_s=timeout_s) from exc
+        except Exception as exc:
+            error = map_error(exc, timeout_s=timeout_s)
+            if flow is not None:
+                flow.failed(error)  # a workflow pays for the steps it finished
+            if error is exc:
+                raise
+            raise error from exc
         if prefix is not None:
             messages = [*prefix, *messages]
+        if flow is not None and interrupts:  # a paused step's model calls so far are this run's to pay
+            paused, records = await flow.paused(context.run_id, model_name)
+            messages, steps = [*messages, *paused], [*(steps or ()), *records]
         output, usage, tool_calls = summarize_messages(messages, model_name, self.prices)
         if control is not None and usage.total_tokens == 0 and control.tokens:
             usage = control.estimated_usage(context.input, model_name, self.prices)
@@ -425,13 +442,3 @@ def _new_messages(messages: Sequence[BaseMessage], run_id: str) -> list[BaseMess
 
 def _interrupt_dict(interrupt: Any) -> dict[str, Any]:
     return {"id": getattr(interrupt, "id", None), "value": getattr(interrupt, "value", interrupt)}
-
-
-def _workflow_config(config: dict[str, Any], context: AgentContext, prices: PriceTable) -> None:
-    """What workflow steps read from the config: the run-level model override and this executor's prices
-    (``configurable`` objects are never written to checkpoints)."""
-    from agent_runtime.workflows._step import PRICES_KEY
-
-    config.setdefault("configurable", {})[PRICES_KEY] = prices
-    if context.model is not None:
-        config["metadata"]["model_override"] = context.model

@@ -21,6 +21,7 @@ from agent_runtime.errors import RunTimeoutError
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._errors import map_error
 from agent_runtime.orchestration._results import summarize_messages
+from agent_runtime.workflows._charges import CHARGED_KEY, FINISHED_KEY, strip_charged
 from agent_runtime.workflows.spec import StepSpec, render_input
 
 if TYPE_CHECKING:
@@ -115,7 +116,9 @@ class StepRunner:
             if error is exc:
                 raise
             raise error from exc
-        new = _after(final.get("messages") or [], str(human.id))
+        new = strip_charged(
+            _after(final.get("messages") or [], str(human.id)), configurable.get(CHARGED_KEY) or frozenset()
+        )
         output, usage, calls = summarize_messages(new, model_name, prices)
         record = {
             "run_id": run_id,
@@ -127,6 +130,9 @@ class StepRunner:
             "tool_calls": len(calls),
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         }
+        finished = configurable.get(FINISHED_KEY)
+        if finished is not None:
+            finished.append(record)
         return {"messages": new, "outputs": {step.name: output}, "steps": [record]}
 
 

@@ -1,8 +1,9 @@
 """Validate a ``WorkflowSpec`` against a factory and compile it to a LangGraph ``StateGraph``.
 
 Validation happens before anything is registered and every error names the step: unknown template or
-step, a cycle, a wiring a branch makes impossible, or an input mapping that reads a step which does
-not always run first ("missing input mapping").
+step, a step that runs another workflow, a cycle, a wiring a branch makes impossible (``join: all`` on
+alternatives), a ``join: any`` on steps that can both run (it would run once per dependency), or an
+input mapping that reads a step which does not always run first ("missing input mapping").
 """
 
 from __future__ import annotations
@@ -74,28 +75,41 @@ def plan_workflow(spec: WorkflowSpec, factory: AgentFactory) -> WorkflowPlan:
                 raise _fail(spec, step.name, f"runs after {dep!r}, which branches: name it as a branch target")
     order = _topological(spec, upstream)
     guaranteed: dict[str, set[str]] = {}
+    requires: dict[str, frozenset[Decision]] = {}
     plan = WorkflowPlan(spec, upstream, branch_targets, {}, order)
     for name in order:
         step = spec.step(name)
-        before = [{dep, *guaranteed[dep]} for dep in upstream[name]]
+        deps = upstream[name]
+        before = [{dep, *guaranteed[dep]} for dep in deps]
+        decisions = [requires[d] | {(d, name)} if name in branch_targets else requires[d] for d in deps]
         if not before:
-            guaranteed[name] = set()
+            guaranteed[name], requires[name] = set(), frozenset()
         elif plan.joins_all(step):
-            _check_join(spec, step, upstream[name])
-            guaranteed[name] = set().union(*before)
+            _check_join(spec, step, deps, requires)
+            guaranteed[name], requires[name] = set().union(*before), frozenset().union(*decisions)
         else:
-            guaranteed[name] = set.intersection(*before)
-        plan.inputs[name] = _input_mapping(spec, step, upstream[name], guaranteed[name], known)
+            _check_any(spec, step, deps, requires, plan)
+            guaranteed[name], requires[name] = set.intersection(*before), frozenset.intersection(*decisions)
+        plan.inputs[name] = _input_mapping(spec, step, deps, guaranteed[name], known)
     return plan
 
 
 def _check_template(spec: WorkflowSpec, step: StepSpec, factory: AgentFactory) -> None:
+    """Also run when the graph is built: a template may have become a workflow since registration, and
+    a nested workflow would make the build read the workflow registry from inside its own build."""
     if step.template == spec.name:
         raise _fail(spec, step.name, "runs the workflow itself (cycles are not allowed)")
     try:
-        factory.get_template(step.template)
+        template = factory.get_template(step.template)
     except NotFoundError:
         raise _fail(spec, step.name, f"unknown template {step.template!r}") from None
+    if template.workflow is not None:
+        raise _fail(
+            spec,
+            step.name,
+            f"runs workflow {template.workflow!r} (template {step.template!r}): nested workflows are not "
+            "supported; list its steps instead",
+        )
 
 
 def _upstream(spec: WorkflowSpec, index: int, step: StepSpec, branch_targets: dict[str, list[str]]) -> list[str]:
@@ -132,14 +146,46 @@ def _topological(spec: WorkflowSpec, upstream: dict[str, list[str]]) -> list[str
     return order
 
 
-def _check_join(spec: WorkflowSpec, step: StepSpec, deps: list[str]) -> None:
-    for brancher in spec.steps:
-        alternatives = [d for d in deps if brancher.branch and d in brancher.branch.targets()]
-        if len(alternatives) > 1:
+Decision = tuple[str, str]
+"""(brancher, target): a branch's pick that a step needs in order to run."""
+
+
+def _excluded_by(x: frozenset[Decision], y: frozenset[Decision]) -> str | None:
+    """The brancher whose single pick rules out x's or y's run (so they never both run), if any."""
+    return next((b1 for b1, t1 in x for b2, t2 in y if b1 == b2 and t1 != t2), None)
+
+
+def _check_join(spec: WorkflowSpec, step: StepSpec, deps: list[str], requires: dict[str, frozenset[Decision]]) -> None:
+    for index, x in enumerate(deps):
+        for y in deps[index + 1 :]:
+            brancher = _excluded_by(requires[x], requires[y])
+            if brancher is not None:
+                raise _fail(
+                    spec,
+                    step.name,
+                    f"waits for all of {[x, y]}, but the branch of {brancher!r} runs only one: use join: any",
+                )
+
+
+def _check_any(
+    spec: WorkflowSpec, step: StepSpec, deps: list[str], requires: dict[str, frozenset[Decision]], plan: WorkflowPlan
+) -> None:
+    """A step after several steps runs once per one that ran: they must be alternatives of a branch."""
+    for index, x in enumerate(deps):
+        for y in deps[index + 1 :]:
+            if _excluded_by(requires[x], requires[y]) is not None:
+                continue
+            if step.name in plan.branch_targets:
+                raise _fail(
+                    spec,
+                    step.name,
+                    f"is a branch target of {x!r} and {y!r}, which can both run: it would run twice",
+                )
             raise _fail(
                 spec,
                 step.name,
-                f"waits for all of {alternatives}, but the branch of {brancher.name!r} runs only one: use join: any",
+                f"join: any runs it once per dependency that ran, and {x!r} and {y!r} can both run: "
+                "use join: all (join: any is for the alternatives of one branch)",
             )
 
 
@@ -194,6 +240,7 @@ def compile_workflow(spec: WorkflowSpec | dict[str, Any], factory: AgentFactory)
             graph.add_edge(step.name, END)
     compiled = graph.compile(name=spec.name)
     compiled.requires_checkpointer = needs_checkpointer  # type: ignore[attr-defined]
+    compiled.step_templates = {s.name: s.template for s in spec.steps}  # type: ignore[attr-defined]
     return compiled
 
 
@@ -211,7 +258,14 @@ def register_workflow_spec(
     """Validate, compile and register a declarative workflow, plus a template of the same name that runs
     it (so ``executor.execute_async(AgentContext(template=<workflow name>, ...))`` works like any agent)."""
     spec = WorkflowSpec.parse(spec)
-    if not replace and (spec.name in factory.workflows or spec.name in {t.name for t in factory.list_templates()}):
+    existing = next((t for t in factory.list_templates() if t.name == spec.name), None)
+    if existing is not None and existing.workflow is None:
+        raise TemplateConfigError(
+            f"workflow {spec.name!r}: a template named {spec.name!r} exists and is not a workflow; "
+            "a workflow cannot replace it (choose another name)",
+            details={"workflow": spec.name},
+        )
+    if not replace and (spec.name in factory.workflows or existing is not None):
         raise TemplateConfigError(f"workflow {spec.name!r} is already registered (pass replace=True)")
     plan_workflow(spec, factory)  # reject now; compile on first use (a factory is built often, a graph rarely run)
     factory.register_workflow(spec.name, builder=lambda: compile_workflow(spec, factory), replace=replace)

@@ -54,7 +54,8 @@ DEFAULT_WORKFLOWS: tuple[WorkflowSpec, ...] = (RESEARCH_REPORT,)
 
 
 def register_default_workflows(factory: AgentFactory) -> None:
-    """Register the default workflows, then those of ``settings.templates_dir`` (which may replace them)."""
+    """Register the default workflows, then those of ``settings.templates_dir`` (which may replace a
+    workflow, never a plain template such as ``writer``: ``register_workflow_spec`` refuses that)."""
     for spec in DEFAULT_WORKFLOWS:
         register_workflow_spec(factory, spec, replace=True)
     if factory.settings.templates_dir is not None:

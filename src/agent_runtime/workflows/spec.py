@@ -9,24 +9,41 @@ input and earlier steps' outputs (``input``). Wiring, in order of precedence:
 - otherwise a step runs after the step listed before it (a plain sequence); the first step is the root.
 
 Several steps after the same step run in parallel (fan-out). Workflows are acyclic: loops are not
-declarable (register a compiled LangGraph graph for those).
+declarable (register a compiled LangGraph graph for those), and a step cannot run another workflow.
+
+In ``input``, ``{input}`` and ``{steps.NAME}`` are the only placeholders: any other ``{word}`` is an
+error (a typo would otherwise reach the model verbatim). ``{{`` and ``}}`` are a literal ``{`` and ``}``
+(as in ``str.format``); other braces, e.g. of JSON examples, are kept as they are.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent_runtime.agents.templates import check_name, validate_config
 
-__all__ = ["END_STEP", "BranchRule", "BranchSpec", "StepSpec", "WorkflowSpec", "placeholders", "render_input"]
+__all__ = [
+    "END_STEP",
+    "BranchRule",
+    "BranchSpec",
+    "StepSpec",
+    "WorkflowSpec",
+    "placeholders",
+    "render_input",
+    "unknown_placeholders",
+]
 
 END_STEP = "end"
 """Branch target that ends the workflow."""
 
+_TOKEN = re.compile(r"\{\{|\}\}|\{\s*[A-Za-z_][\w.\-]*\s*\}")
+"""What an input mapping interprets: the ``{{`` / ``}}`` escapes and anything shaped like a placeholder."""
 _PLACEHOLDER = re.compile(r"\{(input|steps\.([a-z][a-z0-9_\-]{0,63}))\}")
+_ESCAPES = {"{{": "{", "}}": "}"}
 _RESERVED = frozenset({END_STEP, "input", "steps", "__start__", "__end__"})
 
 
@@ -89,13 +106,25 @@ class StepSpec(BaseModel):
     template: str
     input: str | None = None
     """Text for the step's agent: ``{input}`` is the workflow input, ``{steps.NAME}`` a previous step's
-    output. Default: ``{input}`` for a root step, the output of its one dependency otherwise."""
+    output, ``{{`` / ``}}`` a literal brace; any other ``{word}`` is an error. Default: ``{input}`` for a
+    root step, the output of its one dependency otherwise."""
     after: list[str] | None = None
     join: Literal["all", "any"] = "all"
     branch: BranchSpec | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
     retries: int = Field(default=0, ge=0, le=10)
     """Extra attempts after a retriable failure (provider rate limit or outage, timeout)."""
+
+    @field_validator("input")
+    @classmethod
+    def _check_input(cls, value: str | None) -> str | None:
+        unknown = unknown_placeholders(value or "")
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {unknown[0]!r}: use {{input}} or {{steps.NAME}} "
+                "(write {{ and }} for a literal brace)"
+            )
+        return value
 
     @field_validator("name")
     @classmethod
@@ -145,11 +174,36 @@ def _describe(data: Any, error: Any) -> str:
     return f"{where}: {error['msg']}"
 
 
+def _fields(text: str) -> Iterator[re.Match[str]]:
+    """The valid placeholders of ``text`` (escapes and unknown placeholders are skipped)."""
+    for token in _TOKEN.finditer(text):
+        field = _PLACEHOLDER.fullmatch(token.group(0))
+        if field is not None:
+            yield field
+
+
 def placeholders(text: str) -> list[str]:
     """Step names referenced by ``{steps.NAME}`` in an input mapping (``input`` itself is not listed)."""
-    return [m.group(2) for m in _PLACEHOLDER.finditer(text) if m.group(2)]
+    return [m.group(2) for m in _fields(text) if m.group(2)]
+
+
+def unknown_placeholders(text: str) -> list[str]:
+    """``{word}`` tokens of an input mapping that are neither ``{input}`` nor ``{steps.NAME}``."""
+    tokens = (t.group(0) for t in _TOKEN.finditer(text))
+    return [t for t in tokens if t not in _ESCAPES and not _PLACEHOLDER.fullmatch(t)]
 
 
 def render_input(text: str, workflow_input: str, outputs: dict[str, str]) -> str:
-    """Fill an input mapping; values are inserted verbatim (braces inside them are never re-read)."""
-    return _PLACEHOLDER.sub(lambda m: workflow_input if m.group(2) is None else outputs.get(m.group(2), ""), text)
+    """Fill an input mapping; values are inserted verbatim (braces inside them are never re-read),
+    ``{{`` and ``}}`` become ``{`` and ``}``."""
+
+    def fill(token: re.Match[str]) -> str:
+        raw = token.group(0)
+        if raw in _ESCAPES:
+            return _ESCAPES[raw]
+        field = _PLACEHOLDER.fullmatch(raw)
+        if field is None:
+            return raw  # rejected when the workflow is registered; kept as is for a direct call
+        return workflow_input if field.group(2) is None else outputs.get(field.group(2), "")
+
+    return _TOKEN.sub(fill, text)
