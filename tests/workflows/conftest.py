@@ -11,6 +11,7 @@ from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.sessions.manager import SessionManager
 from agent_runtime.sessions.memory import MemorySessionStore
 from agent_runtime.types import AgentContext, Principal
+from agent_runtime.workflows import register_workflow_spec
 
 PRINCIPAL = Principal(tenant="acme", user="ann", scopes=frozenset({"admin"}))
 
@@ -33,6 +34,20 @@ def gated_template(tool: str = "publish") -> dict[str, object]:
         "tools": [tool],
         "middleware": [{"name": "human_in_the_loop", "options": {"interrupt_on": {tool: True}}}],
     }
+
+
+def register_release(factory: AgentFactory, post_template: str = "gated", name: str = "release") -> None:
+    """A two-step workflow: ``draft`` (writer), then ``post``, which asks ``post_template`` to publish."""
+    register_workflow_spec(
+        factory,
+        {
+            "name": name,
+            "steps": [
+                {"name": "draft", "template": "writer"},
+                {"name": "post", "template": post_template, "input": 'use publish {"text": "notes"}'},
+            ],
+        },
+    )
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import pytest
 from agent_runtime.errors import AuthenticationError, ConflictError, SessionNotFoundError, ValidationError
 from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.types import AgentContext, AgentResult, Principal
-from agent_runtime.workflows import register_workflow_spec
-from tests.workflows.conftest import PRINCIPAL, ctx, gated_template, recording_tool
+from tests.workflows.conftest import PRINCIPAL, ctx, gated_template, recording_tool, register_release
 
 ROOT = Path(__file__).resolve().parents[2]
 ASK = 'use publish {"text": "launch"}'
@@ -35,24 +34,34 @@ def _calls(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("decision", ["approve", "reject"])
-def test_interrupt_resumed_in_another_process(tmp_path: Path, decision: str) -> None:
+@pytest.mark.parametrize(
+    ("template", "text", "published"), [("gated", ASK, "launch"), ("release", "a haiku about spring", "notes")]
+)
+def test_interrupt_resumed_in_another_process(
+    tmp_path: Path, decision: str, template: str, text: str, published: str
+) -> None:
+    """A gated template, and a workflow whose second step is gated: paused in one process, answered in
+    another (the state comes from SQLite files)."""
     data, calls = tmp_path / "data", tmp_path / "calls.txt"
-    paused = _worker(data, calls, "start", ASK)
+    paused = _worker(data, calls, "start", text, template)
     assert paused.status == "interrupted" and _calls(calls) == []
     pending = paused.metadata["interrupts"][0]["value"]["action_requests"]
-    assert pending == [{"name": "publish", "args": {"text": "launch"}, "description": pending[0]["description"]}]
+    assert pending == [{"name": "publish", "args": {"text": published}, "description": pending[0]["description"]}]
     resume_id = paused.metadata["resume_id"]
     assert resume_id == paused.run_id == paused.session_id  # an implicit session named after the run
 
     done = _worker(data, calls, "resume", resume_id, json.dumps(decision))  # a new process: state came from SQLite
-    assert done.status == "completed" and done.metadata["resumed"] is True
+    assert done.status == "completed" and done.metadata["resumed"] is True and done.template == template
     assert [c.name for c in done.tool_calls] == ["publish"]
     if decision == "approve":
-        assert _calls(calls) == ["launch"] and "published launch" in done.output
+        assert _calls(calls) == [published] and f"published {published}" in done.output
         assert done.tool_calls[0].status == "ok"
     else:
         assert _calls(calls) == []  # the tool never ran
         assert done.tool_calls[0].status == "error" and "publish" in done.output
+    if template == "release":  # the resume pays for the rest of the gated step, and only that
+        assert [s["step"] for s in done.metadata["steps"]] == ["post"]
+        assert done.metadata["steps"][0]["usage"]["total_tokens"] == done.usage.total_tokens > 0
     again = subprocess.run(
         [sys.executable, "-m", "tests.workflows._approval_worker", str(data), str(calls), "resume", resume_id],
         cwd=ROOT,
@@ -88,16 +97,7 @@ async def test_a_workflow_step_waits_for_approval(executor: AgentExecutor, tmp_p
     calls = tmp_path / "calls.txt"
     executor.factory.register_tool(recording_tool(calls))
     executor.factory.register_template(gated_template())
-    register_workflow_spec(
-        executor.factory,
-        {
-            "name": "release",
-            "steps": [
-                {"name": "draft", "template": "writer"},
-                {"name": "post", "template": "gated", "input": 'use publish {"text": "notes"}'},
-            ],
-        },
-    )
+    register_release(executor.factory)
     paused = await executor.execute_async(ctx("a haiku about spring", "release"))
     assert paused.status == "interrupted" and [s["step"] for s in paused.metadata["steps"]] == ["draft", "post"]
     assert paused.metadata["steps"][1]["status"] == "interrupted"  # its model call so far, paid by this run

@@ -14,8 +14,7 @@ from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.sessions.manager import SessionManager
 from agent_runtime.sessions.sqlite import SqliteSessionStore
 from agent_runtime.settings import LimitSettings, Settings
-from agent_runtime.workflows import register_workflow_spec
-from tests.workflows.conftest import PRINCIPAL, ctx, gated_template, recording_tool
+from tests.workflows.conftest import PRINCIPAL, ctx, gated_template, recording_tool, register_release
 
 ASK = 'use publish {"text": "launch"}'
 
@@ -83,16 +82,7 @@ async def test_a_paused_step_is_charged_once_by_the_run_that_paused(executor: Ag
     calls = tmp_path / "calls.txt"
     executor.factory.register_tool(recording_tool(calls))
     executor.factory.register_template(gated_template())
-    register_workflow_spec(
-        executor.factory,
-        {
-            "name": "release",
-            "steps": [
-                {"name": "draft", "template": "writer"},
-                {"name": "post", "template": "gated", "input": 'use publish {"text": "notes"}'},
-            ],
-        },
-    )
+    register_release(executor.factory)
     paused = await executor.execute_async(ctx("a haiku about spring", "release"))
     assert paused.status == "interrupted"
     steps = {s["step"]: s for s in paused.metadata["steps"]}
@@ -106,16 +96,7 @@ async def test_a_paused_step_is_charged_once_by_the_run_that_paused(executor: Ag
     assert post["usage"]["total_tokens"] == done.usage.total_tokens > 0
     # together the pause and the resume pay what the same step pays when nothing stops it
     executor.factory.register_template({"name": "free", "tools": ["publish"]})
-    register_workflow_spec(
-        executor.factory,
-        {
-            "name": "release_free",
-            "steps": [
-                {"name": "draft", "template": "writer"},
-                {"name": "post", "template": "free", "input": 'use publish {"text": "notes"}'},
-            ],
-        },
-    )
+    register_release(executor.factory, "free", name="release_free")
     free = await executor.execute_async(ctx("a haiku about spring", "release_free"))
     free_post = next(s for s in free.metadata["steps"] if s["step"] == "post")
     assert steps["post"]["usage"]["total_tokens"] + post["usage"]["total_tokens"] == free_post["usage"]["total_tokens"]

@@ -13,7 +13,7 @@ import pytest
 
 from agent_runtime.agents._registry import Registry
 from agent_runtime.agents.factory import AgentFactory
-from agent_runtime.errors import ConfigurationError, TemplateConfigError
+from agent_runtime.errors import ConfigurationError, NotFoundError, TemplateConfigError
 from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.settings import Settings
 from agent_runtime.workflows import plan_workflow, register_workflow_spec
@@ -121,6 +121,20 @@ def test_registry_concurrent_gets_build_once() -> None:
     for thread in threads:
         thread.join(10)
     assert len(calls) == 1 and len(results) == 4 and len({id(r) for r in results}) == 1
+
+
+def test_registry_replaced_while_building_returns_the_new_item() -> None:
+    registry: Registry[str] = Registry("workflow")
+
+    def old() -> str:
+        registry.register("flow", factory=lambda: "new", replace=True)  # replaced while this one builds
+        return "old"
+
+    registry.register("flow", factory=old)
+    assert registry.get("flow") == "new" and registry.get("flow") == "new"
+    registry.register("gone", factory=lambda: registry.unregister("gone") or "built")
+    with pytest.raises(NotFoundError):
+        registry.get("gone")
 
 
 # -- nested workflows and workflows named like templates ---------------------------------------------------

@@ -46,7 +46,7 @@ class Registry(Generic[T]):
         if (item is None) == (factory is None):
             raise ConfigurationError(f"register {self.kind} {name!r} with exactly one of item or factory")
         with self._lock:
-            if not replace and name in self:
+            if not replace and self._has(name):
                 raise ConfigurationError(f"{self.kind} {name!r} is already registered (pass replace=True)")
             self._items.pop(name, None)
             self._factories.pop(name, None)
@@ -57,20 +57,28 @@ class Registry(Generic[T]):
 
     def unregister(self, name: str) -> None:
         with self._lock:
-            if name not in self:
+            if not self._has(name):
                 raise NotFoundError(f"{self.kind} {name!r} is not registered")
             self._items.pop(name, None)
             self._factories.pop(name, None)
 
     def get(self, name: str) -> T:
+        while True:
+            built = self._build(name)
+            if built is not None:
+                return built[0]  # else it was replaced or removed while it was being built: look again
+
+    def _build(self, name: str) -> tuple[T] | None:
+        """The item, built by this thread or another; ``None`` when the factory it built is no longer
+        the registered one."""
         me = threading.get_ident()
         while True:
             with self._lock:
                 if name in self._items:
-                    return self._items[name]
+                    return (self._items[name],)
                 factory = self._factories.get(name)
                 if factory is None:
-                    raise NotFoundError(f"{self.kind} {name!r} is not registered; known: {sorted(self.names())}")
+                    raise NotFoundError(f"{self.kind} {name!r} is not registered; known: {self._names()}")
                 build = self._building.get(name)
                 if build is None:
                     build = self._building[name] = _Build(me)
@@ -90,12 +98,13 @@ class Registry(Generic[T]):
             build.done.set()
             raise
         with self._lock:
-            if self._factories.get(name) is factory:  # not replaced or removed meanwhile
+            current = self._factories.get(name) is factory
+            if current:
                 self._items[name] = item
                 del self._factories[name]
             del self._building[name]
         build.done.set()
-        return item
+        return (item,) if current else None
 
     def _check_cycle(self, name: str, build: _Build, me: int) -> None:
         """Raise if waiting for ``build`` would never end: its owner is (transitively) waiting for us."""
@@ -109,10 +118,18 @@ class Registry(Generic[T]):
             owner = self._building[waited].owner
 
     def names(self) -> list[str]:
+        with self._lock:
+            return self._names()
+
+    def _names(self) -> list[str]:
         return sorted({*self._items, *self._factories})
 
-    def __contains__(self, name: object) -> bool:
+    def _has(self, name: object) -> bool:
         return name in self._items or name in self._factories
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return self._has(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -366,13 +366,15 @@ class AgentExecutor:
         if isinstance(resume, ResumeRequest):
             graph_input, anchor, prefix = await resume_input(agent, config, resume)
             if flow is not None:
-                await flow.resuming()
+                anchor = await flow.resuming()
         else:
             graph_input, anchor, prefix = (
                 {"messages": [HumanMessage(content=context.input, id=context.run_id)]},
                 None,
                 None,
             )
+            if flow is not None:
+                flow.starting(graph_input)
         started_wall, started = time.time(), time.perf_counter()
         control: StreamControl | None = context.state.get("stream")
         steps = None
@@ -395,6 +397,8 @@ class AgentExecutor:
             if error is exc:
                 raise
             raise error from exc
+        if flow is not None:
+            messages = flow.settle(messages)
         if prefix is not None:
             messages = [*prefix, *messages]
         if flow is not None and interrupts:  # a paused step's model calls so far are this run's to pay

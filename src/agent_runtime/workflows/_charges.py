@@ -9,6 +9,10 @@ A step pausing inside its agent never returns a state update, so the workflow's 
 its model calls. The run that paused reads them from the step's checkpoint (the paused step keeps the
 session's checkpointer) and charges them; the resume marks those same messages as charged
 (``CHARGED_KEY``), so the step's record counts only what the resume adds.
+
+Steps that ran in parallel with a paused one and finished before the pause are reported and charged
+by the run that paused too (their results are in its final values); LangGraph applies their writes
+only when the resume completes the superstep, so the resume leaves their messages out of its own.
 """
 
 from __future__ import annotations
@@ -40,15 +44,43 @@ class WorkflowRun:
         self.graph, self.config, self.prices, self.step_templates = graph, config, prices, step_templates
         self.finished: list[dict[str, Any]] = []
         self.charged: frozenset[str] = frozenset()
+        self.reported: frozenset[str] = frozenset()
         configurable = config.setdefault("configurable", {})
         configurable[PRICES_KEY] = prices
         configurable[FINISHED_KEY] = self.finished
 
-    async def resuming(self) -> None:
-        """Before a resume: everything the paused steps hold was charged by the run(s) that paused them."""
-        paused = await _paused_steps(self.graph, self.config)
+    def starting(self, graph_input: dict[str, Any]) -> None:
+        """A new run of a declarative workflow clears the previous run's step records."""
+        if self.step_templates:
+            from agent_runtime.workflows._step import STEPS_RESET
+
+            graph_input["steps"] = STEPS_RESET
+
+    async def resuming(self) -> str | None:
+        """Before a resume: everything the paused steps hold was charged by the run(s) that paused them,
+        and so were the messages of steps that finished beside them (waiting as pending writes). Returns
+        the id of the message this run's new messages follow."""
+        snapshot = await self.graph.aget_state(self.config)
+        paused = await _paused_steps(self.graph, self.config, snapshot)
         self.charged = frozenset(str(m.id) for _, messages in paused for m in messages)
+        self.reported = frozenset(
+            str(m.id)
+            for task in snapshot.tasks
+            if not task.interrupts and isinstance(task.result, dict)
+            for m in task.result.get("messages") or ()
+            if isinstance(m, BaseMessage)
+        )
         self.config["configurable"][CHARGED_KEY] = self.charged
+        # the state LangGraph shows already holds those pending writes; this run's messages come after
+        # the last message that was really committed before the pause
+        committed = [m for m in (snapshot.values or {}).get("messages") or () if str(m.id) not in self.reported]
+        return str(committed[-1].id) if committed else None
+
+    def settle(self, messages: list[BaseMessage]) -> list[BaseMessage]:
+        """A resumed run's messages without those the run that paused already reported and charged."""
+        if not self.reported:
+            return messages
+        return [m for m in messages if str(m.id) not in self.reported]
 
     def failed(self, error: AgentRuntimeError) -> None:
         """``error`` carries the usage of the steps finished before it, so the run pays for them."""
@@ -73,10 +105,13 @@ class WorkflowRun:
         )
 
 
-async def _paused_steps(graph: Any, config: dict[str, Any]) -> list[tuple[str, list[BaseMessage]]]:
+async def _paused_steps(
+    graph: Any, config: dict[str, Any], snapshot: Any = None
+) -> list[tuple[str, list[BaseMessage]]]:
     """(step name, its agent's messages so far) for every step waiting on an interrupt. A step calls its
     agent from Python, so LangGraph cannot list it as a subgraph: its checkpoint is read by namespace."""
-    snapshot = await graph.aget_state(config)
+    if snapshot is None:
+        snapshot = await graph.aget_state(config)
     thread = config["configurable"]["thread_id"]
     found: list[tuple[str, list[BaseMessage]]] = []
     for task in snapshot.tasks:
@@ -89,11 +124,11 @@ async def _paused_steps(graph: Any, config: dict[str, Any]) -> list[tuple[str, l
     return found
 
 
-def strip_charged(messages: list[BaseMessage], charged: frozenset[str]) -> list[BaseMessage]:
+def strip_charged(messages: list[BaseMessage], charged: frozenset[str] | None) -> list[BaseMessage]:
     """``messages`` with the usage of already charged model calls removed (they stay in the history)."""
     if not charged:
         return messages
-    return [m.model_copy(update={"usage_metadata": None}) if m.id in charged else m for m in messages]
+    return [m.model_copy(update={"usage_metadata": None}) if str(m.id) in charged else m for m in messages]
 
 
 async def paused_usage(

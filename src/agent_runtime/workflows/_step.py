@@ -27,7 +27,7 @@ from agent_runtime.workflows.spec import StepSpec, render_input
 if TYPE_CHECKING:
     from agent_runtime.agents.factory import AgentFactory
 
-__all__ = ["PRICES_KEY", "StepRunner", "WorkflowState", "retriable", "workflow_input"]
+__all__ = ["PRICES_KEY", "STEPS_RESET", "StepRunner", "WorkflowState", "retriable", "workflow_input"]
 
 PRICES_KEY = "agent_runtime_prices"
 """``configurable`` key under which the executor hands its price table to the steps (not persisted)."""
@@ -37,18 +37,26 @@ def _merge(old: dict[str, str] | None, new: dict[str, str] | None) -> dict[str, 
     return {**(old or {}), **(new or {})}
 
 
-def _this_run(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Step records of the latest run only, so a session's checkpoint does not grow run after run."""
+STEPS_RESET: list[dict[str, Any]] = [{"reset": True}]
+"""The ``steps`` input of a new run: it clears the previous run's records from a session's checkpoint,
+so it does not grow run after run. A resume sends no input, so the records of the run that paused (and
+of parallel steps that finished before the pause) stay beside the resume's own, in any order."""
+_MAX_STEP_RECORDS = 512
+"""Bound for a graph driven without the executor (no reset): the latest records are kept."""
+
+
+def _steps_of_run(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     if not new:
         return list(old or [])
-    run_id = new[0].get("run_id")
-    return [r for r in old or [] if r.get("run_id") == run_id] + list(new)
+    kept = [] if any(r.get("reset") for r in new) else list(old or [])
+    kept += [r for r in new if not r.get("reset")]
+    return kept[-_MAX_STEP_RECORDS:]
 
 
 class WorkflowState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     outputs: Annotated[dict[str, str], _merge]
-    steps: Annotated[list[dict[str, Any]], _this_run]
+    steps: Annotated[list[dict[str, Any]], _steps_of_run]
 
 
 def workflow_input(state: WorkflowState) -> str:
@@ -116,9 +124,7 @@ class StepRunner:
             if error is exc:
                 raise
             raise error from exc
-        new = strip_charged(
-            _after(final.get("messages") or [], str(human.id)), configurable.get(CHARGED_KEY) or frozenset()
-        )
+        new = strip_charged(_step_messages(final.get("messages") or [], step.name), configurable.get(CHARGED_KEY))
         output, usage, calls = summarize_messages(new, model_name, prices)
         record = {
             "run_id": run_id,
@@ -136,8 +142,14 @@ class StepRunner:
         return {"messages": new, "outputs": {step.name: output}, "steps": [record]}
 
 
-def _after(messages: list[BaseMessage], anchor: str) -> list[BaseMessage]:
+def _step_messages(messages: list[BaseMessage], step: str) -> list[BaseMessage]:
+    """What the step's agent added: the messages after the step's input (``<run id>:<step>``; a resumed
+    step still holds the input of the run that paused, so the run id part is not compared), without
+    human messages, which would read as the workflow's own input."""
+    suffix = f":{step}"
     for index in range(len(messages) - 1, -1, -1):
-        if messages[index].id == anchor:
-            return list(messages[index + 1 :])
-    return list(messages)
+        message = messages[index]
+        if isinstance(message, HumanMessage) and str(message.id).endswith(suffix):
+            messages = messages[index + 1 :]
+            break
+    return [m for m in messages if not isinstance(m, HumanMessage)]
