@@ -154,3 +154,46 @@ def test_every_command_reports_runtime_errors_the_same_way(env: dict[str, str]) 
     result = CliRunner().invoke(main, ["consume", "--group", "g"], env=env)  # no trigger rules: a 500-class error
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert result.stderr.startswith("error [configuration_error]: no trigger rules")
+
+
+def test_research_report_streams_each_step_live(env: dict[str, str]) -> None:
+    done = cli("run", "research_report", "redis connection pool", "--stream", env=env)
+    headers = [line for line in done.stderr.splitlines() if line.startswith("== step ")]
+    assert headers == ["== step search ==", "== step analyze ==", "== step write =="]
+    assert "[tool] search(" in done.stderr and "redis" in done.stdout.lower()
+
+
+CAREFUL = """\
+name: careful
+tools: [calculator]
+middleware:
+  - name: human_in_the_loop
+    options: {interrupt_on: {calculator: true}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "expected"),
+    [(["--approve"], "ok", "42"), (["--edit", '{"expression": "2+2"}'], "ok", "4"), (["--reject"], "error", None)],
+)
+def test_resume_answers_a_paused_run_from_another_process(
+    env: dict[str, str], tmp_path: Path, answer: list[str], status: str, expected: str | None
+) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "careful.yaml").write_text(CAREFUL)
+    env = {**env, "AGENT_RUNTIME_TEMPLATES_DIR": str(templates)}
+    paused = json.loads(cli("run", "careful", "what is 6*7?", "--json", env=env).stdout)
+    assert paused["status"] == "interrupted" and paused["output"] == ""
+    pending = paused["interrupts"][0]["value"]["action_requests"][0]
+    assert pending["name"] == "calculator" and pending["args"]["expression"].replace(" ", "") == "6*7"
+    done = json.loads(cli("resume", paused["resume_id"], *answer, "--json", env=env).stdout)
+    assert done["status"] == "completed" and done["run_id"] != paused["run_id"]
+    (call,) = done["tool_calls"]
+    assert call["name"] == "calculator" and call["status"] == status
+    if expected is not None:
+        assert call["output"].splitlines()[-1] == expected and expected in done["output"]
+    else:
+        assert "42" not in done["output"]  # the calculator never ran
+    again = cli("resume", paused["resume_id"], "--approve", env=env, check=False)
+    assert again.returncode == 2 and again.stderr.startswith("error [")  # answered once, not twice

@@ -17,6 +17,7 @@ from typing import Any
 
 from agent_runtime._redis import use_circuit_breaker
 from agent_runtime.agents.factory import AgentFactory
+from agent_runtime.agents.templates import AgentTemplate
 from agent_runtime.errors import AgentRuntimeError, RunAbandonedError
 from agent_runtime.monitoring.cost_tracker import CostTracker, build_cost_tracker
 from agent_runtime.monitoring.metrics import RuntimeMetrics
@@ -186,11 +187,30 @@ async def _record_usage(costs: CostTracker, context: AgentContext, result: Agent
 
 def _estimate(context: AgentContext, factory: AgentFactory, costs: CostTracker) -> CostEstimate:
     """Upper bound of a run for quota reservation: a template with tools may call the model twice
-    (tool call, then answer), each call reading the input and writing up to ``max_output_tokens``."""
+    (tool call, then answer), each call reading the input and writing up to ``max_output_tokens``.
+    A declarative workflow is bounded by the sum of its steps, each reading the run's input and, at
+    most, every step's output."""
     try:
         template = factory.get_template(context.template)
+        steps = [factory.get_template(name) for name in _step_templates(factory, template)]
     except AgentRuntimeError:
         return CostEstimate(0, 0.0)
+    carried = sum(step.max_output_tokens for step in steps)
+    bounds = [_bound(context, factory, costs, step, carried) for step in steps] or [
+        _bound(context, factory, costs, template, 0)
+    ]
+    return CostEstimate(sum(b.tokens for b in bounds), sum(b.cost_usd for b in bounds))
+
+
+def _step_templates(factory: AgentFactory, template: AgentTemplate) -> list[str]:
+    if template.workflow is None or template.workflow not in factory.workflows:
+        return []
+    return list(getattr(factory.workflows.get(template.workflow), "step_templates", {}).values())
+
+
+def _bound(
+    context: AgentContext, factory: AgentFactory, costs: CostTracker, template: AgentTemplate, carried: int
+) -> CostEstimate:
     price = costs.price_table.price_for(factory.model_for(template, context.model))
     calls = 2 if template.tools else 1
     return upper_bound_estimate(
@@ -198,6 +218,7 @@ def _estimate(context: AgentContext, factory: AgentFactory, costs: CostTracker) 
         max_output_tokens=template.max_output_tokens * calls,
         usd_per_input_token=(price.input_per_mtok if price else 0.0) / 1e6,
         usd_per_output_token=(price.output_per_mtok if price else 0.0) / 1e6,
+        overhead=64 + carried * calls,
     )
 
 

@@ -133,6 +133,27 @@ class AgentResult(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
 
+    def usage_by_model(self) -> dict[str, Usage]:
+        """The run's usage split by the model that answered: a workflow's steps may each use another
+        model (``metadata["steps"]``); what no step record holds counts for ``model``."""
+        split: dict[str, Usage] = {}
+        for record in self.metadata.get("steps") or ():
+            model, usage = str(record.get("model") or self.model), Usage.model_validate(record.get("usage") or {})
+            split[model] = split.get(model, Usage()).add(usage)
+        assigned = sum(u.total_tokens for u in split.values())
+        if assigned == 0:
+            return {self.model: self.usage}
+        rest = Usage(
+            input_tokens=self.usage.input_tokens - sum(u.input_tokens for u in split.values()),
+            output_tokens=self.usage.output_tokens - sum(u.output_tokens for u in split.values()),
+            total_tokens=self.usage.total_tokens - assigned,
+            cached_tokens=self.usage.cached_tokens - sum(u.cached_tokens for u in split.values()),
+            cost_usd=self.usage.cost_usd - sum(u.cost_usd for u in split.values()),
+        )
+        if rest.input_tokens > 0 or rest.output_tokens > 0:
+            split[self.model] = split.get(self.model, Usage()).add(rest)
+        return split
+
 
 class StreamEvent(BaseModel):
     """One item of ``execute_stream``: a token, a tool call or result, the final result, or an error."""

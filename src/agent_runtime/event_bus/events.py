@@ -122,6 +122,8 @@ class RunCompleted(_Payload):
     usage: dict[str, Any] = Field(default_factory=dict)
     duration_ms: float | None = None
     tool_calls: int = 0
+    steps: list[dict[str, Any]] | None = None
+    """Workflows only: one entry per step run (step, template, model, status, usage, tool_calls)."""
 
 
 class RunFailed(_Payload):

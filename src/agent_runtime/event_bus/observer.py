@@ -112,6 +112,9 @@ class EventObserver:
         }
         if len(output) > MAX_OUTPUT_CHARS:
             payload["output_truncated"] = True
+        steps = result.metadata.get("steps")
+        if steps:  # a workflow: cost and tokens per step (outputs stay in the run's own output)
+            payload["steps"] = [{k: v for k, v in step.items() if k != "output"} for step in steps]
         if result.session_id is not None:
             payload["session_id"] = result.session_id
         self._emit(EventType.RUN_COMPLETED, context, payload)

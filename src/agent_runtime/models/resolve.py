@@ -74,7 +74,8 @@ def resolve_model(
     spec = spec.strip()
     if is_offline_spec(spec):
         allowed = {k: v for k, v in kw.items() if k in ("max_tokens", "stop", "max_tool_rounds")}
-        return OfflineChatModel(token_latency_ms=token_latency_ms, **allowed)
+        # reports the whole spec as its model name, so a price file can price "offline:<variant>"
+        return OfflineChatModel(model=spec, token_latency_ms=token_latency_ms, **allowed)
     options: dict[str, Any] = {**kw, "timeout": timeout, "max_retries": 0}
     model = spec
     if spec.startswith(_OPENAI_COMPATIBLE):

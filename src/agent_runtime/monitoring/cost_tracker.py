@@ -57,7 +57,8 @@ class CostTracker:
         template: str | None = None,
         day: date | None = None,
     ) -> UsageRecord:
-        """Charge one run (or one attempt) to its tenant and user and return the ledger entry.
+        """Charge one run (or one attempt) to its tenant and user: one ledger entry per model it used
+        (a workflow's steps may use several; the run is counted on the first), and return the first.
 
         The cost is computed from the result's tokens and also written to ``result.usage.cost_usd``,
         so logs, metrics and the ledger all show the same figure.
@@ -66,23 +67,25 @@ class CostTracker:
             ValidationError: a tenant, user, template or model id is malformed.
             BackendError: the ledger backend failed.
         """
-        usage = result.usage
-        cost = self.cost(result.model, usage)
-        record = UsageRecord(
-            tenant=tenant or (principal.tenant if principal else DEFAULT_TENANT),
-            user=user or (principal.user if principal else ANONYMOUS_USER),
-            template=template or result.template,
-            model=result.model,
-            day=day or self.clock(),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_tokens=usage.cached_tokens,
-            cost_usd=cost,
-            runs=1,
-        )
-        await self.usage_store.add(record)
-        usage.cost_usd = cost
-        return record
+        records = [
+            UsageRecord(
+                tenant=tenant or (principal.tenant if principal else DEFAULT_TENANT),
+                user=user or (principal.user if principal else ANONYMOUS_USER),
+                template=template or result.template,
+                model=model,
+                day=day or self.clock(),
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens,
+                cost_usd=self.cost(model, usage),
+                runs=1 if index == 0 else 0,
+            )
+            for index, (model, usage) in enumerate(result.usage_by_model().items())
+        ]
+        for record in records:
+            await self.usage_store.add(record)
+        result.usage.cost_usd = sum(r.cost_usd for r in records)
+        return records[0]
 
     async def report(
         self,

@@ -230,19 +230,20 @@ class RuntimeMetrics:
         ``count_tools=False`` when tool calls were already reported one by one with :meth:`observe_tool`.
         """
         template = self._template(result.template)
-        model = self._model(result.model)
         self.runs(template, result.status).inc()
         self.run_duration(template).observe(result.duration_ms / 1000.0)
         if result.time_to_first_token_ms is not None:
             self.ttft(template).observe(result.time_to_first_token_ms / 1000.0)
         if result.error:
             self.run_errors(template, self._error_code(str(result.error.get("code", "unknown")))).inc()
-        usage = result.usage
-        self.tokens(model, "input").inc(usage.input_tokens)
-        self.tokens(model, "output").inc(usage.output_tokens)
-        self.tokens(model, "cached").inc(usage.cached_tokens)
-        # Incremented even by 0 so the series exists: the spend-anomaly alert compares it to tokens.
-        self.cost(model, self.tenant_label(tenant)).inc(max(usage.cost_usd, 0.0))
+        tenant_label = self.tenant_label(tenant)
+        for model_name, usage in result.usage_by_model().items():  # a workflow's steps, by the model that answered each
+            model = self._model(model_name)
+            self.tokens(model, "input").inc(max(usage.input_tokens, 0))
+            self.tokens(model, "output").inc(max(usage.output_tokens, 0))
+            self.tokens(model, "cached").inc(max(usage.cached_tokens, 0))
+            # Incremented even by 0 so the series exists: the spend-anomaly alert compares it to tokens.
+            self.cost(model, tenant_label).inc(max(usage.cost_usd, 0.0))
         if count_tools:
             for call in result.tool_calls:
                 self.tool_calls(self._tool(call.name), call.status).inc()
