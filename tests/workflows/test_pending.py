@@ -70,6 +70,8 @@ async def test_an_unanswered_approval_expires_after_its_ttl(tmp_path: Path) -> N
         session = await sessions.get_session(paused.run_id, tenant="acme")
         assert session.ttl_s == pytest.approx(0.3)  # the approval's TTL, not the sessions' hour
         await asyncio.sleep(0.5)
+        with pytest.raises(SessionNotFoundError):  # expired on read, before any sweep
+            await executor.resume_async(paused.run_id, "approve", principal=PRINCIPAL)
         assert await sessions.cleanup_expired() == 1
         with pytest.raises(SessionNotFoundError, match="approval expired"):
             await executor.resume_async(paused.run_id, "approve", principal=PRINCIPAL)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from agent_runtime.agents.factory import AgentFactory
-from agent_runtime.errors import RunTimeoutError, TemplateConfigError
+from agent_runtime.errors import AgentRuntimeError, RunTimeoutError, TemplateConfigError
 from agent_runtime.models.offline import OfflineChatModel
 from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.settings import Settings
@@ -222,6 +223,22 @@ async def test_step_retries_retriable_errors() -> None:
     register_workflow_spec(factory, {"name": "one", "steps": [{"name": "only", "template": "writer", "retries": 2}]})
     result = await AgentExecutor(factory).execute_async(ctx("a haiku about rain", "one"))
     assert model.calls == 2 and result.metadata["steps"][0]["step"] == "only"
+
+
+@pytest.mark.parametrize(
+    ("error", "failures", "calls"),
+    [
+        (lambda: ProviderRateLimited("busy"), 10, 3),  # retriable: 1 + 2 retries, then the run fails
+        (lambda: ValueError("bad request"), 1, 1),  # not retriable: never retried
+    ],
+)
+async def test_step_retries_stop(error: Callable[[], BaseException], failures: int, calls: int) -> None:
+    model = FlakyModel(failures=failures, error=error)
+    factory = AgentFactory(model_resolver=resolver_for(model))
+    register_workflow_spec(factory, {"name": "one", "steps": [{"name": "only", "template": "writer", "retries": 2}]})
+    with pytest.raises(AgentRuntimeError) as failed:
+        await AgentExecutor(factory).execute_async(ctx("a haiku about rain", "one"))
+    assert model.calls == calls and failed.value.details.get("step") == "only"
 
 
 async def test_step_timeout_names_the_step() -> None:

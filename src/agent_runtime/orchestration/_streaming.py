@@ -21,7 +21,7 @@ from agent_runtime.orchestration._errors import map_error
 from agent_runtime.orchestration._results import estimate_tokens
 from agent_runtime.types import AgentResult, StreamEvent, Usage
 
-__all__ = ["StreamControl", "run_streaming"]
+__all__ = ["StreamControl", "run_streaming", "run_to_end"]
 
 _QUEUE_SIZE = 256
 
@@ -102,12 +102,37 @@ class StreamControl:
         )
 
 
+async def run_to_end(agent: Any, graph_input: Any, config: dict[str, Any], latest: dict[str, Any]) -> dict[str, Any]:
+    """``agent.ainvoke`` as LangGraph itself runs it (values and updates streamed, interrupts under
+    ``__interrupt__``), keeping the state after each step in ``latest["values"]``: when the run fails
+    part way, the model calls it already made are still there to be charged."""
+    interrupts: list[Any] = []
+    async for mode, chunk in agent.astream(graph_input, config, stream_mode=["updates", "values"]):
+        if mode == "values":
+            latest["values"] = chunk
+        elif isinstance(chunk, dict) and "__interrupt__" in chunk:
+            interrupts.extend(chunk["__interrupt__"])
+    values = latest.get("values")
+    state = dict(values) if isinstance(values, dict) else {}
+    if interrupts:
+        state["__interrupt__"] = interrupts
+    return state
+
+
 async def run_streaming(
-    agent: Any, graph_input: Any, run_id: str, config: dict[str, Any], control: StreamControl, *, workflow: bool = False
+    agent: Any,
+    graph_input: Any,
+    run_id: str,
+    config: dict[str, Any],
+    control: StreamControl,
+    *,
+    workflow: bool = False,
+    collected: list[BaseMessage] | None = None,
 ) -> tuple[list[BaseMessage], str, Any, list[dict[str, Any]] | None]:
     """Stream the agent, emitting events; return its new messages, the status, any interrupts and, for a
-    workflow, its step records. ``graph_input`` is the human message or a ``Command(resume=...)``."""
-    collected: list[BaseMessage] = []
+    workflow, its step records. ``graph_input`` is the human message or a ``Command(resume=...)``;
+    ``collected`` receives the new messages as they come (what a failed run already spent)."""
+    collected = [] if collected is None else collected
     interrupts: list[Any] = []
     steps: list[dict[str, Any]] | None = [] if workflow else None
 

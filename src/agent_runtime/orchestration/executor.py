@@ -34,7 +34,7 @@ from agent_runtime.orchestration._sessions import (
     pending_after,
     resume_context,
 )
-from agent_runtime.orchestration._streaming import StreamControl, run_streaming
+from agent_runtime.orchestration._streaming import StreamControl, run_streaming, run_to_end
 from agent_runtime.orchestration._sync import SyncPortal
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
 from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
@@ -378,14 +378,16 @@ class AgentExecutor:
         started_wall, started = time.time(), time.perf_counter()
         control: StreamControl | None = context.state.get("stream")
         steps = None
+        streamed: list[BaseMessage] = []
+        latest: dict[str, Any] = {}
         try:
             async with asyncio.timeout(timeout_s):
                 if control is not None:
                     messages, status, interrupts, steps = await run_streaming(
-                        agent, graph_input, context.run_id, config, control, workflow=workflow
+                        agent, graph_input, context.run_id, config, control, workflow=workflow, collected=streamed
                     )
                 else:
-                    state = await agent.ainvoke(graph_input, config)
+                    state = await run_to_end(agent, graph_input, config, latest)
                     messages, status = _new_messages(state.get("messages", []), anchor or context.run_id), "completed"
                     interrupts = state.get("__interrupt__")
                     if workflow:
@@ -394,6 +396,12 @@ class AgentExecutor:
             error = map_error(exc, timeout_s=timeout_s)
             if flow is not None:
                 flow.failed(error)  # a workflow pays for the steps it finished
+            elif "usage" not in error.details:  # the model calls made before the failure were billed
+                spent = streamed or _new_messages(
+                    (latest.get("values") or {}).get("messages", []), anchor or context.run_id
+                )
+                if spent:
+                    error.details["usage"] = summarize_messages(spent, model_name, self.prices)[1]
             if error is exc:
                 raise
             raise error from exc
