@@ -32,6 +32,7 @@ from agent_runtime.orchestration.runs import AbandonedHook, RunReaper, RunRecord
 from agent_runtime.sessions import SessionManager, build_session_manager
 from agent_runtime.settings import Settings, load_settings
 from agent_runtime.types import AgentContext, AgentResult
+from agent_runtime.workflows.spec import placeholders, render_input
 
 __all__ = ["Runtime"]
 
@@ -188,33 +189,43 @@ async def _record_usage(costs: CostTracker, context: AgentContext, result: Agent
 def _estimate(context: AgentContext, factory: AgentFactory, costs: CostTracker) -> CostEstimate:
     """Upper bound of a run for quota reservation: a template with tools may call the model twice
     (tool call, then answer), each call reading the input and writing up to ``max_output_tokens``.
-    A declarative workflow is bounded by the sum of its steps, each reading the run's input and, at
-    most, every step's output."""
+    A declarative workflow is bounded by the sum of its steps, each reading its input mapping filled
+    with the run's input and, at most, the whole output of every step it reads."""
     try:
         template = factory.get_template(context.template)
-        steps = [factory.get_template(name) for name in _step_templates(factory, template)]
+        steps = _workflow_steps(factory, template)
     except AgentRuntimeError:
         return CostEstimate(0, 0.0)
-    carried = sum(step.max_output_tokens for step in steps)
-    bounds = [_bound(context, factory, costs, step, carried) for step in steps] or [
-        _bound(context, factory, costs, template, 0)
+    if not steps:
+        return _bound(context, factory, costs, template, context.input, 0)
+    longest = {name: step.max_output_tokens for name, step, _ in steps}
+    bounds = [
+        _bound(context, factory, costs, step, render_input(text, context.input, {}), sum(longest[r] for r in reads))
+        for _, step, text in steps
+        for reads in [placeholders(text)]
     ]
     return CostEstimate(sum(b.tokens for b in bounds), sum(b.cost_usd for b in bounds))
 
 
-def _step_templates(factory: AgentFactory, template: AgentTemplate) -> list[str]:
+def _workflow_steps(factory: AgentFactory, template: AgentTemplate) -> list[tuple[str, AgentTemplate, str]]:
+    """(step, its template, its input mapping) of a declarative workflow; empty for anything else."""
     if template.workflow is None or template.workflow not in factory.workflows:
         return []
-    return list(getattr(factory.workflows.get(template.workflow), "step_templates", {}).values())
+    graph = factory.workflows.get(template.workflow)
+    inputs: dict[str, str] = getattr(graph, "step_inputs", {})
+    return [
+        (name, factory.get_template(step_template), inputs.get(name, "{input}"))
+        for name, step_template in getattr(graph, "step_templates", {}).items()
+    ]
 
 
 def _bound(
-    context: AgentContext, factory: AgentFactory, costs: CostTracker, template: AgentTemplate, carried: int
+    context: AgentContext, factory: AgentFactory, costs: CostTracker, template: AgentTemplate, text: str, carried: int
 ) -> CostEstimate:
     price = costs.price_table.price_for(factory.model_for(template, context.model))
     calls = 2 if template.tools else 1
     return upper_bound_estimate(
-        context.input * calls,
+        text * calls,
         max_output_tokens=template.max_output_tokens * calls,
         usd_per_input_token=(price.input_per_mtok if price else 0.0) / 1e6,
         usd_per_output_token=(price.output_per_mtok if price else 0.0) / 1e6,

@@ -150,7 +150,9 @@ class AgentResult(BaseModel):
             cached_tokens=self.usage.cached_tokens - sum(u.cached_tokens for u in split.values()),
             cost_usd=self.usage.cost_usd - sum(u.cost_usd for u in split.values()),
         )
-        if rest.input_tokens > 0 or rest.output_tokens > 0:
+        counts = (rest.input_tokens, rest.output_tokens, rest.cached_tokens)
+        if min(counts) >= 0 and (rest.input_tokens or rest.output_tokens):  # never a negative row
+            rest.cost_usd = max(rest.cost_usd, 0.0)
             split[self.model] = split.get(self.model, Usage()).add(rest)
         return split
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from agent_runtime.orchestration.middleware._accounting import error_usage
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
+from tests.monitoring.test_metrics import scrape, value
 
 ASK = 'use slow_tool {"text": "x"}'
 ACME = Principal(tenant="acme", user="ann", scopes=frozenset({"agents:run:*"}))
@@ -56,12 +58,69 @@ async def test_a_run_that_times_out_after_a_model_call_is_charged_for_it(runtime
     if mode == "async":
         with pytest.raises(RunTimeoutError) as failed:
             await runtime.executor.execute_async(context)
-        charged = error_usage(failed.value).total_tokens
+        charged = error_usage(failed.value)
+        assert charged.cost_usd > 0  # recording the usage did not reprice the error's own figures
+        assert failed.value.details["model"] == "offline"
     else:
         events = [e async for e in runtime.executor.execute_stream(context)]
         assert [e.type for e in events][-1] == "error" and events[-1].data["code"] == "timeout"
-        charged = -1
-    (row,) = await runtime.cost_tracker.report(tenant="acme", by="template")
-    assert row.key == "stalls" and row.runs == 1 and row.total_tokens > 0
+        json.dumps(events[-1].model_dump())  # an SSE error event must stay JSON
+        charged = None
+    (row,) = await runtime.cost_tracker.report(tenant="acme", by="model")
+    assert row.key == "offline" and row.cost_usd > 0  # priced by the model that answered
+    assert row.runs == 1  # a failed attempt that spent tokens is a run of the ledger, as every attempt is
     assert 0 < row.total_tokens < await _whole_run_tokens()  # the first call, not the answer it never gave
-    assert charged in (-1, row.total_tokens)
+    assert charged is None or charged.total_tokens == row.total_tokens
+    samples = scrape(runtime.metrics)  # Prometheus sees the same spend
+    tokens = value(samples, "agent_runtime_tokens_total", model="offline", kind="input")
+    tokens += value(samples, "agent_runtime_tokens_total", model="offline", kind="output")
+    assert tokens == row.total_tokens
+
+
+async def test_a_retry_in_a_session_pays_each_model_call_once(runtime: Runtime) -> None:
+    """The first attempt's model call stays in the session's checkpoint after the same anchor: the second
+    attempt must not charge it (nor list it) again."""
+    calls = {"n": 0}
+
+    async def flaky_tool(text: str) -> str:
+        """Publish the text."""
+        calls["n"] += 1
+        if calls["n"] == 1:
+            await asyncio.sleep(5)  # the first attempt times out here, after its first model call
+        return text
+
+    runtime.factory.register_tool(flaky_tool)
+    runtime.factory.register_template({"name": "flaky", "tools": ["flaky_tool"]})
+    context = AgentContext(
+        input='use flaky_tool {"text": "x"}',
+        template="flaky",
+        timeout_s=0.5,
+        principal=ACME,
+        session_id="ses_retry",
+        metadata={"create_session": True},
+    )
+    result = await runtime.executor.execute_with_retry(context, max_retries=1)
+    assert result.attempts == 2 and calls["n"] == 2
+    assert len([m for m in result.messages if m.get("tool_calls")]) == 1  # only this attempt's call
+    (row,) = await runtime.cost_tracker.report(tenant="acme", by="model")
+    assert row.runs == 2  # two attempts, each billed
+    first_attempt = row.total_tokens - result.usage.total_tokens
+    assert 0 < first_attempt < result.usage.total_tokens  # the timed-out call, charged once
+
+
+async def test_a_failed_turn_leaves_no_half_in_its_session(runtime: Runtime) -> None:
+    """The failed run's model call asked for a tool that never answered: kept in the session, that call
+    without a result would make providers refuse the next turn."""
+    session = {"session_id": "ses_half", "principal": ACME}
+    first = await runtime.executor.execute_async(
+        AgentContext(input="a haiku about rain", template="stalls", metadata={"create_session": True}, **session)
+    )
+    with pytest.raises(RunTimeoutError):
+        await runtime.executor.execute_async(AgentContext(input=ASK, template="stalls", timeout_s=0.5, **session))
+    history = await runtime.sessions.get_messages("ses_half", tenant="acme")
+    assert [m["role"] for m in history] == ["user", "assistant"] and history[1]["content"] == first.output
+    after = await runtime.executor.execute_async(AgentContext(input="and about snow?", template="stalls", **session))
+    history = await runtime.sessions.get_messages("ses_half", tenant="acme")
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+    assert history[-1]["content"] == after.output
+    assert (await runtime.sessions.get_session("ses_half", tenant="acme")).message_count == 4

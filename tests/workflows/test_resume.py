@@ -92,3 +92,21 @@ async def test_a_pause_beside_parallel_steps_is_charged_once(
     unpaused = await executor.execute_async(ctx("a haiku about spring", "fan_free"))
     assert paused.usage.total_tokens + done.usage.total_tokens == unpaused.usage.total_tokens
     assert paused.usage.cost_usd + done.usage.cost_usd == pytest.approx(unpaused.usage.cost_usd)
+
+
+async def test_a_streamed_resume_pays_what_an_awaited_resume_pays(executor: AgentExecutor, tmp_path: Path) -> None:
+    """A resumed stream shows the paused call again (LangChain re-emits it); it was charged by the run
+    that paused, so it is neither charged nor listed twice."""
+    calls = tmp_path / "calls.txt"
+    executor.factory.register_tool(recording_tool(calls))
+    executor.factory.register_template(gated_template())
+    results = {}
+    for mode in ("async", "stream"):
+        paused = await executor.execute_async(ctx('use publish {"text": "notes"}', "gated"))
+        assert paused.status == "interrupted"
+        results[mode] = await _resume(executor, paused.run_id, mode)
+    assert _calls(calls) == ["notes", "notes"]
+    awaited, streamed = results["async"], results["stream"]
+    assert streamed.usage.total_tokens == awaited.usage.total_tokens > 0
+    assert [c.name for c in streamed.tool_calls] == [c.name for c in awaited.tool_calls] == ["publish"]
+    assert len(streamed.messages) == len(awaited.messages)

@@ -107,3 +107,17 @@ async def test_a_workflow_goes_through_auth_rate_limit_and_quotas(runtime: Runti
         await _run(runtime, small)
     rows = await runtime.cost_tracker.report(tenant="acme", user="cy", by="template")
     assert [row.key for row in rows] == ["writer"]  # the refused workflow spent nothing
+
+
+async def test_the_quota_bound_of_a_chain_grows_with_its_length_not_its_square(runtime: Runtime) -> None:
+    """Each step is bounded by what its input mapping reads: the run's input, or the previous step's
+    whole output, not every step's."""
+    from agent_runtime.runtime import _estimate
+
+    steps = [{"name": "s0", "template": "writer"}] + [{"name": f"s{i}", "template": "writer"} for i in range(1, 8)]
+    register_workflow_spec(runtime.factory, {"name": "chain", "steps": steps})
+    text = "a haiku about rain"
+    bound = _estimate(AgentContext(input=text, template="chain"), runtime.factory, runtime.cost_tracker)
+    first = len(text.encode()) + 64 + 1024  # reads the input, writes at most max_output_tokens
+    later = 64 + 1024 + 1024  # reads the previous output (at most max_output_tokens), writes as much
+    assert bound.tokens == first + 7 * later

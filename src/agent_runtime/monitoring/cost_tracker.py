@@ -59,6 +59,7 @@ class CostTracker:
     ) -> UsageRecord:
         """Charge one run (or one attempt) to its tenant and user: one ledger entry per model it used
         (a workflow's steps may use several; the run is counted on the first), and return the first.
+        Each attempt that spent tokens counts as a run, a failed one too (it was billed).
 
         The cost is computed from the result's tokens and also written to ``result.usage.cost_usd``,
         so logs, metrics and the ledger all show the same figure.

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client import values as _prom_values
 
 from agent_runtime.errors import ValidationError
-from agent_runtime.types import AgentResult
+from agent_runtime.types import AgentResult, Usage
 
 __all__ = ["OTHER", "EventBusKind", "LabelBudget", "RuntimeMetrics", "mark_process_dead", "multiprocess_enabled"]
 
@@ -236,17 +236,20 @@ class RuntimeMetrics:
             self.ttft(template).observe(result.time_to_first_token_ms / 1000.0)
         if result.error:
             self.run_errors(template, self._error_code(str(result.error.get("code", "unknown")))).inc()
-        tenant_label = self.tenant_label(tenant)
         for model_name, usage in result.usage_by_model().items():  # a workflow's steps, by the model that answered each
-            model = self._model(model_name)
-            self.tokens(model, "input").inc(max(usage.input_tokens, 0))
-            self.tokens(model, "output").inc(max(usage.output_tokens, 0))
-            self.tokens(model, "cached").inc(max(usage.cached_tokens, 0))
-            # Incremented even by 0 so the series exists: the spend-anomaly alert compares it to tokens.
-            self.cost(model, tenant_label).inc(max(usage.cost_usd, 0.0))
+            self.observe_spend(model_name, usage, tenant)
         if count_tools:
             for call in result.tool_calls:
                 self.tool_calls(self._tool(call.name), call.status).inc()
+
+    def observe_spend(self, model_name: str, usage: Usage, tenant: str | None = None) -> None:
+        """Tokens and cost of one model's calls (a failed run's too: the provider billed them)."""
+        model = self._model(model_name)
+        self.tokens(model, "input").inc(max(usage.input_tokens, 0))
+        self.tokens(model, "output").inc(max(usage.output_tokens, 0))
+        self.tokens(model, "cached").inc(max(usage.cached_tokens, 0))
+        # Incremented even by 0 so the series exists: the spend-anomaly alert compares it to tokens.
+        self.cost(model, self.tenant_label(tenant)).inc(max(usage.cost_usd, 0.0))
 
     def run_failed(self, template: str, error_code: str, duration_s: float) -> None:
         """Account a run that raised before producing a result."""

@@ -10,7 +10,14 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.types import AgentResult, ToolCallRecord, Usage
 
-__all__ = ["attach_steps", "estimate_tokens", "message_dict", "summarize_messages"]
+__all__ = [
+    "attach_steps",
+    "attempt_messages",
+    "estimate_tokens",
+    "message_dict",
+    "new_since_pause",
+    "summarize_messages",
+]
 
 
 def estimate_tokens(text: str) -> int:
@@ -83,3 +90,27 @@ def attach_steps(result: AgentResult, records: Sequence[dict[str, Any]] | None, 
         per_template[record["template"]] = per_template.get(record["template"], Usage()).add(usage)
     result.metadata["steps"] = steps
     result.metadata["templates"] = {name: usage.model_dump() for name, usage in per_template.items()}
+
+
+def _new_messages(messages: Sequence[BaseMessage], run_id: str) -> list[BaseMessage]:
+    """The messages after this run's own input (earlier turns of the session are not this run's)."""
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].id == run_id:
+            return list(messages[index + 1 :])
+    return list(messages)
+
+
+def attempt_messages(latest: dict[str, Any], anchor: str) -> list[BaseMessage]:
+    """The messages this attempt added: after the anchor, without those already in the state before it
+    started (an earlier attempt of the same run, in a session, left its calls after the same anchor)."""
+    messages = (latest.get("values") or {}).get("messages", [])
+    before = latest.get("before") or ()
+    return [m for m in _new_messages(messages, anchor) if m.id not in before]
+
+
+def new_since_pause(streamed: list[BaseMessage], prefix: list[BaseMessage] | None) -> list[BaseMessage]:
+    """Streamed messages, without the paused call a resume streams again (``prefix`` has it, uncharged)."""
+    if not prefix:
+        return streamed
+    paused = {m.id for m in prefix}
+    return [m for m in streamed if m.id not in paused]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent_runtime.errors import AuthenticationError, ConflictError, SessionNotFoundError
 from agent_runtime.orchestration.middleware.base import AgentMiddleware
@@ -15,7 +17,16 @@ if TYPE_CHECKING:
     from agent_runtime.sessions.manager import SessionManager
     from agent_runtime.sessions.models import Session
 
-__all__ = ["PENDING_KEY", "check_no_pending_run", "open_run_session", "pending_after", "resume_context"]
+__all__ = [
+    "PENDING_KEY",
+    "check_no_pending_run",
+    "open_run_session",
+    "pending_after",
+    "resume_context",
+    "roll_back_turn",
+]
+
+log = logging.getLogger("agent_runtime.sessions")
 
 PENDING_KEY = "pending_run"
 """Session metadata: ``{"run_id", "template"}`` of the run paused for approval in it, until it is answered."""
@@ -115,3 +126,24 @@ async def _authenticate(middlewares: Sequence[AgentMiddleware], credentials: str
         if isinstance(middleware, AuthMiddleware):
             return await middleware.authenticate(credentials)
     raise AuthenticationError("credentials were given but this executor has no auth middleware")
+
+
+async def roll_back_turn(agent: Any, config: dict[str, Any], input_id: str, *, timeout_s: float = 5.0) -> None:
+    """Remove a failed run's turn (its input and what it produced) from the session's checkpoint.
+
+    LangGraph keeps the state of every finished step, so a run that failed between a model call and its
+    tool results would leave a tool call without a result in the conversation, which providers refuse
+    on the next turn; the session's message count is only updated for runs that succeed, too. Best
+    effort: a failure here is logged, and the run's own error is what the caller sees."""
+    from langchain_core.messages import RemoveMessage
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            state = await agent.aget_state(config)
+            messages = list((state.values or {}).get("messages") or ())
+            ids = [str(m.id) for m in messages]
+            if input_id in ids:
+                turn = ids[ids.index(input_id) :]
+                await agent.aupdate_state(config, {"messages": [RemoveMessage(id=i) for i in turn]})
+    except Exception as exc:
+        log.warning("could not remove failed run %s from its session: %s: %s", input_id, type(exc).__name__, exc)

@@ -109,6 +109,8 @@ async def run_to_end(agent: Any, graph_input: Any, config: dict[str, Any], lates
     interrupts: list[Any] = []
     async for mode, chunk in agent.astream(graph_input, config, stream_mode=["updates", "values"]):
         if mode == "values":
+            if "values" not in latest:  # the state as the attempt starts: history and its own input
+                latest["before"] = frozenset(getattr(m, "id", None) for m in chunk.get("messages") or ())
             latest["values"] = chunk
         elif isinstance(chunk, dict) and "__interrupt__" in chunk:
             interrupts.extend(chunk["__interrupt__"])

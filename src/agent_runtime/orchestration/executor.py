@@ -27,12 +27,19 @@ from agent_runtime.errors import (
 )
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._errors import map_error
-from agent_runtime.orchestration._results import attach_steps, message_dict, summarize_messages
+from agent_runtime.orchestration._results import (
+    attach_steps,
+    attempt_messages,
+    message_dict,
+    new_since_pause,
+    summarize_messages,
+)
 from agent_runtime.orchestration._sessions import (
     check_no_pending_run,
     open_run_session,
     pending_after,
     resume_context,
+    roll_back_turn,
 )
 from agent_runtime.orchestration._streaming import StreamControl, run_streaming, run_to_end
 from agent_runtime.orchestration._sync import SyncPortal
@@ -308,7 +315,12 @@ class AgentExecutor:
                 template.name, model=model_name, checkpointer=sessions.checkpointer
             )
             config = {"configurable": {"thread_id": session.key}}
-            result = await self._invoke(context, agent, model_name, timeout_s, config=config, workflow=workflow)
+            try:
+                result = await self._invoke(context, agent, model_name, timeout_s, config=config, workflow=workflow)
+            except Exception:
+                if not workflow and RESUME_KEY not in context.metadata:  # a failed turn leaves no half behind
+                    await roll_back_turn(agent, {"configurable": {"thread_id": session.key}}, context.run_id)
+                raise
             with contextlib.suppress(AgentRuntimeError):
                 if session.metadata.get("implicit") and result.status != "interrupted":
                     # an approval session outlives only a pause
@@ -386,9 +398,10 @@ class AgentExecutor:
                     messages, status, interrupts, steps = await run_streaming(
                         agent, graph_input, context.run_id, config, control, workflow=workflow, collected=streamed
                     )
+                    messages = new_since_pause(messages, prefix)
                 else:
                     state = await run_to_end(agent, graph_input, config, latest)
-                    messages, status = _new_messages(state.get("messages", []), anchor or context.run_id), "completed"
+                    messages, status = attempt_messages(latest, anchor or context.run_id), "completed"
                     interrupts = state.get("__interrupt__")
                     if workflow:
                         steps = state.get("steps")
@@ -397,11 +410,10 @@ class AgentExecutor:
             if flow is not None:
                 flow.failed(error)  # a workflow pays for the steps it finished
             elif "usage" not in error.details:  # the model calls made before the failure were billed
-                spent = streamed or _new_messages(
-                    (latest.get("values") or {}).get("messages", []), anchor or context.run_id
-                )
+                spent = new_since_pause(streamed, prefix) or attempt_messages(latest, anchor or context.run_id)
                 if spent:
-                    error.details["usage"] = summarize_messages(spent, model_name, self.prices)[1]
+                    error.details["usage"] = summarize_messages(spent, model_name, self.prices)[1].model_dump()
+            error.details.setdefault("model", model_name)
             if error is exc:
                 raise
             raise error from exc
@@ -442,14 +454,6 @@ class AgentExecutor:
         if handler is not None:
             result.metadata["callbacks"] = handler.get_summary().to_dict()
         return result
-
-
-def _new_messages(messages: Sequence[BaseMessage], run_id: str) -> list[BaseMessage]:
-    """The messages after this run's own input (earlier turns of the session are not this run's)."""
-    for index in range(len(messages) - 1, -1, -1):
-        if messages[index].id == run_id:
-            return list(messages[index + 1 :])
-    return list(messages)
 
 
 def _interrupt_dict(interrupt: Any) -> dict[str, Any]:

@@ -88,7 +88,8 @@ class WorkflowRun:
             usage = Usage()
             for record in self.finished:
                 usage = usage.add(Usage.model_validate(record["usage"]))
-            error.details["usage"] = usage
+            error.details["usage"] = usage.model_dump()  # JSON-ready: error events and logs carry it
+            error.details["steps"] = [{k: v for k, v in r.items() if k != "output"} for r in self.finished]
             error.details.setdefault("finished_steps", len(self.finished))
 
     async def paused(self, run_id: str, model: str) -> tuple[list[BaseMessage], list[dict[str, Any]]]:

@@ -241,6 +241,7 @@ def compile_workflow(spec: WorkflowSpec | dict[str, Any], factory: AgentFactory)
     compiled = graph.compile(name=spec.name)
     compiled.requires_checkpointer = needs_checkpointer  # type: ignore[attr-defined]
     compiled.step_templates = {s.name: s.template for s in spec.steps}  # type: ignore[attr-defined]
+    compiled.step_inputs = dict(plan.inputs)  # type: ignore[attr-defined]  # for the quota bound
     return compiled
 
 

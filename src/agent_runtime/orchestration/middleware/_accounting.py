@@ -35,7 +35,7 @@ def error_usage(exc: BaseException) -> Usage:
     details: Any = getattr(exc, "details", None)
     raw = details.get("usage") if isinstance(details, dict) else None
     if isinstance(raw, Usage):
-        return raw
+        return raw.model_copy()  # the recorder prices its copy: the error keeps what the executor said
     if isinstance(raw, dict):
         try:
             return Usage.model_validate(raw)
@@ -74,10 +74,13 @@ def failed_result(context: AgentContext, exc: BaseException, usage: Usage) -> Ag
     """A result standing for a run that raised, so usage hooks see failed attempts too."""
     code = exc.code if isinstance(exc, AgentRuntimeError) else "internal_error"
     status = "cancelled" if isinstance(exc, asyncio.CancelledError) or code == "cancelled" else "failed"
+    details: Any = getattr(exc, "details", None) or {}
+    steps = details.get("steps")  # a workflow's finished steps, each priced by its own model
     return AgentResult(
         run_id=context.run_id,
         template=context.template,
-        model=context.model or "unknown",
+        model=str(details.get("model") or context.model or "unknown"),
+        metadata={"steps": steps} if isinstance(steps, list) else {},
         output="",
         status=status,
         session_id=context.session_id,
