@@ -124,3 +124,20 @@ async def test_a_failed_turn_leaves_no_half_in_its_session(runtime: Runtime) -> 
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
     assert history[-1]["content"] == after.output
     assert (await runtime.sessions.get_session("ses_half", tenant="acme")).message_count == 4
+
+
+async def test_an_abandoned_stream_leaves_no_half_in_its_session(runtime: Runtime) -> None:
+    session = {"session_id": "ses_gone", "principal": ACME}
+    first = await runtime.executor.execute_async(
+        AgentContext(input="a haiku about rain", template="stalls", metadata={"create_session": True}, **session)
+    )
+    stream = runtime.executor.execute_stream(AgentContext(input=ASK, template="stalls", **session))
+    async for event in stream:
+        if event.type == "tool_call":  # the model asked for the slow tool: the client goes away
+            break
+    await stream.aclose()
+    history = await runtime.sessions.get_messages("ses_gone", tenant="acme")
+    assert [m["role"] for m in history] == ["user", "assistant"] and history[1]["content"] == first.output
+    assert (await runtime.sessions.get_session("ses_gone", tenant="acme")).message_count == 2
+    (row,) = await runtime.cost_tracker.report(tenant="acme", by="model")
+    assert row.total_tokens > first.usage.total_tokens  # the abandoned call is still charged

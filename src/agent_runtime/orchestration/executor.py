@@ -315,18 +315,22 @@ class AgentExecutor:
                 template.name, model=model_name, checkpointer=sessions.checkpointer
             )
             config = {"configurable": {"thread_id": session.key}}
+            fresh_turn = not workflow and RESUME_KEY not in context.metadata
             try:
                 result = await self._invoke(context, agent, model_name, timeout_s, config=config, workflow=workflow)
             except Exception:
-                if not workflow and RESUME_KEY not in context.metadata:  # a failed turn leaves no half behind
+                if fresh_turn:  # a failed turn leaves no half behind
                     await roll_back_turn(agent, {"configurable": {"thread_id": session.key}}, context.run_id)
                 raise
+            rolled_back = result.status == "cancelled" and fresh_turn  # a stream its consumer abandoned
+            if rolled_back:
+                await roll_back_turn(agent, {"configurable": {"thread_id": session.key}}, context.run_id)
             with contextlib.suppress(AgentRuntimeError):
                 if session.metadata.get("implicit") and result.status != "interrupted":
                     # an approval session outlives only a pause
                     await sessions.delete_session(session.id, tenant=session.tenant)
                     result.session_id = None
-                else:  # this run's input plus what it produced, and whether it now awaits approval
+                elif not rolled_back:  # this run's input plus what it produced, and whether it now awaits approval
                     await sessions.record_run(
                         session.id,
                         tenant=session.tenant,
