@@ -199,11 +199,10 @@ def _estimate(context: AgentContext, factory: AgentFactory, costs: CostTracker) 
     if not steps:
         return _bound(context, factory, costs, template, context.input, 0)
     longest = {name: step.max_output_tokens for name, step, _ in steps}
-    bounds = [
-        _bound(context, factory, costs, step, render_input(text, context.input, {}), sum(longest[r] for r in reads))
-        for _, step, text in steps
-        for reads in [placeholders(text)]
-    ]
+    bounds = []
+    for _, step, text in steps:
+        carried = sum(longest[name] for name in placeholders(text))
+        bounds.append(_bound(context, factory, costs, step, render_input(text, context.input, {}), carried))
     return CostEstimate(sum(b.tokens for b in bounds), sum(b.cost_usd for b in bounds))
 
 

@@ -140,16 +140,12 @@ class AgentResult(BaseModel):
         for record in self.metadata.get("steps") or ():
             model, usage = str(record.get("model") or self.model), Usage.model_validate(record.get("usage") or {})
             split[model] = split.get(model, Usage()).add(usage)
-        assigned = sum(u.total_tokens for u in split.values())
-        if assigned == 0:
+        assigned = Usage()
+        for usage in split.values():
+            assigned = assigned.add(usage)
+        if assigned.total_tokens == 0:
             return {self.model: self.usage}
-        rest = Usage(
-            input_tokens=self.usage.input_tokens - sum(u.input_tokens for u in split.values()),
-            output_tokens=self.usage.output_tokens - sum(u.output_tokens for u in split.values()),
-            total_tokens=self.usage.total_tokens - assigned,
-            cached_tokens=self.usage.cached_tokens - sum(u.cached_tokens for u in split.values()),
-            cost_usd=self.usage.cost_usd - sum(u.cost_usd for u in split.values()),
-        )
+        rest = Usage(**{name: getattr(self.usage, name) - getattr(assigned, name) for name in Usage.model_fields})
         counts = (rest.input_tokens, rest.output_tokens, rest.cached_tokens)
         if min(counts) >= 0 and (rest.input_tokens or rest.output_tokens):  # never a negative row
             rest.cost_usd = max(rest.cost_usd, 0.0)

@@ -17,15 +17,14 @@ from pathlib import Path
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext
-from tests.workflows.conftest import PRINCIPAL, gated_template, recording_tool, register_release
+from tests.workflows.conftest import PRINCIPAL, register_gated, register_release
 
 
 async def main(data_dir: str, calls_file: str, action: str, arg: str, extra: str | None) -> None:
     settings = Settings(state_backend="sqlite", data_dir=Path(data_dir))
     runtime = await Runtime.create(settings, with_event_bus=False)
     try:
-        runtime.factory.register_tool(recording_tool(Path(calls_file)))
-        runtime.factory.register_template(gated_template())
+        register_gated(runtime.factory, Path(calls_file))
         register_release(runtime.factory)
         if action == "start":
             result = await runtime.executor.execute_async(

@@ -36,6 +36,12 @@ def gated_template(tool: str = "publish") -> dict[str, object]:
     }
 
 
+def register_gated(factory: AgentFactory, calls_file: Path) -> None:
+    """The ``publish`` tool (recording its calls in ``calls_file``) and the ``gated`` template asking before it."""
+    factory.register_tool(recording_tool(calls_file))
+    factory.register_template(gated_template())
+
+
 def register_release(factory: AgentFactory, post_template: str = "gated", name: str = "release") -> None:
     """A two-step workflow: ``draft`` (writer), then ``post``, which asks ``post_template`` to publish."""
     register_workflow_spec(

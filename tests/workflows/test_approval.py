@@ -10,7 +10,7 @@ import pytest
 from agent_runtime.errors import AuthenticationError, ConflictError, SessionNotFoundError, ValidationError
 from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.types import AgentContext, AgentResult, Principal
-from tests.workflows.conftest import PRINCIPAL, ctx, gated_template, recording_tool, register_release
+from tests.workflows.conftest import PRINCIPAL, ctx, register_gated, register_release
 
 ROOT = Path(__file__).resolve().parents[2]
 ASK = 'use publish {"text": "launch"}'
@@ -75,8 +75,7 @@ def test_interrupt_resumed_in_another_process(
 
 async def test_edit_in_a_named_session_and_no_second_resume(executor: AgentExecutor, tmp_path: Path) -> None:
     calls = tmp_path / "calls.txt"
-    executor.factory.register_tool(recording_tool(calls))
-    executor.factory.register_template(gated_template())
+    register_gated(executor.factory, calls)
     context = ctx(ASK, "gated", session_id="ses_review", metadata={"create_session": True})
     paused = await executor.execute_async(context)
     assert paused.status == "interrupted" and paused.metadata["resume_id"] == "ses_review"
@@ -95,8 +94,7 @@ async def test_edit_in_a_named_session_and_no_second_resume(executor: AgentExecu
 
 async def test_a_workflow_step_waits_for_approval(executor: AgentExecutor, tmp_path: Path) -> None:
     calls = tmp_path / "calls.txt"
-    executor.factory.register_tool(recording_tool(calls))
-    executor.factory.register_template(gated_template())
+    register_gated(executor.factory, calls)
     register_release(executor.factory)
     paused = await executor.execute_async(ctx("a haiku about spring", "release"))
     assert paused.status == "interrupted" and [s["step"] for s in paused.metadata["steps"]] == ["draft", "post"]
@@ -121,8 +119,7 @@ async def test_resume_with_credentials_finds_the_session_of_their_tenant(tmp_pat
     sessions = SessionManager(MemorySessionStore())
     executor = AgentExecutor(AgentFactory(), middlewares=[AuthMiddleware(keys)], session_manager=sessions)
     calls = tmp_path / "calls.txt"
-    executor.factory.register_tool(recording_tool(calls))
-    executor.factory.register_template(gated_template())
+    register_gated(executor.factory, calls)
     await sessions.create_session("local", session_id="ses_review", template="writer")  # tenant "default"
     paused = await executor.execute_async(
         AgentContext(

@@ -14,7 +14,7 @@ from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.sessions.manager import SessionManager
 from agent_runtime.sessions.sqlite import SqliteSessionStore
 from agent_runtime.settings import LimitSettings, Settings
-from tests.workflows.conftest import PRINCIPAL, ctx, gated_template, recording_tool, register_release
+from tests.workflows.conftest import PRINCIPAL, ctx, register_gated, register_release
 
 ASK = 'use publish {"text": "launch"}'
 
@@ -25,8 +25,7 @@ def _calls(path: Path) -> list[str]:
 
 async def test_a_pending_approval_blocks_new_runs_of_its_session(executor: AgentExecutor, tmp_path: Path) -> None:
     calls = tmp_path / "calls.txt"
-    executor.factory.register_tool(recording_tool(calls))
-    executor.factory.register_template(gated_template())
+    register_gated(executor.factory, calls)
     first = await executor.execute_async(ctx(ASK, "gated", session_id="ses_shared", metadata={"create_session": True}))
     assert first.status == "interrupted"
     with pytest.raises(ConflictError, match="waiting for approval") as refused:
@@ -43,8 +42,7 @@ async def test_a_pending_approval_blocks_new_runs_of_its_session(executor: Agent
 async def test_resume_uses_the_template_that_paused(executor: AgentExecutor, tmp_path: Path) -> None:
     """A session created for one template can hold a paused run of another: the resume runs that one."""
     calls = tmp_path / "calls.txt"
-    executor.factory.register_tool(recording_tool(calls))
-    executor.factory.register_template(gated_template())
+    register_gated(executor.factory, calls)
     sessions = executor.session_manager
     assert sessions is not None
     await sessions.create_session("ann", tenant="acme", template="writer", session_id="ses_mixed")
@@ -60,8 +58,7 @@ async def test_an_unanswered_approval_expires_after_its_ttl(tmp_path: Path) -> N
     settings = Settings(data_dir=tmp_path, limits=LimitSettings(approval_ttl_s=0.3))
     factory = AgentFactory(settings)
     calls = tmp_path / "calls.txt"
-    factory.register_tool(recording_tool(calls))
-    factory.register_template(gated_template())
+    register_gated(factory, calls)
     sessions = SessionManager(SqliteSessionStore(tmp_path / "sessions.sqlite3"), ttl_s=3600)
     executor = AgentExecutor(factory, session_manager=sessions)
     try:
@@ -82,8 +79,7 @@ async def test_an_unanswered_approval_expires_after_its_ttl(tmp_path: Path) -> N
 
 async def test_a_paused_step_is_charged_once_by_the_run_that_paused(executor: AgentExecutor, tmp_path: Path) -> None:
     calls = tmp_path / "calls.txt"
-    executor.factory.register_tool(recording_tool(calls))
-    executor.factory.register_template(gated_template())
+    register_gated(executor.factory, calls)
     register_release(executor.factory)
     paused = await executor.execute_async(ctx("a haiku about spring", "release"))
     assert paused.status == "interrupted"

@@ -10,7 +10,7 @@ import pytest
 from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.types import AgentResult
 from agent_runtime.workflows import register_workflow_spec
-from tests.workflows.conftest import PRINCIPAL, ctx, gated_template, recording_tool
+from tests.workflows.conftest import PRINCIPAL, ctx, register_gated
 
 
 def _calls(path: Path) -> list[str]:
@@ -28,8 +28,7 @@ async def _resume(executor: AgentExecutor, resume_id: str, mode: str) -> AgentRe
 def _register(executor: AgentExecutor, calls: Path, name: str, steps: list[dict[str, object]]) -> None:
     """``name`` with ``post`` gated, and ``<name>_free`` with the same steps and nothing gated."""
     factory = executor.factory
-    factory.register_tool(recording_tool(calls))
-    factory.register_template(gated_template())
+    register_gated(factory, calls)
     factory.register_template({"name": "free", "tools": ["publish"]})
     register_workflow_spec(factory, {"name": name, "steps": steps})
     free = [{**s, "template": "free"} if s["template"] == "gated" else s for s in steps]
@@ -98,8 +97,7 @@ async def test_a_streamed_resume_pays_what_an_awaited_resume_pays(executor: Agen
     """A resumed stream shows the paused call again (LangChain re-emits it); it was charged by the run
     that paused, so it is neither charged nor listed twice."""
     calls = tmp_path / "calls.txt"
-    executor.factory.register_tool(recording_tool(calls))
-    executor.factory.register_template(gated_template())
+    register_gated(executor.factory, calls)
     results = {}
     for mode in ("async", "stream"):
         paused = await executor.execute_async(ctx('use publish {"text": "notes"}', "gated"))

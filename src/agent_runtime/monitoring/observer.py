@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.monitoring.metrics import RuntimeMetrics
-from agent_runtime.types import AgentContext, AgentResult, ToolCallRecord, Usage
+from agent_runtime.orchestration.middleware._accounting import error_usage, failed_result, result_tokens
+from agent_runtime.types import AgentContext, AgentResult, ToolCallRecord
 
 __all__ = ["MetricsObserver"]
 
@@ -23,19 +24,10 @@ class MetricsObserver:
     def run_failed(self, context: AgentContext, error: AgentRuntimeError, duration_s: float) -> None:
         self.metrics.run_finished(context.template)
         self.metrics.run_failed(context.template, error.code, duration_s)
-        spent = error.details.get("usage")
-        if isinstance(spent, dict):  # the model calls made before the failure
-            usage = Usage.model_validate(spent)
-            split = AgentResult(
-                run_id=context.run_id,
-                template=context.template,
-                model=str(error.details.get("model") or context.model or "unknown"),
-                output="",
-                usage=usage,
-                metadata={"steps": error.details.get("steps") or []},
-            ).usage_by_model()
-            for model, part in split.items():
-                self.metrics.observe_spend(model, part, context.tenant)
+        spent = error_usage(error)  # the model calls made before the failure, by the model of each
+        if result_tokens(spent):
+            for model, usage in failed_result(context, error, spent).usage_by_model().items():
+                self.metrics.observe_spend(model, usage, context.tenant)
         if error.code == "rate_limited":
             self.metrics.ratelimit_rejected(str(error.details.get("scope", "request")))
         elif error.code == "quota_exceeded":

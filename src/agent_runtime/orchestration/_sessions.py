@@ -128,7 +128,7 @@ async def _authenticate(middlewares: Sequence[AgentMiddleware], credentials: str
     raise AuthenticationError("credentials were given but this executor has no auth middleware")
 
 
-async def roll_back_turn(agent: Any, config: dict[str, Any], input_id: str, *, timeout_s: float = 5.0) -> None:
+async def roll_back_turn(agent: Any, thread_id: str, input_id: str, *, timeout_s: float = 5.0) -> None:
     """Remove a failed run's turn (its input and what it produced) from the session's checkpoint.
 
     LangGraph keeps the state of every finished step, so a run that failed between a model call and its
@@ -137,6 +137,7 @@ async def roll_back_turn(agent: Any, config: dict[str, Any], input_id: str, *, t
     effort: a failure here is logged, and the run's own error is what the caller sees."""
     from langchain_core.messages import RemoveMessage
 
+    config = {"configurable": {"thread_id": thread_id}}
     try:
         async with asyncio.timeout(timeout_s):
             state = await agent.aget_state(config)

@@ -301,7 +301,7 @@ class AgentExecutor:
         model_name = self.factory.model_for(template, context.model)
         timeout_s = context.timeout_s or template.timeout_s or self.settings.limits.run_timeout_s
         context.deadline = time.monotonic() + timeout_s
-        workflow = template.workflow is not None
+        workflow = template.workflow  # the name of the workflow this template runs, if any
         if context.session_id is None and not ((template.middleware or workflow) and self._can_pause(template)):
             agent = self.factory.create_from_template(template.name, model=model_name)
             return await self._invoke(context, agent, model_name, timeout_s, config={}, workflow=workflow)
@@ -320,11 +320,11 @@ class AgentExecutor:
                 result = await self._invoke(context, agent, model_name, timeout_s, config=config, workflow=workflow)
             except Exception:
                 if fresh_turn:  # a failed turn leaves no half behind
-                    await roll_back_turn(agent, {"configurable": {"thread_id": session.key}}, context.run_id)
+                    await roll_back_turn(agent, session.key, context.run_id)
                 raise
             rolled_back = result.status == "cancelled" and fresh_turn  # a stream its consumer abandoned
             if rolled_back:
-                await roll_back_turn(agent, {"configurable": {"thread_id": session.key}}, context.run_id)
+                await roll_back_turn(agent, session.key, context.run_id)
             with contextlib.suppress(AgentRuntimeError):
                 if session.metadata.get("implicit") and result.status != "interrupted":
                     # an approval session outlives only a pause
@@ -351,8 +351,7 @@ class AgentExecutor:
 
         return template_needs_checkpointer(self.factory, template)
 
-    def _workflow_run(self, graph: Any, config: dict[str, Any], context: AgentContext) -> WorkflowRun:
-        workflow = self.factory.get_template(context.template).workflow or ""
+    def _workflow_run(self, graph: Any, config: dict[str, Any], context: AgentContext, workflow: str) -> WorkflowRun:
         if context.model is not None:  # the run-level model override, for every step
             config["metadata"]["model_override"] = context.model
         step_templates = getattr(self.factory.workflows.get(workflow), "step_templates", {})
@@ -366,7 +365,7 @@ class AgentExecutor:
         timeout_s: float,
         *,
         config: dict[str, Any],
-        workflow: bool = False,
+        workflow: str | None = None,
     ) -> AgentResult:
         handler = (
             AgentCallbackHandler(max_events=self.settings.limits.max_events_per_run) if self.collect_events else None
@@ -377,7 +376,7 @@ class AgentExecutor:
             config["metadata"] = {"run_id": context.run_id, "template": context.template}
         if handler is not None:
             config["callbacks"] = [handler]
-        flow = self._workflow_run(agent, config, context) if workflow else None
+        flow = self._workflow_run(agent, config, context, workflow) if workflow else None
         resume = context.metadata.get(RESUME_KEY)
         if isinstance(resume, ResumeRequest):
             graph_input, anchor, prefix = await resume_input(agent, config, resume)
@@ -400,7 +399,13 @@ class AgentExecutor:
             async with asyncio.timeout(timeout_s):
                 if control is not None:
                     messages, status, interrupts, steps = await run_streaming(
-                        agent, graph_input, context.run_id, config, control, workflow=workflow, collected=streamed
+                        agent,
+                        graph_input,
+                        context.run_id,
+                        config,
+                        control,
+                        workflow=flow is not None,
+                        collected=streamed,
                     )
                     messages = new_since_pause(messages, prefix)
                 else:

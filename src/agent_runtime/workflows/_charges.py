@@ -95,15 +95,27 @@ class WorkflowRun:
     async def paused(self, run_id: str, model: str) -> tuple[list[BaseMessage], list[dict[str, Any]]]:
         """After a run paused: the paused steps' new messages (for the run's usage and tool calls) and one
         ``interrupted`` step record each, so the per-step records still add up to the run's usage."""
-        return await paused_usage(
-            self.graph,
-            self.config,
-            run_id=run_id,
-            charged=self.charged,
-            model=model,
-            prices=self.prices,
-            step_templates=self.step_templates,
-        )
+        messages: list[BaseMessage] = []
+        records: list[dict[str, Any]] = []
+        for step, step_messages in await _paused_steps(self.graph, self.config):
+            new = [m for m in step_messages if str(m.id) not in self.charged and not isinstance(m, HumanMessage)]
+            answered = next((str(m.response_metadata["model_name"]) for m in new if _answered_by(m)), model)
+            _, usage, calls = summarize_messages(new, answered, self.prices)
+            messages += new
+            records.append(
+                {
+                    "run_id": run_id,
+                    "step": step,
+                    "template": self.step_templates.get(step, step),
+                    "model": answered,
+                    "output": "",
+                    "status": "interrupted",
+                    "usage": usage.model_dump(),
+                    "tool_calls": len(calls),
+                    "duration_ms": 0.0,
+                }
+            )
+        return messages, records
 
 
 async def _paused_steps(
@@ -130,39 +142,6 @@ def strip_charged(messages: list[BaseMessage], charged: frozenset[str] | None) -
     if not charged:
         return messages
     return [m.model_copy(update={"usage_metadata": None}) if str(m.id) in charged else m for m in messages]
-
-
-async def paused_usage(
-    graph: Any,
-    config: dict[str, Any],
-    *,
-    run_id: str,
-    charged: frozenset[str],
-    model: str,
-    prices: PriceTable,
-    step_templates: dict[str, str],
-) -> tuple[list[BaseMessage], list[dict[str, Any]]]:
-    messages: list[BaseMessage] = []
-    records: list[dict[str, Any]] = []
-    for step, step_messages in await _paused_steps(graph, config):
-        new = [m for m in step_messages if str(m.id) not in charged and not isinstance(m, HumanMessage)]
-        answered = next((str(m.response_metadata["model_name"]) for m in new if _answered_by(m)), model)
-        _, usage, calls = summarize_messages(new, answered, prices)
-        messages += new
-        records.append(
-            {
-                "run_id": run_id,
-                "step": step,
-                "template": step_templates.get(step, step),
-                "model": answered,
-                "output": "",
-                "status": "interrupted",
-                "usage": usage.model_dump(),
-                "tool_calls": len(calls),
-                "duration_ms": 0.0,
-            }
-        )
-    return messages, records
 
 
 def _answered_by(message: BaseMessage) -> bool:
