@@ -11,25 +11,34 @@ blocking the loop while another process holds the write lock (bounded by its bus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from agent_runtime.errors import BackendError
 
-__all__ = ["connect_sqlite", "connect_sqlite_inline", "sqlite_errors", "sqlite_ping"]
+__all__ = ["connect_sqlite", "connect_sqlite_inline", "sqlite_errors", "sqlite_ping", "sqlite_transaction"]
 
 
 async def connect_sqlite(path: Path | str, schema: str = "") -> Any:
     """An ``aiosqlite`` connection in WAL mode that waits up to 5 s for a lock held by another process,
-    with ``schema`` (``CREATE ... IF NOT EXISTS`` statements) applied."""
+    with ``schema`` (``CREATE ... IF NOT EXISTS`` statements) applied.
+
+    It is in autocommit mode: a statement outside ``sqlite_transaction`` commits by itself. With
+    sqlite3's default (an implicit deferred ``BEGIN`` before each write) a write that failed with
+    "database is locked" left the connection inside that transaction, on a stale WAL snapshot, so
+    every later write on it failed at once (``SQLITE_BUSY_SNAPSHOT``) until the process restarted.
+    """
     import aiosqlite
 
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = await aiosqlite.connect(str(path), timeout=5.0)
+        conn = await aiosqlite.connect(str(path), timeout=5.0, isolation_level=None)
         await conn.execute("PRAGMA busy_timeout=5000")
         await _enable_wal(conn)
         await conn.execute("PRAGMA synchronous=NORMAL")
@@ -76,6 +85,27 @@ async def _enable_wal(conn: Any) -> None:
             if "locked" not in str(exc) or attempt == 49:
                 raise
             await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def sqlite_transaction(conn: Any, operation: str) -> AsyncIterator[Any]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` on an autocommit ``connect_sqlite`` connection, rolled back on any
+    error or cancellation so the connection never stays inside a transaction.
+
+    IMMEDIATE takes the write lock up front, so a busy database is waited for (busy timeout) instead
+    of failing when a read would have to be upgraded to a write on an outdated snapshot. The caller
+    serialises transactions on one connection (an ``asyncio.Lock``): statements of two tasks would
+    otherwise share the transaction."""
+    async with sqlite_errors(operation):
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            await conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await asyncio.shield(conn.execute("ROLLBACK"))
+            raise
 
 
 class sqlite_errors:  # noqa: N801 - used as a context manager, reads like one
