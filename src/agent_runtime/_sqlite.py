@@ -21,7 +21,14 @@ from typing import Any
 
 from agent_runtime.errors import BackendError
 
-__all__ = ["connect_sqlite", "connect_sqlite_inline", "sqlite_errors", "sqlite_ping", "sqlite_transaction"]
+__all__ = [
+    "connect_sqlite",
+    "connect_sqlite_inline",
+    "sqlite_errors",
+    "sqlite_fetch",
+    "sqlite_ping",
+    "sqlite_transaction",
+]
 
 
 async def connect_sqlite(path: Path | str, schema: str = "") -> Any:
@@ -128,7 +135,17 @@ class sqlite_errors:  # noqa: N801 - used as a context manager, reads like one
             raise BackendError(f"SQLite failed during {self.operation}: {exc}") from exc
 
 
+async def sqlite_fetch(conn: Any, operation: str, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    """All rows of a read outside a transaction, stepped to the end in one hop to aiosqlite's thread.
+
+    A cursor read row by row (``fetchone`` then an ``await``) keeps its statement, and so a WAL
+    read snapshot, open on the shared connection; a write another task runs on that connection in
+    the meantime then fails at once with "database is locked" (``SQLITE_BUSY_SNAPSHOT``, no busy
+    wait) whenever another connection committed since the snapshot was taken."""
+    async with sqlite_errors(operation):
+        return list(await conn.execute_fetchall(sql, args))
+
+
 async def sqlite_ping(conn: Any, operation: str) -> None:
     """``SELECT 1`` on ``conn``: the readiness probe of an SQLite backend."""
-    async with sqlite_errors(operation), conn.execute("SELECT 1") as cur:
-        await cur.fetchone()
+    await sqlite_fetch(conn, operation, "SELECT 1")

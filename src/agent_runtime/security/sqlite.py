@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_ping
+from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_fetch, sqlite_ping
 from agent_runtime.security.base import KeyStore
 from agent_runtime.security.keys import ApiKey
 
@@ -45,14 +45,12 @@ class SQLiteKeyStore(KeyStore):
                 "ON CONFLICT (key_id) DO UPDATE SET tenant = excluded.tenant, record = excluded.record",
                 (key.key_id, key.tenant, self.encode(key)),
             )
-            await db.commit()
 
     async def get(self, key_id: str) -> ApiKey | None:
         db = await self._db()
         sql = "SELECT record FROM api_keys WHERE key_id = ?"
-        async with sqlite_errors("keys.get"), db.execute(sql, (key_id,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else self.decode(row[0])
+        rows = await sqlite_fetch(db, "keys.get", sql, (key_id,))
+        return self.decode(rows[0][0]) if rows else None
 
     async def list(self, tenant: str | None = None) -> list[ApiKey]:
         db = await self._db()
@@ -60,8 +58,7 @@ class SQLiteKeyStore(KeyStore):
         query, args = "SELECT record FROM api_keys", ()
         if tenant is not None:
             query, args = query + " WHERE tenant = ?", (tenant,)
-        async with sqlite_errors("keys.list"), db.execute(query, args) as cur:
-            rows = await cur.fetchall()
+        rows = await sqlite_fetch(db, "keys.list", query, args)
         return [self.decode(row[0]) for row in rows]
 
     async def ping(self) -> None:

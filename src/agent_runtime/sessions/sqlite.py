@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from agent_runtime._sqlite import connect_sqlite, sqlite_errors
+from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_fetch, sqlite_transaction
 from agent_runtime.errors import ConflictError, QuotaExceededError
 from agent_runtime.sessions.base import SessionStore
 from agent_runtime.sessions.models import Session, decode_session, encode_session, try_decode_session
@@ -70,19 +70,12 @@ class SqliteSessionStore(SessionStore):
         """One write transaction at a time per process; BEGIN IMMEDIATE excludes other processes."""
         db = await self._db()
         assert self._write_lock is not None
-        async with self._write_lock, sqlite_errors(operation):
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.rollback()
-                raise
-            await db.commit()
+        async with self._write_lock, sqlite_transaction(db, operation):
+            yield db
 
     async def _one(self, operation: str, sql: str, args: tuple[Any, ...]) -> Any:
-        db = await self._db()
-        async with sqlite_errors(operation), db.execute(sql, args) as cur:
-            return await cur.fetchone()
+        rows = await sqlite_fetch(await self._db(), operation, sql, args)
+        return rows[0] if rows else None
 
     async def create(self, session: Session, *, max_per_user: int | None) -> None:
         now = time.time()
@@ -125,11 +118,10 @@ class SqliteSessionStore(SessionStore):
     async def _write(self, operation: str, sql: str, args: tuple[Any, ...]) -> int:
         db = await self._db()
         assert self._write_lock is not None
-        async with self._write_lock, sqlite_errors(operation):
+        async with self._write_lock, sqlite_errors(operation):  # one autocommit statement
             cur = await db.execute(sql, args)
             count: int = cur.rowcount
             await cur.close()
-            await db.commit()
         return count
 
     async def update(self, session: Session) -> bool:
@@ -148,13 +140,11 @@ class SqliteSessionStore(SessionStore):
         return found
 
     async def list_for_user(self, tenant: str, user_id: str, now: float) -> list[Session]:
-        db = await self._db()
         sql = (
             "SELECT id, data FROM ar_sessions WHERE tenant = ? AND user_id = ? AND expires_at > ? "
             "ORDER BY created_at DESC"
         )
-        async with sqlite_errors("sessions.list"), db.execute(sql, (tenant, user_id, now)) as cur:
-            rows = await cur.fetchall()
+        rows = await sqlite_fetch(await self._db(), "sessions.list", sql, (tenant, user_id, now))
         return [s for row in rows if (s := try_decode_session(row[0], row[1])) is not None]
 
     async def pop_expired(self, now: float) -> list[str]:

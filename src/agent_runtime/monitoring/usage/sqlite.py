@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_ping
+from agent_runtime._sqlite import connect_sqlite, sqlite_fetch, sqlite_ping, sqlite_transaction
 from agent_runtime.monitoring.usage.base import UsageQuery, UsageRecord, UsageStore
 
 __all__ = ["MAX_BACKLOG", "SqliteUsageStore"]
@@ -156,14 +156,8 @@ class SqliteUsageStore(UsageStore):
         for attempt, pause in enumerate((0.05, 0.25, 1.0, None)):
             try:
                 conn = await self._connection()
-                async with sqlite_errors("usage.add"):
-                    try:
-                        await conn.executemany(_UPSERT, rows)
-                        await conn.commit()
-                    except BaseException:
-                        with contextlib.suppress(Exception):
-                            await conn.rollback()
-                        raise
+                async with sqlite_transaction(conn, "usage.add"):
+                    await conn.executemany(_UPSERT, rows)
                 return
             except Exception as exc:
                 if pause is None:
@@ -198,8 +192,7 @@ class SqliteUsageStore(UsageStore):
             where.append("day <= ?")
             params.append(query.until.isoformat())
         sql = "SELECT * FROM usage_ledger" + (" WHERE " + " AND ".join(where) if where else "")
-        async with sqlite_errors("usage.scan"), conn.execute(sql, params) as cursor:
-            rows = await cursor.fetchall()
+        rows = await sqlite_fetch(conn, "usage.scan", sql, tuple(params))
         return [
             UsageRecord(
                 tenant=row["tenant"],

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_ping
+from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_fetch, sqlite_ping, sqlite_transaction
 from agent_runtime.orchestration.runs.base import ABANDONED_RETENTION_S, ChargePolicy, RunRecord, RunStore
 
 __all__ = ["SQLiteRunStore"]
@@ -39,9 +39,8 @@ class SQLiteRunStore(RunStore):
     async def _write(self, operation: str, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         async with self._lock:
             db = await self._db()
-            async with sqlite_errors(operation):
+            async with sqlite_transaction(db, operation):
                 await db.executemany(sql, rows)
-                await db.commit()
 
     async def start_many(self, records: Sequence[RunRecord]) -> None:
         sql = "INSERT OR REPLACE INTO runs (key, status, heartbeat_at, record) VALUES (?, 'running', ?, ?)"
@@ -55,9 +54,8 @@ class SQLiteRunStore(RunStore):
             db = await self._db()
             async with sqlite_errors("runs.finish"):
                 sql = f"DELETE FROM runs WHERE status = 'running' AND key IN ({marks}) RETURNING key"
-                async with db.execute(sql, tuple(keys)) as cur:
+                async with db.execute(sql, tuple(keys)) as cur:  # one autocommit statement
                     deleted = {row[0] for row in await cur.fetchall()}
-                await db.commit()
                 gone = [key for key in keys if key not in deleted]
                 if not gone:
                     return {}
@@ -78,36 +76,31 @@ class SQLiteRunStore(RunStore):
     ) -> list[RunRecord]:
         async with self._lock:
             db = await self._db()
-            async with sqlite_errors("runs.claim"):
-                await db.execute("BEGIN IMMEDIATE")  # another process reaping waits, then sees them claimed
-                try:
-                    sql = "SELECT key, heartbeat_at, record FROM runs WHERE status = 'running' AND heartbeat_at < ?"
-                    async with db.execute(sql + " LIMIT ?", (cutoff, limit)) as cur:
-                        rows = await cur.fetchall()
-                    records = []
-                    for key, heartbeat_at, raw in rows:
-                        record = RunRecord.from_json(raw)
-                        record.status, record.heartbeat_at, record.charge = "abandoned", heartbeat_at, charge
-                        records.append(record)
-                        await db.execute(
-                            "UPDATE runs SET status = 'abandoned', heartbeat_at = ?, record = ? WHERE key = ?",
-                            (now, record.to_json(), key),
-                        )
+            # BEGIN IMMEDIATE: another process reaping waits, then sees them claimed
+            async with sqlite_transaction(db, "runs.claim"):
+                sql = "SELECT key, heartbeat_at, record FROM runs WHERE status = 'running' AND heartbeat_at < ?"
+                async with db.execute(sql + " LIMIT ?", (cutoff, limit)) as cur:
+                    rows = await cur.fetchall()
+                records = []
+                for key, heartbeat_at, raw in rows:
+                    record = RunRecord.from_json(raw)
+                    record.status, record.heartbeat_at, record.charge = "abandoned", heartbeat_at, charge
+                    records.append(record)
                     await db.execute(
-                        "DELETE FROM runs WHERE status = 'abandoned' AND heartbeat_at < ?",
-                        (now - ABANDONED_RETENTION_S,),
+                        "UPDATE runs SET status = 'abandoned', heartbeat_at = ?, record = ? WHERE key = ?",
+                        (now, record.to_json(), key),
                     )
-                except BaseException:
-                    await db.rollback()
-                    raise
-                await db.commit()
+                await db.execute(
+                    "DELETE FROM runs WHERE status = 'abandoned' AND heartbeat_at < ?",
+                    (now - ABANDONED_RETENTION_S,),
+                )
         return records
 
     async def get(self, key: str) -> RunRecord | None:
         async with self._lock:
             db = await self._db()
-            async with sqlite_errors("runs.get"), db.execute("SELECT record FROM runs WHERE key = ?", (key,)) as cur:
-                row = await cur.fetchone()
+            rows = await sqlite_fetch(db, "runs.get", "SELECT record FROM runs WHERE key = ?", (key,))
+            row = rows[0] if rows else None
         return None if row is None else RunRecord.from_json(row[0])
 
     async def ping(self) -> None:
