@@ -97,6 +97,8 @@ class AgentContext(BaseModel):
     """Absolute ``time.monotonic()`` deadline, derived from ``timeout_s`` when the run starts."""
     attempt: int = 1
     streaming: bool = False
+    coalesce_tokens: bool = False
+    """Streaming: send the tokens that queued up behind a slow consumer as one event (see StreamControl)."""
     state: dict[str, Any] = Field(default_factory=dict, exclude=True)
     """Per-run scratch space for middlewares (reservations, timers); not part of the public model."""
 

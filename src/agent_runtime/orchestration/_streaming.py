@@ -60,9 +60,15 @@ class StreamControl:
             await self.queue.put(item)
 
     # -- consumer side ------------------------------------------------------------------------------
-    async def events(self, run_id: str) -> AsyncIterator[StreamEvent]:
+    async def events(self, run_id: str, *, coalesce: bool = False) -> AsyncIterator[StreamEvent]:
+        """The run's events in order. With ``coalesce`` the token events already waiting in the queue
+        behind a token (of the same step) go out as one: a consumer that keeps up still gets every
+        token alone, one that falls behind (a busy worker, a slow client) catches up in a few events
+        instead of paying the per-event cost for each token. Nothing waits for more tokens."""
+        held: tuple[str, Any] | None = None
         while True:
-            kind, payload = await self.queue.get()
+            kind, payload = held if held is not None else await self.queue.get()
+            held = None
             if kind == "final":
                 yield StreamEvent(type="final", run_id=run_id, data=payload.model_dump(mode="json"))
                 return
@@ -70,7 +76,25 @@ class StreamControl:
                 yield StreamEvent(type="error", run_id=run_id, data=payload.to_dict()["error"])
                 return
             self.emitted = True
+            if coalesce and payload.type == "token" and not self.queue.empty():
+                payload, held = self._merge_waiting_tokens(payload)
             yield payload
+
+    def _merge_waiting_tokens(self, first: StreamEvent) -> tuple[StreamEvent, tuple[str, Any] | None]:
+        parts = [first.text]
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            kind, event = item
+            if kind != "event" or event.type != "token" or event.step != first.step:
+                return self._merged(first, parts), item
+            parts.append(event.text)
+        return self._merged(first, parts), None
+
+    @staticmethod
+    def _merged(first: StreamEvent, parts: list[str]) -> StreamEvent:
+        if len(parts) == 1:
+            return first
+        return first.model_copy(update={"data": {**first.data, "text": "".join(parts), "tokens": len(parts)}})
 
     async def finish(self, task: asyncio.Task[None]) -> None:
         """Called when the consumer stops, normally or not: let the run end and wait for it (bounded)."""

@@ -151,7 +151,7 @@ class AgentExecutor:
             task = asyncio.create_task(control.drive(self._observed(attempt_context)))
             retry_error: AgentRuntimeError | None = None
             try:
-                async for event in control.events(attempt_context.run_id):
+                async for event in control.events(attempt_context.run_id, coalesce=context.coalesce_tokens):
                     error = control.error
                     retriable = error is not None and error.retriable and not control.emitted
                     if (

@@ -144,6 +144,13 @@ class RunRequest(BaseModel):
         description="Model override; anything but `offline` needs the `models:override` scope.",
     )
     stream: bool = Field(default=False, description="Answer with a `text/event-stream` of typed events.")
+    stream_coalesce: bool = Field(
+        default=True,
+        description=(
+            "Streaming: tokens that queued up while the client or the worker was behind go out as one `token` "
+            "event (its `tokens` field counts them); `false` sends one event per token."
+        ),
+    )
     timeout_s: float | None = Field(default=None, ge=0.1, le=3600, description="Tighter run timeout (504 past it).")
     metadata: dict[str, Any] = Field(default_factory=dict)
 

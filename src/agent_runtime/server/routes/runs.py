@@ -61,6 +61,7 @@ def build_context(
     timeout_s: float | None = None,
     create_session: bool = False,
     client_metadata: dict[str, Any] | None = None,
+    coalesce_tokens: bool = True,
 ) -> AgentContext:
     """The run's context: identity from the token only; request metadata kept apart under ``client``."""
     check_model_override(runtime, principal, model)
@@ -77,6 +78,7 @@ def build_context(
         metadata=metadata,
         timeout_s=min(timeout_s, limit) if timeout_s is not None else None,
         request_id=request_id(request),
+        coalesce_tokens=coalesce_tokens,
     )
 
 
@@ -173,6 +175,7 @@ async def create_run(body: RunRequest, request: Request, principal: CurrentPrinc
         model=body.model,
         timeout_s=body.timeout_s,
         client_metadata=body.metadata,
+        coalesce_tokens=body.stream_coalesce,
     )
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
