@@ -178,8 +178,8 @@ class SessionManager:
         """
         key = _key(tenant, session_id)
         raw = encode_checkpoint(session_id, data, self.max_checkpoint_bytes)
-        if user_id is not None:  # theirs? (the store itself refuses a missing or expired session)
-            await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        # live by this manager's clock and theirs? (the store itself refuses a session gone by the real one)
+        await self.get_session(session_id, tenant=tenant, user_id=user_id)
         if not await self.store.put_checkpoint(key, raw):
             raise SessionNotFoundError(f"session {session_id} not found")
 
