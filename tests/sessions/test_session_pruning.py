@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.types import Command, interrupt
+from pydantic import ValidationError as PydanticValidationError
 
 from agent_runtime.errors import ValidationError
-from agent_runtime.sessions import SessionManager
-from agent_runtime.sessions.retention import doomed_checkpoints
+from agent_runtime.sessions import SessionManager, build_session_manager
+from agent_runtime.sessions.retention import DEFAULT_CHECKPOINT_HISTORY, doomed_checkpoints
+from agent_runtime.settings import SessionSettings, Settings
 
 HISTORY = 5
 WINDOW = 20  # messages the test bot keeps, as HistoryLimitMiddleware would
@@ -88,7 +91,7 @@ async def test_history_stays_bounded_across_500_turns(
     assert [h.metadata["step"] for h in history] == sorted((h.metadata["step"] for h in history), reverse=True)
     for snapshot in history:
         assert (await saver.aget_tuple(snapshot.config)) is not None
-    # another thread is untouched by this one's pruning, and a fork from a kept checkpoint works
+    # a fork from the oldest kept checkpoint still runs
     forked = await graph.ainvoke({"messages": [HumanMessage("fork", id="f")]}, history[-1].config)
     assert forked["messages"][-1].text == "answer to fork"
 
@@ -188,3 +191,27 @@ def test_rule_keeps_subgraph_checkpoints_newer_than_the_root_window() -> None:
 async def test_negative_history_is_refused(make_manager: Callable[..., SessionManager]) -> None:
     with pytest.raises(ValidationError):
         make_manager(checkpoint_history=-1)
+
+
+async def test_the_setting_reaches_every_saver(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = request.getfixturevalue("redis_url") if backend == "redis" else "redis://127.0.0.1:1/0"
+    monkeypatch.setenv("AGENT_RUNTIME_SESSIONS__CHECKPOINT_HISTORY", "3")
+    manager = build_session_manager(Settings(state_backend=backend, data_dir=tmp_path, redis_url=url))
+    try:
+        assert manager.checkpoint_history == manager.checkpointer.history == 3
+        session = await manager.create_session("ada", tenant="t1")
+        graph = chat_graph(manager.checkpointer)
+        for turn in range(5):
+            await graph.ainvoke({"messages": [HumanMessage(f"t{turn}")]}, {"configurable": {"thread_id": session.key}})
+        assert (await stored(backend, manager.checkpointer, session.key))["checkpoints"] == 4
+    finally:
+        await manager.aclose()
+
+
+def test_default_and_bad_settings() -> None:
+    assert Settings().sessions.checkpoint_history == DEFAULT_CHECKPOINT_HISTORY == 20
+    assert Settings(sessions=SessionSettings(checkpoint_history=None)).sessions.checkpoint_history is None
+    with pytest.raises(PydanticValidationError):
+        SessionSettings(checkpoint_history=-1)
