@@ -87,7 +87,7 @@ class SessionManager:
         self.busy_policy = busy_policy
         self._locks = SessionLocks(store, timeout_s=lock_timeout_s, lease_s=lock_lease_s, policy=busy_policy)
         self.checkpoint_history = checkpoint_history
-        self._clock = clock
+        self.clock = clock
         self._checkpointer: Any = None
         self._checkpointer_ready = False
         self.on_event = on_event
@@ -138,7 +138,7 @@ class SessionManager:
         ttl = self.ttl_s if ttl_s is None else ttl_s
         if ttl <= 0:
             raise ValidationError("ttl_s must be positive")
-        now = from_ts(self._clock())
+        now = from_ts(self.clock())
         session = Session(
             id=sid,
             tenant=tenant,
@@ -163,7 +163,7 @@ class SessionManager:
         return self._visible(session_id, session, tenant, user_id)
 
     def _visible(self, session_id: str, session: Session | None, tenant: str, user_id: str | None) -> Session:
-        if session is None or session.is_expired(self._clock()) or not session.owned_by(tenant, user_id):
+        if session is None or session.is_expired(self.clock()) or not session.owned_by(tenant, user_id):
             raise SessionNotFoundError(f"session {session_id} not found")
         return session
 
@@ -193,7 +193,7 @@ class SessionManager:
 
     async def list_sessions(self, tenant: str, user_id: str) -> list[Session]:
         """Live sessions of one owner, newest first."""
-        return await self.store.list_for_user(check_id(tenant, "tenant"), check_id(user_id, "user id"), self._clock())
+        return await self.store.list_for_user(check_id(tenant, "tenant"), check_id(user_id, "user id"), self.clock())
 
     async def delete_session(self, session_id: str, *, tenant: str = "default", user_id: str | None = None) -> None:
         """Delete the session, its checkpoint and its LangGraph thread."""
@@ -231,7 +231,7 @@ class SessionManager:
         return await self._save(session, message_count=total, metadata=merged)
 
     async def _save(self, session: Session, *, ttl_s: float | None = None, **changes: Any) -> Session:
-        now = from_ts(self._clock())
+        now = from_ts(self.clock())
         ttl = session.ttl_s if ttl_s is None else ttl_s
         updated = session.model_copy(
             update={"updated_at": now, "expires_at": now + timedelta(seconds=ttl), "ttl_s": ttl, **changes}
@@ -242,7 +242,7 @@ class SessionManager:
 
     async def cleanup_expired(self) -> int:
         """Remove every expired session (record, checkpoint, index entries, LangGraph thread)."""
-        removed = await self.store.pop_expired(self._clock())
+        removed = await self.store.pop_expired(self.clock())
         for key in removed:
             await (await self._saver()).adelete_thread(key)
             tenant, session_id = split_session_key(key)
