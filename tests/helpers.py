@@ -1,7 +1,8 @@
-"""Test doubles shared by several test modules (models only: backends are always real)."""
+"""Test doubles shared by several test modules (models and clocks only: backends are always real)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,3 +49,17 @@ class ProviderRateLimited(Exception):
 
 
 ProviderRateLimited.__name__ = "RateLimitError"
+
+
+class ManualClock:
+    """Wall-clock seconds that move only when a test says so (``clock.advance(120)``). It starts at the
+    real time, so what a backend expires by the real clock (Redis key TTLs) stays in the future."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -14,7 +14,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["EventBusSettings", "LimitSettings", "RedisSettings", "ReliabilitySettings", "Settings", "load_settings"]
+__all__ = [
+    "EventBusSettings",
+    "LimitSettings",
+    "RedisSettings",
+    "ReliabilitySettings",
+    "SessionSettings",
+    "Settings",
+    "load_settings",
+]
 
 
 class RedisSettings(BaseModel):
@@ -47,6 +55,14 @@ class LimitSettings(BaseModel):
     session_lease_s: float = 30.0
     """How long a session's run lock outlives a worker that died holding it (renewed while it lives)."""
     session_busy_policy: Literal["wait", "fail"] = "wait"
+
+
+class SessionSettings(BaseModel):
+    """How much LangGraph state a session keeps."""
+
+    checkpoint_history: int | None = Field(default=20, ge=0)
+    """Checkpoints kept per session thread besides the latest, pruned as new ones are written (the
+    Agent Protocol's thread history and forks reach this far back); ``None`` keeps them all."""
 
 
 class EventBusSettings(BaseModel):
@@ -133,6 +149,7 @@ class Settings(BaseSettings):
     port: int = 8000
     redis: RedisSettings = Field(default_factory=RedisSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
     events: EventBusSettings = Field(default_factory=EventBusSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
+from tests.helpers import ManualClock
 
 from ..conftest import RedisServer
 from .conftest import eventually
@@ -115,8 +115,9 @@ async def test_triggered_runs_carry_depth_and_the_cause_correlation(runtime: Run
 
 async def test_session_manager_publishes_created_and_expired(runtime: Runtime) -> None:
     collector = await collect(runtime.event_bus)
-    session = await runtime.sessions.create_session("ana", tenant="acme", template="writer", ttl_s=0.05)
-    await asyncio.sleep(0.1)
+    runtime.sessions.clock = clock = ManualClock()
+    session = await runtime.sessions.create_session("ana", tenant="acme", template="writer", ttl_s=60)
+    clock.advance(61)
     assert await runtime.sessions.cleanup_expired() == 1
     await eventually(lambda: len(collector.events) == 2)
     created, expired = collector.events

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import ManualClock
 
 from agent_runtime.sessions import MemorySessionStore, SessionManager
 from agent_runtime.sessions.base import SessionStore
@@ -66,6 +67,11 @@ async def make_manager(store_factory: Callable[[], SessionStore]) -> AsyncIterat
 @pytest.fixture
 async def manager(make_manager: Callable[..., SessionManager]) -> SessionManager:
     return make_manager()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture

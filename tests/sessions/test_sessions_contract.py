@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 import redis as redis_sync
+from tests.helpers import ManualClock
 
 from agent_runtime.errors import (
     BackendError,
@@ -137,9 +138,10 @@ async def test_checkpoint_roundtrip_and_limits(make_manager: Callable[..., Sessi
     assert (await manager.resume_session(s.id)).checkpoint == {"messages": ["hi", "there"]}
 
 
-async def test_list_touch_record_delete(manager: SessionManager) -> None:
+async def test_list_touch_record_delete(make_manager: Callable[..., SessionManager], clock: ManualClock) -> None:
+    manager = make_manager(clock=clock)
     first = await manager.create_session("alice", tenant="t1")
-    await asyncio.sleep(0.01)
+    clock.advance(1)
     second = await manager.create_session("alice", tenant="t1")
     await manager.create_session("bob", tenant="t1")
     assert [s.id for s in await manager.list_sessions("t1", "alice")] == [second.id, first.id]
@@ -173,13 +175,18 @@ async def test_max_sessions_per_user(make_manager: Callable[..., SessionManager]
     assert len(await manager.list_sessions("default", "alice")) == 2
 
 
-async def test_cleanup_expired_removes_exactly_the_expired(manager: SessionManager) -> None:
-    short = [await manager.create_session(u, ttl_s=0.3) for u in ("alice", "alice", "bob")]
-    long = [await manager.create_session(u, ttl_s=60) for u in ("alice", "carol")]
-    touched = await manager.create_session("dave", ttl_s=0.3)
-    await manager.touch(touched.id, ttl_s=60)
+async def test_cleanup_expired_removes_exactly_the_expired(
+    make_manager: Callable[..., SessionManager], clock: ManualClock
+) -> None:
+    """Driven by the manager's clock: however slow the machine, nothing expires before ``advance``."""
+    manager = make_manager(clock=clock)
+    short = [await manager.create_session(u, ttl_s=60) for u in ("alice", "alice", "bob")]
+    long = [await manager.create_session(u, ttl_s=3600) for u in ("alice", "carol")]
+    touched = await manager.create_session("dave", ttl_s=60)
+    await manager.touch(touched.id, ttl_s=3600)
     await manager.save_checkpoint(short[0].id, {"x": 1})
-    await asyncio.sleep(0.5)
+    assert await manager.cleanup_expired() == 0
+    clock.advance(61)
     with pytest.raises(SessionNotFoundError):  # expired is invisible even before the sweep
         await manager.get_session(short[0].id)
     assert await manager.cleanup_expired() == 3
@@ -263,8 +270,12 @@ async def test_record_run_counts_the_whole_conversation(manager: SessionManager)
         await manager.record_run(session.id, added=-1, tenant="t1")
 
 
-async def test_checkpoints_go_only_to_live_sessions(manager: SessionManager) -> None:
-    session = await manager.create_session("alice", tenant="t1", ttl_s=0.05)
-    await asyncio.sleep(0.1)  # expired, not yet swept
+async def test_checkpoints_go_only_to_live_sessions(
+    make_manager: Callable[..., SessionManager], clock: ManualClock
+) -> None:
+    manager = make_manager(clock=clock)
+    session = await manager.create_session("alice", tenant="t1", ttl_s=60)
+    await manager.save_checkpoint(session.id, {"early": True}, tenant="t1")
+    clock.advance(61)  # expired, not yet swept
     with pytest.raises(SessionNotFoundError):
         await manager.save_checkpoint(session.id, {"late": True}, tenant="t1")

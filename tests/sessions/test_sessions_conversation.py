@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from _session_graph import build_graph, run_turn, store_for
 from langchain_core.messages import HumanMessage
+from tests.helpers import ManualClock
 
 from agent_runtime.errors import SessionNotFoundError
 from agent_runtime.sessions import SessionManager, build_session_manager
@@ -46,15 +48,18 @@ async def test_concurrent_runs_do_not_interleave(manager: SessionManager) -> Non
     assert roles == ["user", "assistant"] * 6
 
 
-async def test_delete_and_expiry_drop_the_conversation(manager: SessionManager) -> None:
+async def test_delete_and_expiry_drop_the_conversation(
+    make_manager: Callable[..., SessionManager], clock: ManualClock
+) -> None:
+    manager = make_manager(clock=clock)
     await run_turn(manager, "chat-1", "my name is Ada")
     await manager.delete_session("chat-1", tenant="t1")
     graph = build_graph(manager.checkpointer)
     assert (await graph.aget_state({"configurable": {"thread_id": "t1/chat-1"}})).values == {}
     assert await run_turn(manager, "chat-1", "what is my name?") == "I don't know your name."
 
-    await manager.touch("chat-1", ttl_s=0.2, tenant="t1")
-    await asyncio.sleep(0.3)
+    await manager.touch("chat-1", ttl_s=60, tenant="t1")
+    clock.advance(61)
     assert await manager.cleanup_expired() == 1
     assert (await graph.aget_state({"configurable": {"thread_id": "t1/chat-1"}})).values == {}
 

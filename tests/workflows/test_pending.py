@@ -3,7 +3,6 @@ paused, and expires after ``limits.approval_ttl_s`` when it had no session of it
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.sessions.manager import SessionManager
 from agent_runtime.sessions.sqlite import SqliteSessionStore
 from agent_runtime.settings import LimitSettings, Settings
+from tests.helpers import ManualClock
 from tests.workflows.conftest import PRINCIPAL, ctx, register_gated, register_release
 
 ASK = 'use publish {"text": "launch"}'
@@ -55,18 +55,19 @@ async def test_resume_uses_the_template_that_paused(executor: AgentExecutor, tmp
 
 
 async def test_an_unanswered_approval_expires_after_its_ttl(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, limits=LimitSettings(approval_ttl_s=0.3))
+    settings = Settings(data_dir=tmp_path, limits=LimitSettings(approval_ttl_s=60))
     factory = AgentFactory(settings)
     calls = tmp_path / "calls.txt"
     register_gated(factory, calls)
-    sessions = SessionManager(SqliteSessionStore(tmp_path / "sessions.sqlite3"), ttl_s=3600)
+    clock = ManualClock()
+    sessions = SessionManager(SqliteSessionStore(tmp_path / "sessions.sqlite3"), ttl_s=3600, clock=clock)
     executor = AgentExecutor(factory, session_manager=sessions)
     try:
         paused = await executor.execute_async(ctx(ASK, "gated"))
         assert paused.status == "interrupted"
         session = await sessions.get_session(paused.run_id, tenant="acme")
-        assert session.ttl_s == pytest.approx(0.3)  # the approval's TTL, not the sessions' hour
-        await asyncio.sleep(0.5)
+        assert session.ttl_s == pytest.approx(60)  # the approval's TTL, not the sessions' hour
+        clock.advance(61)
         with pytest.raises(SessionNotFoundError):  # expired on read, before any sweep
             await executor.resume_async(paused.run_id, "approve", principal=PRINCIPAL)
         assert await sessions.cleanup_expired() == 1

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from agent_runtime.errors import SessionBusyError
 from agent_runtime.sessions.models import Session
+from agent_runtime.sessions.retention import DEFAULT_CHECKPOINT_HISTORY
 
 __all__ = ["BusyPolicy", "SessionLocks", "SessionStore"]
 
@@ -85,8 +86,9 @@ class SessionStore(ABC):
         """Drop the lease only if this token still holds it."""
 
     @abstractmethod
-    def make_checkpointer(self) -> Any:
-        """The LangGraph ``BaseCheckpointSaver`` for this backend (call inside the event loop)."""
+    def make_checkpointer(self, history: int | None = DEFAULT_CHECKPOINT_HISTORY) -> Any:
+        """The LangGraph ``BaseCheckpointSaver`` for this backend (call inside the event loop), keeping
+        each thread's latest checkpoint plus ``history`` earlier ones (``None``: all; see ``retention.py``)."""
 
     async def open_checkpointer(self, saver: Any) -> None:  # noqa: B027 - optional hook
         """Finish setting up what ``make_checkpointer`` made (tables, connections)."""

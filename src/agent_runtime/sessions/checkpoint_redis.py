@@ -22,9 +22,11 @@ time order)::
 
 ``aget_tuple`` is one Lua call (one round trip); ``aput`` and ``aput_writes`` are one MULTI each.
 The Lua scripts derive the write-hash names from ``m``; they share the thread's hash tag, so
-the scripts never leave the slot. Not implemented (optional in the conformance suite):
-``copy_thread``, ``prune``, ``delete_for_runs``. Checkpoints carry no Redis TTL: the session
-manager deletes a thread when its session is deleted or swept by ``cleanup_expired``.
+the scripts never leave the slot (they live in ``_checkpoint_lua.py``). History is bounded
+(``retention.py``): the ``aput`` MULTI ends with the prune script, and ``aprune`` is LangGraph's.
+Not implemented (optional in the conformance suite): ``copy_thread``, ``delete_for_runs``.
+Checkpoints carry no Redis TTL: the session manager deletes a thread when its session is deleted
+or swept by ``cleanup_expired``.
 """
 
 from __future__ import annotations
@@ -51,39 +53,13 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agent_runtime._redis import check_key_part
 from agent_runtime.errors import BackendError
+from agent_runtime.sessions._checkpoint_lua import DELETE_THREAD, GET_TUPLE, PRUNE
 from agent_runtime.sessions._redis_ops import redis_op
+from agent_runtime.sessions.retention import DEFAULT_CHECKPOINT_HISTORY, check_prune_args
 
 __all__ = ["RedisCheckpointSaver"]
 
 T = TypeVar("T")
-
-_GET_TUPLE = r"""
-local member
-if ARGV[2] ~= '' then
-  member = ARGV[1] .. '\0' .. ARGV[2]
-else
-  local r = redis.call('ZREVRANGEBYLEX', KEYS[1], '(' .. ARGV[1] .. '\1', '[' .. ARGV[1] .. '\0', 'LIMIT', 0, 1)
-  if #r == 0 then return false end
-  member = r[1]
-end
-local rec = redis.call('HGET', KEYS[2], member)
-if not rec then return false end
-local writes = redis.call('HGETALL', ARGV[3] .. member)
-local bf = redis.call('HGET', KEYS[3], member) or ''
-local vals = {}
-if bf ~= '' then
-  local fields = {}
-  for f in string.gmatch(bf, '[^\1]+') do fields[#fields + 1] = f end
-  vals = redis.call('HMGET', KEYS[4], unpack(fields))
-end
-return {member, rec, writes, bf, vals}
-"""
-
-_DELETE_THREAD = r"""
-local ks = redis.call('SMEMBERS', KEYS[5])
-for i = 1, #ks, 500 do redis.call('DEL', unpack(ks, i, math.min(i + 499, #ks))) end
-return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-"""
 
 _LIST_CHUNK = 64
 
@@ -100,12 +76,21 @@ def _check_thread_id(thread_id: str) -> str:
 class RedisCheckpointSaver(BaseCheckpointSaver[str]):
     """``BaseCheckpointSaver`` on a ``redis.asyncio`` client made with ``decode_responses=False``."""
 
-    def __init__(self, client: Any, *, prefix: str = "ar", serde: SerializerProtocol | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "ar",
+        history: int | None = DEFAULT_CHECKPOINT_HISTORY,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
         super().__init__(serde=serde)
         self.client = client
         self.prefix = prefix
-        self._get = client.register_script(_GET_TUPLE)
-        self._delete = client.register_script(_DELETE_THREAD)
+        self.history = history
+        self._get = client.register_script(GET_TUPLE)
+        self._delete = client.register_script(DELETE_THREAD)
+        self._prune = client.register_script(PRUNE)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- keys -------------------------------------------------------------------------------
@@ -199,6 +184,8 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             pipe.zadd(idx, {member: 0})
             if new_blobs:
                 pipe.hset(blobs, mapping=new_blobs)
+            if self.history is not None:
+                await self._prune_thread(thread_id, self.history + 1, pipe)
             await pipe.execute()
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
@@ -227,6 +214,22 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         self._loop = asyncio.get_running_loop()
         async with redis_op(self.client, "checkpoint.delete_thread"):
             await self._delete(keys=self._thread_keys(thread_id))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", keep_last: int = 1) -> None:
+        """LangGraph's ``aprune``: ``keep_latest`` keeps the newest ``keep_last`` checkpoints of each
+        namespace (see ``retention.py``), ``delete`` removes the threads."""
+        check_prune_args(strategy, keep_last)
+        self._loop = asyncio.get_running_loop()
+        for thread_id in thread_ids:
+            if strategy == "delete":
+                await self.adelete_thread(thread_id)
+            else:
+                async with redis_op(self.client, "checkpoint.prune"):
+                    await self._prune_thread(str(thread_id), keep_last, self.client)
+
+    async def _prune_thread(self, thread_id: str, keep_last: int, client: Any) -> Any:
+        keys, args = self._thread_keys(thread_id), [keep_last, f"{self._base(thread_id)}:w:"]
+        return await self._prune(keys=keys, args=args, client=client)
 
     # -- helpers ----------------------------------------------------------------------------
     async def _all_threads(self) -> list[str]:
@@ -378,3 +381,6 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
 
     def delete_thread(self, thread_id: str) -> None:
         self._sync(self.adelete_thread(thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", keep_last: int = 1) -> None:
+        self._sync(self.aprune(thread_ids, strategy=strategy, keep_last=keep_last))

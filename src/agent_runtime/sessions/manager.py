@@ -33,6 +33,7 @@ from agent_runtime.sessions.models import (
     session_key,
     split_session_key,
 )
+from agent_runtime.sessions.retention import DEFAULT_CHECKPOINT_HISTORY
 from agent_runtime.settings import Settings
 from agent_runtime.types import new_id
 
@@ -53,6 +54,10 @@ class SessionManager:
             ``SessionBusyError`` when the session stays busy.
         on_event: called as ``on_event("session.created" | "session.expired", data)`` (the event bus
             hook); best effort: its failures are swallowed, never the session operation's.
+        checkpoint_history: LangGraph checkpoints kept per session thread besides the latest
+            (``None``: all; see ``retention.py``).
+        clock: wall-clock seconds for creation times, expiries and the sweep; injectable for tests.
+            The stores' own safety checks and Redis key expiry follow the real clock.
     """
 
     def __init__(
@@ -66,17 +71,23 @@ class SessionManager:
         lock_lease_s: float = 30.0,
         busy_policy: BusyPolicy = "wait",
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        checkpoint_history: int | None = DEFAULT_CHECKPOINT_HISTORY,
+        clock: Callable[[], float] = now_ts,
     ) -> None:
         if ttl_s <= 0 or lock_lease_s <= 0 or lock_timeout_s < 0:
             raise ValidationError("ttl_s and lock_lease_s must be positive, lock_timeout_s non-negative")
         if busy_policy not in ("wait", "fail"):
             raise ValidationError(f"busy_policy must be 'wait' or 'fail', not {busy_policy!r}")
+        if checkpoint_history is not None and checkpoint_history < 0:
+            raise ValidationError("checkpoint_history must be non-negative (or None to keep every checkpoint)")
         self.store = store
         self.ttl_s = ttl_s
         self.max_sessions_per_user = max_sessions_per_user
         self.max_checkpoint_bytes = max_checkpoint_bytes
         self.busy_policy = busy_policy
         self._locks = SessionLocks(store, timeout_s=lock_timeout_s, lease_s=lock_lease_s, policy=busy_policy)
+        self.checkpoint_history = checkpoint_history
+        self.clock = clock
         self._checkpointer: Any = None
         self._checkpointer_ready = False
         self.on_event = on_event
@@ -94,7 +105,7 @@ class SessionManager:
     def checkpointer(self) -> Any:
         """The LangGraph ``BaseCheckpointSaver`` of this backend (created on first use, inside the loop)."""
         if self._checkpointer is None:
-            self._checkpointer = self.store.make_checkpointer()
+            self._checkpointer = self.store.make_checkpointer(self.checkpoint_history)
         return self._checkpointer
 
     async def _saver(self) -> Any:
@@ -127,7 +138,7 @@ class SessionManager:
         ttl = self.ttl_s if ttl_s is None else ttl_s
         if ttl <= 0:
             raise ValidationError("ttl_s must be positive")
-        now = from_ts(now_ts())
+        now = from_ts(self.clock())
         session = Session(
             id=sid,
             tenant=tenant,
@@ -152,7 +163,7 @@ class SessionManager:
         return self._visible(session_id, session, tenant, user_id)
 
     def _visible(self, session_id: str, session: Session | None, tenant: str, user_id: str | None) -> Session:
-        if session is None or session.is_expired() or not session.owned_by(tenant, user_id):
+        if session is None or session.is_expired(self.clock()) or not session.owned_by(tenant, user_id):
             raise SessionNotFoundError(f"session {session_id} not found")
         return session
 
@@ -167,8 +178,8 @@ class SessionManager:
         """
         key = _key(tenant, session_id)
         raw = encode_checkpoint(session_id, data, self.max_checkpoint_bytes)
-        if user_id is not None:  # theirs? (the store itself refuses a missing or expired session)
-            await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        # live by this manager's clock and theirs? (the store itself refuses a session gone by the real one)
+        await self.get_session(session_id, tenant=tenant, user_id=user_id)
         if not await self.store.put_checkpoint(key, raw):
             raise SessionNotFoundError(f"session {session_id} not found")
 
@@ -182,7 +193,7 @@ class SessionManager:
 
     async def list_sessions(self, tenant: str, user_id: str) -> list[Session]:
         """Live sessions of one owner, newest first."""
-        return await self.store.list_for_user(check_id(tenant, "tenant"), check_id(user_id, "user id"), now_ts())
+        return await self.store.list_for_user(check_id(tenant, "tenant"), check_id(user_id, "user id"), self.clock())
 
     async def delete_session(self, session_id: str, *, tenant: str = "default", user_id: str | None = None) -> None:
         """Delete the session, its checkpoint and its LangGraph thread."""
@@ -220,7 +231,7 @@ class SessionManager:
         return await self._save(session, message_count=total, metadata=merged)
 
     async def _save(self, session: Session, *, ttl_s: float | None = None, **changes: Any) -> Session:
-        now = from_ts(now_ts())
+        now = from_ts(self.clock())
         ttl = session.ttl_s if ttl_s is None else ttl_s
         updated = session.model_copy(
             update={"updated_at": now, "expires_at": now + timedelta(seconds=ttl), "ttl_s": ttl, **changes}
@@ -231,7 +242,7 @@ class SessionManager:
 
     async def cleanup_expired(self) -> int:
         """Remove every expired session (record, checkpoint, index entries, LangGraph thread)."""
-        removed = await self.store.pop_expired(now_ts())
+        removed = await self.store.pop_expired(self.clock())
         for key in removed:
             await (await self._saver()).adelete_thread(key)
             tenant, session_id = split_session_key(key)
@@ -337,4 +348,5 @@ def build_session_manager(settings: Settings) -> SessionManager:
         lock_timeout_s=limits.session_lock_timeout_s,
         lock_lease_s=limits.session_lease_s,
         busy_policy=limits.session_busy_policy,
+        checkpoint_history=settings.sessions.checkpoint_history,
     )

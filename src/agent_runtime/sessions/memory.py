@@ -8,6 +8,7 @@ from typing import Any
 from agent_runtime.errors import ConflictError, QuotaExceededError
 from agent_runtime.sessions.base import SessionStore
 from agent_runtime.sessions.models import Session, decode_session, encode_session, try_decode_session
+from agent_runtime.sessions.retention import DEFAULT_CHECKPOINT_HISTORY
 
 __all__ = ["MemorySessionStore"]
 
@@ -117,10 +118,10 @@ class MemorySessionStore(SessionStore):
         if held is not None and held[0] == token:
             del self._leases[key]
 
-    def make_checkpointer(self) -> Any:
-        from langgraph.checkpoint.memory import InMemorySaver
+    def make_checkpointer(self, history: int | None = DEFAULT_CHECKPOINT_HISTORY) -> Any:
+        from agent_runtime.sessions.checkpoint_memory import BoundedInMemorySaver
 
-        return InMemorySaver()
+        return BoundedInMemorySaver(history=history)
 
     async def aclose(self) -> None:
         return None

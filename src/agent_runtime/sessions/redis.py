@@ -28,6 +28,7 @@ from agent_runtime.errors import ConflictError, QuotaExceededError
 from agent_runtime.sessions._redis_ops import redis_op
 from agent_runtime.sessions.base import SessionStore
 from agent_runtime.sessions.models import Session, decode_session, encode_session, try_decode_session
+from agent_runtime.sessions.retention import DEFAULT_CHECKPOINT_HISTORY
 from agent_runtime.settings import RedisSettings
 
 __all__ = ["RedisSessionStore"]
@@ -226,10 +227,10 @@ class RedisSessionStore(SessionStore):
         async with redis_op(self.client, "sessions.unlock"):
             await self._release(keys=[self.key(key, "lock")], args=[token])
 
-    def make_checkpointer(self) -> Any:
+    def make_checkpointer(self, history: int | None = DEFAULT_CHECKPOINT_HISTORY) -> Any:
         from agent_runtime.sessions.checkpoint_redis import RedisCheckpointSaver
 
-        return RedisCheckpointSaver(self.client, prefix=self.prefix)
+        return RedisCheckpointSaver(self.client, prefix=self.prefix, history=history)
 
     async def ping(self) -> None:
         async with redis_op(self.client, "sessions.ping"):

@@ -19,6 +19,7 @@ from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_fetch, s
 from agent_runtime.errors import ConflictError, QuotaExceededError
 from agent_runtime.sessions.base import SessionStore
 from agent_runtime.sessions.models import Session, decode_session, encode_session, try_decode_session
+from agent_runtime.sessions.retention import DEFAULT_CHECKPOINT_HISTORY
 
 __all__ = ["SqliteSessionStore"]
 
@@ -172,13 +173,14 @@ class SqliteSessionStore(SessionStore):
         sql = "DELETE FROM ar_session_locks WHERE id = ? AND token = ?"
         await self._write("sessions.unlock", sql, (key, token))
 
-    def make_checkpointer(self) -> Any:
+    def make_checkpointer(self, history: int | None = DEFAULT_CHECKPOINT_HISTORY) -> Any:
         import aiosqlite
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        from agent_runtime.sessions.checkpoint_sqlite import BoundedSqliteSaver
 
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         # AsyncSqliteSaver connects lazily (it awaits the connection in its own setup) and turns on WAL.
-        return AsyncSqliteSaver(aiosqlite.connect(str(self.checkpoint_path), timeout=5.0))
+        return BoundedSqliteSaver(aiosqlite.connect(str(self.checkpoint_path), timeout=5.0), history=history)
 
     async def open_checkpointer(self, saver: Any) -> None:
         await saver.setup()
