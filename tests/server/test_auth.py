@@ -37,7 +37,7 @@ def token(**claims: object) -> str:
     base: dict[str, object] = {
         "sub": "jane",
         "tenant": "acme",
-        "scope": "agents:run:writer",
+        "scope": "agents:run:writer sessions usage",
         "iss": "https://issuer.test",
         "exp": int(time.time()) + 300,
     }

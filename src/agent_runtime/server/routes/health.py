@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from agent_runtime._redis import breaker_probe
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.runtime import Runtime
+from agent_runtime.scopes import METRICS_READ
 from agent_runtime.server.deps import CurrentRuntime, authenticate, require_scope
 from agent_runtime.server.routes._docs import errors
 from agent_runtime.server.schemas import HealthResponse, ReadyCheck, ReadyResponse
@@ -96,7 +97,7 @@ async def _may_read_probes(request: Request, runtime: Runtime, *, quiet: bool = 
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else None
     try:
-        require_scope(await authenticate(request, token), "metrics:read")
+        require_scope(await authenticate(request, token), METRICS_READ)
     except AgentRuntimeError:
         if not quiet:
             raise

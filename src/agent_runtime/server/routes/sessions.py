@@ -2,17 +2,19 @@
 
 A session belongs to the tenant and user of the token that created it. Ids are unique per tenant:
 another tenant may use the same id for a session of its own. Anyone else gets 404 (never 403, so
-ids do not leak); an admin of the same tenant may read and delete any session of it.
+ids do not leak); an admin of the same tenant may read and delete any session of it. Every route
+needs the ``sessions`` scope (403 before anything is looked up).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from agent_runtime.errors import PermissionDeniedError
-from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, is_admin
+from agent_runtime.scopes import SESSIONS
+from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, get_principal, is_admin, require_scope
 from agent_runtime.server.routes._docs import errors
 from agent_runtime.server.schemas import ID_PATTERN, MessageList, SessionCreate, SessionList, SessionOut
 from agent_runtime.sessions.models import Session
@@ -20,7 +22,12 @@ from agent_runtime.types import Principal
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["sessions"])
+
+async def _sessions_scope(principal: Annotated[Principal, Depends(get_principal)]) -> None:
+    require_scope(principal, SESSIONS)
+
+
+router = APIRouter(tags=["sessions"], dependencies=[Depends(_sessions_scope)])
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="A session id (`ses_…`).")]
 
 
