@@ -117,3 +117,38 @@ def test_a_key_with_only_a_run_scope_is_refused_sessions_and_usage(server: LiveS
         assert client.get("/v1/sessions").status_code == 403
         refused = client.get("/v1/usage")
     assert refused.status_code == 403 and refused.json()["error"]["details"] == {"scope": "usage"}
+
+
+def shape(response: Any) -> tuple[int, list[str], dict[str, Any]]:
+    """What a caller observes of a created session, bar the values that differ between any two."""
+    body = response.json()
+    fixed = {k: body[k] for k in ("tenant", "template", "status", "metadata", "message_count")}
+    return response.status_code, sorted(body), fixed
+
+
+def test_an_id_another_user_of_the_tenant_holds_is_created_like_a_free_one(server: LiveServer) -> None:
+    alice = server.key("acme", "alice", ["agents:run:*", "sessions"])
+    bob = server.key("acme", "bob", ["agents:run:*", "sessions"])
+    admin = server.key("acme", "root", ["admin"])
+    with server.client(alice) as client:
+        assert client.post("/v1/sessions", json={"session_id": "shared-1"}).status_code == 201
+        ran = client.post("/v1/runs", json=RUN | {"input": "my name is Ada", "session_id": "shared-1"})
+        assert ran.status_code == 200
+    with server.client(bob) as client:
+        taken = client.post("/v1/sessions", json={"session_id": "shared-1"})
+        free = client.post("/v1/sessions", json={"session_id": "free-1"})
+        assert shape(taken) == shape(free) and taken.json()["id"] == "shared-1"
+        assert taken.json()["user_id"] == "bob"
+        assert client.get("/v1/sessions/shared-1/messages").json()["data"] == []  # his own, empty
+        again = client.post("/v1/sessions", json={"session_id": "shared-1"})
+        assert again.status_code == 409 == client.post("/v1/sessions", json={"session_id": "free-1"}).status_code
+        ran = client.post("/v1/runs", json=RUN | {"input": "what is my name?", "session_id": "shared-1"})
+        assert ran.status_code == 200 and ran.json()["session_id"] == "shared-1" and "Ada" not in ran.json()["output"]
+    with server.client(alice) as client:
+        mine = client.get("/v1/sessions/shared-1/messages").json()["data"]
+        assert [m["content"] for m in mine if m["role"] == "user"] == ["my name is Ada"]
+    with server.client(admin) as client:
+        assert client.get("/v1/sessions/shared-1").json()["user_id"] == "alice"
+        assert client.get("/v1/sessions/shared-1", params={"user": "bob"}).json()["user_id"] == "bob"
+    with server.client(bob) as client:
+        assert client.get("/v1/sessions/shared-1", params={"user": "alice"}).status_code == 403
