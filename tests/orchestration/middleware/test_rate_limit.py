@@ -11,6 +11,7 @@ import pytest
 
 from agent_runtime.errors import ProviderError, RateLimitError
 from agent_runtime.limits.rate.base import RateLimiter
+from agent_runtime.limits.rate.redis import RedisRateLimiter
 from agent_runtime.orchestration.middleware.cost import CostEstimate
 from agent_runtime.orchestration.middleware.rate_limit import RateLimitMiddleware, RateLimits
 from agent_runtime.types import AgentContext, AgentResult, Principal
@@ -146,3 +147,28 @@ async def test_a_bound_above_the_limit_is_cut_to_it_and_unused_tokens_come_back(
         await mw.process(ctx(principal=me), FakeRun())
     assert info.value.details == {"scope": "key", "limit": "tpm"}
     assert info.value.retry_after is not None and 5.9 < info.value.retry_after <= 6.1
+
+
+@pytest.mark.redis
+async def test_two_workers_on_one_redis_share_the_tokens_per_minute(redis_url: str) -> None:
+    """A fleet: two limiters (two workers' connections), 300 runs at concurrency 64 split between them."""
+    tpm, bound = 2000, 300
+    workers = [RedisRateLimiter(redis_url), RedisRateLimiter(redis_url)]
+    chains = [RateLimitMiddleware(w, estimate=lambda context: CostEstimate(bound, 0.0)) for w in workers]
+    me, rng, gate = principal(tpm=tpm), random.Random(64), asyncio.Semaphore(64)
+    admitted: list[int] = []
+
+    async def one(i: int, used: int) -> None:
+        async with gate:
+            try:
+                await chains[i % 2].process(ctx(principal=me), SlowRun(used))
+            except RateLimitError:
+                return
+            admitted.append(used)
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(i, rng.randint(bound // 2, bound)) for i in range(300)))
+    refill = tpm * (time.monotonic() - started) / 60
+    for worker in workers:
+        await worker.aclose()
+    assert 0 < sum(admitted) <= tpm + bound + refill, (sum(admitted), refill)
