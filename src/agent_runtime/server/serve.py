@@ -86,7 +86,7 @@ def warn_if_probes_open(settings: Settings, host: str) -> None:
     """``/metrics`` and ``/readyz``'s details answer anyone who reaches the port unless a token is required."""
     if not settings.metrics_require_auth and not is_loopback(host):
         log.warning(
-            "/metrics and /readyz are open to anyone who reaches %s (tenant names, spend, backend errors); "
+            "/metrics and /readyz are open to anyone who reaches %s (run counts, spend, backend errors); "
             "set AGENT_RUNTIME_METRICS_REQUIRE_AUTH=true to require a token with the metrics:read scope, "
             "or keep the port private",
             host,
