@@ -27,7 +27,9 @@ QUESTION = "what is 17*23+4?"
 
 async def runtime_with_key(settings: Settings) -> tuple[Runtime, str]:
     runtime = await Runtime.create(settings, with_event_bus=False)
-    key, _ = await runtime.keys.create_key("bench", "bench", ["agents:run:*"], rpm=10**9, tpm=10**12)
+    key, _ = await runtime.keys.create_key(
+        "bench", "bench", ["agents:run:*", "sessions", "usage"], rpm=10**9, tpm=10**12
+    )
     return runtime, key
 
 

@@ -206,7 +206,7 @@ async def executor_latencies(backend: str, data_dir: str, runs: int) -> list[flo
     """The full default chain in process, without HTTP (principal resolved once, as the server does)."""
     runtime = await Runtime.create(Settings(state_backend=backend, data_dir=Path(data_dir)))
     try:
-        key, _ = await runtime.keys.create_key("bench", "bench", ["agents:run:*"])
+        key, _ = await runtime.keys.create_key("bench", "bench", ["agents:run:*", "sessions", "usage"])
         principal = await runtime.keys.authenticate(key)
         out: list[float] = []
         for index in range(runs + 50):

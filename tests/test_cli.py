@@ -87,6 +87,10 @@ def test_keys_lifecycle_and_usage(env: dict[str, str]) -> None:
     assert "revoked" in cli("keys", "list", env=env).stdout
     bad = cli("keys", "create", "--tenant", "a b", "--user", "x", "--scope", "admin", env=env, check=False)
     assert bad.returncode == 2 and "validation_error" in bad.stderr
+    typo = cli("keys", "create", "--tenant", "acme", "--user", "x", "--scope", "session", env=env, check=False)
+    assert typo.returncode == 2 and "unknown scopes ['session']" in typo.stderr
+    bare = json.loads(cli("keys", "create", "--tenant", "acme", "--user", "y", "--json", env=env).stdout)
+    assert bare["scopes"] == []  # no scope list: the defaults (sessions, usage), as before
     cli("run", "writer", "hello there", env=env)
     report = cli("usage", "--by", "template", env=env).stdout
     assert "writer" in report and "TOTAL" in report

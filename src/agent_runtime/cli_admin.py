@@ -28,8 +28,10 @@ def keys() -> None:
     "--scope",
     "scopes",
     multiple=True,
-    required=True,
-    help="Repeatable: agents:run:<template>, agents:run:*, sessions, usage, admin.",
+    help=(
+        "Repeatable: agents:run:<template>, agents:run:*, sessions, usage, models:override, metrics:read, "
+        "dashboard:fleet, admin. Unknown scopes are refused. Without any, the key holds sessions and usage."
+    ),
 )
 @click.option("--rpm", type=click.IntRange(min=0), default=None, help="Requests per minute for this key.")
 @click.option("--tpm", type=click.IntRange(min=0), default=None, help="Tokens per minute for this key.")

@@ -144,7 +144,9 @@ class Settings(BaseSettings):
     default_tpm: int | None = None
     metrics_tenant_allowlist: list[str] = Field(default_factory=list)
     metrics_require_auth: bool = False
-    """Serve ``/metrics`` only to principals with ``metrics:read`` (or admin); else bind it privately."""
+    """Serve ``/metrics`` (and ``/readyz``'s details) only to principals with ``metrics:read`` (or admin).
+    Off by default: then anyone who reaches the port reads them, so keep it private (``serve`` warns
+    when it listens on a non-loopback host with this off)."""
     host: str = "127.0.0.1"
     port: int = 8000
     redis: RedisSettings = Field(default_factory=RedisSettings)

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_runtime.scopes import ADMIN, DEFAULT_SCOPES
+
 __all__ = [
     "AgentContext",
     "AgentResult",
@@ -44,11 +46,13 @@ class Principal(BaseModel):
     monthly_usd: float | None = None
 
     def allows(self, scope: str) -> bool:
-        """Whether the principal holds ``scope`` itself or its family wildcard (``agents:run:*``)."""
-        if scope in self.scopes or "*" in self.scopes or "admin" in self.scopes:
+        """Whether the principal holds ``scope`` itself or its family wildcard (``agents:run:*``); a
+        principal without any scope holds ``DEFAULT_SCOPES``."""
+        held = self.scopes or DEFAULT_SCOPES
+        if scope in held or "*" in held or ADMIN in held:
             return True
         family, _, _ = scope.rpartition(":")
-        return bool(family) and f"{family}:*" in self.scopes
+        return bool(family) and f"{family}:*" in held
 
 
 class Usage(BaseModel):

@@ -12,10 +12,15 @@ from agent_runtime.limits.quota.memory import MemoryQuotaLedger
 from agent_runtime.limits.quota.redis import RedisQuotaLedger
 from agent_runtime.limits.quota.sqlite import SQLiteQuotaLedger
 from agent_runtime.limits.rate.base import RateLimiter
+from agent_runtime.limits.rate.failover import FailOpenRateLimiter
 from agent_runtime.limits.rate.memory import MemoryRateLimiter
 from agent_runtime.limits.rate.redis import RedisRateLimiter
 
-RATE_BACKENDS = [pytest.param("memory", id="memory"), pytest.param("redis", marks=pytest.mark.redis, id="redis")]
+RATE_BACKENDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+    pytest.param("failover", marks=pytest.mark.redis, id="failover"),
+]
 QUOTA_BACKENDS = [
     pytest.param("memory", id="memory"),
     pytest.param("sqlite", id="sqlite"),
@@ -26,7 +31,11 @@ QUOTA_BACKENDS = [
 @pytest.fixture(params=RATE_BACKENDS)
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     lim: RateLimiter
-    lim = MemoryRateLimiter() if request.param == "memory" else RedisRateLimiter(request.getfixturevalue("redis_url"))
+    if request.param == "memory":
+        lim = MemoryRateLimiter()
+    else:
+        lim = RedisRateLimiter(request.getfixturevalue("redis_url"))
+        lim = FailOpenRateLimiter(lim) if request.param == "failover" else lim
     yield lim
     await lim.aclose()
 

@@ -149,3 +149,36 @@ def test_a_full_burst_fits_whatever_the_clock_reads(limit: int, now: float) -> N
         assert decision.allowed and stored is not None
         tats = list(stored)
     assert not gcra(tats, [lim], 1, "acquire", now)[0].allowed
+
+
+async def test_reserve_holds_the_bound_and_settle_gives_back_the_unused(limiter: RateLimiter) -> None:
+    limit = [Limit("{t}:hold:tpm", 1000, 60.0)]
+    first = await limiter.reserve(limit, 600)
+    assert first.decision.allowed and first.tokens == 600 and first.decision.remaining == 400
+    refused = await limiter.reserve(limit, 600)  # the hold counts before the run has used anything
+    assert not refused.decision.allowed and refused.tokens == 0
+    assert 11.9 < refused.decision.retry_after <= 12.1  # 200 tokens short, at 1000/min
+    settled = await limiter.settle(first, 100)
+    assert settled.allowed and 899 <= settled.remaining <= 900
+    assert (await limiter.reserve(limit, 600)).decision.allowed
+
+
+async def test_settle_charges_an_overrun_and_a_refund_never_overfills(limiter: RateLimiter) -> None:
+    limit = [Limit("{t}:over:tpm", 1000, 60.0)]
+    hold = await limiter.reserve(limit, 100)
+    assert (await limiter.settle(hold, 1100)).remaining == 0  # 100 tokens of debt
+    assert not (await limiter.reserve(limit, 1)).decision.allowed
+    other = [Limit("{t}:full:tpm", 1000, 60.0)]
+    hold = await limiter.reserve(other, 10)
+    await limiter.settle(hold, 0)
+    await limiter.settle(hold, 0)  # a second refund finds the limit full: it stays at its burst
+    assert (await limiter.reserve(other, 1000)).decision.allowed
+    assert not (await limiter.reserve(other, 1)).decision.allowed
+
+
+def test_python_reference_refund_is_clamped_at_now() -> None:
+    lim = [Limit("k", 10, 10.0)]
+    d, tats = gcra([5.0], lim, 3, "refund", 0.0)
+    assert d.allowed and tats == [2.0]
+    d, tats = gcra([2.0], lim, 5, "refund", 0.0)
+    assert d.allowed and tats == [0.0] and d.remaining == 10

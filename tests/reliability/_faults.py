@@ -48,7 +48,13 @@ def redis_settings(url: str, data_dir: Path, **overrides: Any) -> Settings:
 
 
 def jwt_token(tenant: str, user: str, **claims: Any) -> str:
-    body = {"sub": user, "tenant": tenant, "scope": "agents:run:*", "exp": int(time.time()) + 600, **claims}
+    body = {
+        "sub": user,
+        "tenant": tenant,
+        "scope": "agents:run:* sessions usage",
+        "exp": int(time.time()) + 600,
+        **claims,
+    }
     return jwt.encode(body, JWT_SECRET, algorithm="HS256")
 
 

@@ -188,7 +188,7 @@ async def test_rate_limit_policy_while_redis_is_down(policy: str, fault_redis: R
 
 async def test_runtime_recovers_after_a_redis_restart(fault_redis: RedisServer, tmp_path: Path) -> None:
     runtime = await Runtime.create(redis_settings(fault_redis.url, tmp_path))
-    key, _ = await runtime.keys.create_key("acme", "ada", ["agents:run:*"], daily_tokens=1_000_000)
+    key, _ = await runtime.keys.create_key("acme", "ada", ["agents:run:*", "sessions", "usage"], daily_tokens=1_000_000)
     run = {"template": "writer", "input": "my name is Ada", "session_id": "ada-chat"}
     try:
         async with http_client(runtime) as client:

@@ -62,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def key(server: LiveServer) -> str:
-    return server.key("fuzz", "fuzzer", ["agents:run:*"])
+    return server.key("fuzz", "fuzzer", ["agents:run:*", "sessions", "usage"])
 
 
 def check(server: LiveServer, data: bytes, allowed: tuple[int, ...] = ()) -> Answer:

@@ -66,7 +66,7 @@ def runtime_loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[asy
     with asyncio.Runner() as runner:
         settings_ = Settings(state_backend="memory", data_dir=tmp_path_factory.mktemp("fuzz-lib"), log_level="WARNING")
         runtime = runner.run(Runtime.create(settings_))
-        key, _ = runner.run(runtime.keys.create_key("fuzz", "fuzzer", ["agents:run:*"]))
+        key, _ = runner.run(runtime.keys.create_key("fuzz", "fuzzer", ["agents:run:*", "sessions", "usage"]))
         yield runner, runtime, key
         runner.run(runtime.aclose())
 
@@ -220,7 +220,7 @@ def test_api_key_strings(token: str, data: st.DataObject) -> None:
     service = KeyService(MemoryKeyStore())
 
     async def go() -> None:
-        real, _ = await service.create_key("fuzz", "fuzzer", ["agents:run:*"])
+        real, _ = await service.create_key("fuzz", "fuzzer", ["agents:run:*", "sessions", "usage"])
         chars = list(real)
         index = data.draw(st.integers(0, len(chars) - 1))
         replacement = data.draw(st.characters(codec="utf-8"))  # the key is random: draw independently of it

@@ -60,17 +60,17 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     assert server.runtime is not None
     server.runtime.factory.register_tool(recording_tool(data_dir / "calls.txt"), replace=True)
     server.runtime.factory.register_template(gated_template(), replace=True)
-    alice = server.key("tenant-a", "alice", ["agents:run:*"])
+    alice = server.key("tenant-a", "alice", ["agents:run:*", "sessions", "usage"])
     jwt_admin_b = pyjwt.encode(
         {"sub": "boss", "tenant": "tenant-b", "scope": "admin agents:run:*", "exp": 4_102_444_800},
         JWT_SECRET,
         algorithm="HS256",
     )
     outsiders = {
-        "B user key": server.key("tenant-b", "bob", ["agents:run:*"]),
+        "B user key": server.key("tenant-b", "bob", ["agents:run:*", "sessions", "usage"]),
         "B admin key": server.key("tenant-b", "root", ["admin"]),
         "B admin JWT": jwt_admin_b,
-        "A other user": server.key("tenant-a", "mallory", ["agents:run:*"]),
+        "A other user": server.key("tenant-a", "mallory", ["agents:run:*", "sessions", "usage"]),
     }
     with server.client(alice) as client:
         session = client.post("/v1/sessions", json={"template": "writer"}).json()["id"]

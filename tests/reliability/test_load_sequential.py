@@ -90,7 +90,11 @@ async def test_sequential_runs_leave_memory_flat(tmp_path: Path, backend: str) -
         for tenant in range(5):
             for user in range(4):
                 key, _ = await runtime.keys.create_key(
-                    f"tenant{tenant}", f"user{user}", ["agents:run:*"], rpm=10**9, daily_tokens=10**12
+                    f"tenant{tenant}",
+                    f"user{user}",
+                    ["agents:run:*", "sessions", "usage"],
+                    rpm=10**9,
+                    daily_tokens=10**12,
                 )
                 keys.append(key)
         samples: list[tuple[int, int, int]] = []

@@ -110,7 +110,9 @@ async def test_sigkill_mid_stream_abandons_the_run_and_frees_everything(
 ) -> None:
     settings = _settings(fault_redis.url, tmp_path)
     runtime = await Runtime.create(settings)
-    key, record = await runtime.keys.create_key("acme", "ada", ["agents:run:*"], daily_tokens=DAILY)
+    key, record = await runtime.keys.create_key(
+        "acme", "ada", ["agents:run:*", "sessions", "usage"], daily_tokens=DAILY
+    )
     try:
         child = Child(settings, key, "chat-1", "stream")
         children.append(child)
@@ -159,7 +161,7 @@ async def test_checkpoints_survive_sigkill_at_random_points_whole(
     settings = _settings(fault_redis.url, tmp_path)
     fast = Settings.model_validate(settings.model_dump() | {"offline_token_latency_ms": 0.0})
     runtime = await Runtime.create(settings)
-    key, _ = await runtime.keys.create_key("acme", "bo", ["agents:run:*"])
+    key, _ = await runtime.keys.create_key("acme", "bo", ["agents:run:*", "sessions", "usage"])
     rng = random.Random(9)
     try:
         previous: list[dict[str, Any]] = []

@@ -161,8 +161,8 @@ async def test_library_records_hold_no_secret(tmp_path: Path, caplog: pytest.Log
     runtime = await Runtime.create(settings, collect_events=True)
     messages: list[str] = []
     try:
-        key, _ = await runtime.keys.create_key("acme", "alice", ["agents:run:*"])
-        revoked, record_ = await runtime.keys.create_key("acme", "old", ["agents:run:*"])
+        key, _ = await runtime.keys.create_key("acme", "alice", ["agents:run:*", "sessions", "usage"])
+        revoked, record_ = await runtime.keys.create_key("acme", "old", ["agents:run:*", "sessions", "usage"])
         await runtime.keys.revoke_key(record_.key_id)
         jwt_token = make_jwt()
         good, bad = [key, f"Bearer {jwt_token}"], [revoked, mutate(key), make_jwt(exp=1), mutate(jwt_token)]

@@ -117,8 +117,8 @@ def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def keys(live: LiveServer) -> Keys:
     return Keys(
         admin=live.key("acme", "root", ["admin"]),
-        alice=live.key("acme", "alice", ["agents:run:*"]),
-        bob=live.key("acme", "bob", ["agents:run:*"]),
+        alice=live.key("acme", "alice", ["agents:run:*", "sessions", "usage"]),
+        bob=live.key("acme", "bob", ["agents:run:*", "sessions", "usage"]),
         eve=live.key("evil", "eve", ["agents:run:*", "admin"]),
         writer_only=live.key("acme", "carol", ["agents:run:writer"]),
     )

@@ -1,14 +1,18 @@
-"""JWT bearer tokens over HTTP, and /metrics behind auth when configured."""
+"""JWT bearer tokens over HTTP, and /metrics (and /readyz's details) behind auth when configured."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import jwt
 import pytest
 
+from agent_runtime.server.serve import warn_if_probes_open
 from agent_runtime.settings import Settings
+from tests.conftest import RedisServer
 from tests.server.conftest import LiveServer
 
 SECRET = "s" * 40
@@ -33,7 +37,7 @@ def token(**claims: object) -> str:
     base: dict[str, object] = {
         "sub": "jane",
         "tenant": "acme",
-        "scope": "agents:run:writer",
+        "scope": "agents:run:writer sessions usage",
         "iss": "https://issuer.test",
         "exp": int(time.time()) + 300,
     }
@@ -76,3 +80,49 @@ def test_metrics_require_auth_when_configured(jwt_server: LiveServer) -> None:
     with jwt_server.client(token(scope="metrics:read")) as scraper:
         response = scraper.get("/metrics")
     assert response.status_code == 200 and "agent_runtime_runs" in response.text
+
+
+def test_readyz_details_need_the_metrics_token_when_configured(fault_redis: RedisServer, tmp_path: Path) -> None:
+    settings = Settings(
+        state_backend="redis",
+        redis_url=fault_redis.url,
+        data_dir=tmp_path,
+        jwt_secret=SECRET,
+        metrics_require_auth=True,
+    )
+    server = LiveServer(settings).start()
+    try:
+        fault_redis.stop()
+        with server.client() as anonymous:
+            down = anonymous.get("/readyz")
+            assert anonymous.get("/healthz").status_code == 200
+        assert down.status_code == 503 and down.json()["status"] == "unavailable"
+        assert not down.json()["checks"]["sessions"]["ok"]
+        assert all(c["error"] is None and c["latency_ms"] == 0 for c in down.json()["checks"].values())
+        with server.client(token(scope="metrics:read")) as scraper:
+            detailed = scraper.get("/readyz")
+        assert detailed.status_code == 503 and detailed.json()["checks"]["sessions"]["error"]
+    finally:
+        fault_redis.start()
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "require_auth", "warns"),
+    [
+        ("0.0.0.0", False, True),
+        ("::", False, True),
+        ("10.1.2.3", False, True),
+        ("api.example.com", False, True),
+        ("0.0.0.0", True, False),
+        ("127.0.0.1", False, False),
+        ("::1", False, False),
+        ("localhost", False, False),
+    ],
+)
+def test_serve_warns_when_metrics_are_open_on_a_non_loopback_host(
+    caplog: pytest.LogCaptureFixture, host: str, require_auth: bool, warns: bool
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="agent_runtime.server"):
+        warn_if_probes_open(Settings(metrics_require_auth=require_auth), host)
+    assert any("METRICS_REQUIRE_AUTH" in r.getMessage() for r in caplog.records) is warns

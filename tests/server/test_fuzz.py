@@ -34,7 +34,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 @pytest.fixture(scope="module")
 def fuzz_key(fuzz_server: LiveServer) -> str:
-    return fuzz_server.key("fuzz", "fuzzer", ["agents:run:*"])
+    return fuzz_server.key("fuzz", "fuzzer", ["agents:run:*", "sessions", "usage"])
 
 
 @pytest.fixture(scope="module")

@@ -100,7 +100,7 @@ def test_sessions_are_invisible_to_other_users_and_tenants(live: LiveServer, key
 
 
 def test_usage_reports_own_spend(live: LiveServer) -> None:
-    key = live.key("acme", "usage-user", ["agents:run:*"], daily_tokens=1_000_000, monthly_usd=5.0)
+    key = live.key("acme", "usage-user", ["agents:run:*", "usage"], daily_tokens=1_000_000, monthly_usd=5.0)
     with live.client(key) as client:
         for _ in range(2):
             assert client.post("/v1/runs", json={"template": "writer", "input": "hello"}).status_code == 200

@@ -70,7 +70,7 @@ def _runs(server: LiveServer, status: str) -> float:
 
 
 def test_disconnect_stops_the_run_and_it_is_still_charged(slow: LiveServer) -> None:
-    key = slow.key("acme", "quitter", ["agents:run:*"])
+    key = slow.key("acme", "quitter", ["agents:run:*", "usage"])
     cancelled_before = _runs(slow, "cancelled")
     with slow.client(key) as client:
         # uninterrupted, this answer is ~15 tokens at 40 ms each
@@ -99,7 +99,7 @@ def test_disconnect_stops_the_run_and_it_is_still_charged(slow: LiveServer) -> N
 
 
 def test_complete_stream_is_not_cancelled(slow: LiveServer) -> None:
-    key = slow.key("acme", "patient", ["agents:run:*"])
+    key = slow.key("acme", "patient", ["agents:run:*", "usage"])
     with slow.client(key) as client:
         response = client.post("/v1/runs", json={"template": "writer", "input": "hi", "stream": True})
         events = sse_json(response.text)

@@ -42,9 +42,37 @@ async def test_create_and_get(manager: SessionManager) -> None:
 
 async def test_default_tenant_and_chosen_id(manager: SessionManager) -> None:
     s = await manager.create_session("bob", session_id="my-chat.1")
-    assert s.id == "my-chat.1" and s.tenant == "default"
+    assert s.id == "my-chat.1" and s.tenant == "default" and not s.per_user
+    with pytest.raises(ConflictError):  # only one's own session of the id is a conflict
+        await manager.create_session("bob", session_id="my-chat.1")
+
+
+async def test_a_user_choosing_an_id_another_user_holds_gets_a_session_of_his_own(manager: SessionManager) -> None:
+    """No existence oracle inside a tenant: the outcome is that of a free id."""
+    alice = await manager.create_session("alice", tenant="t1", session_id="shared-1")
+    await manager.save_checkpoint("shared-1", {"who": "alice"}, tenant="t1", user_id="alice")
+    bob = await manager.create_session("bob", tenant="t1", session_id="shared-1")
+    assert (bob.id, bob.user_id, bob.per_user) == ("shared-1", "bob", True) and bob.key != alice.key
     with pytest.raises(ConflictError):
-        await manager.create_session("carol", session_id="my-chat.1")
+        await manager.create_session("bob", tenant="t1", session_id="shared-1")
+    with pytest.raises(ConflictError):
+        await manager.create_session("alice", tenant="t1", session_id="shared-1")
+    assert (await manager.resume_session("shared-1", tenant="t1", user_id="bob")).checkpoint is None
+    assert (await manager.resume_session("shared-1", tenant="t1", user_id="alice")).checkpoint == {"who": "alice"}
+    assert (await manager.get_session("shared-1", tenant="t1")).user_id == "alice"  # the tenant's namespace
+    assert (await manager.get_session("shared-1", tenant="t1", namespace="bob")).user_id == "bob"
+    assert [s.id for s in await manager.list_sessions("t1", "bob")] == ["shared-1"]
+    async with (
+        manager.lock("shared-1", tenant="t1", user_id="alice"),
+        manager.lock("shared-1", tenant="t1", user_id="bob"),
+    ):
+        pass  # one lock per session
+    await manager.delete_session("shared-1", tenant="t1", user_id="bob")
+    assert (await manager.get_session("shared-1", tenant="t1", user_id="alice")).key == alice.key
+    with pytest.raises(SessionNotFoundError):
+        await manager.get_session("shared-1", tenant="t1", user_id="bob")
+    with pytest.raises(ValidationError):
+        await manager.create_session("bob", tenant="t1", session_id="x" * 182)
 
 
 async def test_each_tenant_has_its_own_ids(manager: SessionManager) -> None:
@@ -109,8 +137,11 @@ async def test_ownership_without_existence_leak(manager: SessionManager) -> None
             with pytest.raises(SessionNotFoundError) as caught:
                 await call
             assert caught.value.message == f"session {s.id} not found"  # same as for an unknown id
-    with pytest.raises(SessionNotFoundError):
-        await manager.open_for_run(s.id, tenant="t1", user_id="mallory", create_missing=True)
+    # a user of the same tenant naming the id gets a session of his own too, as for a free id
+    mine = await manager.open_for_run(s.id, tenant="t1", user_id="mallory", create_missing=True)
+    assert (mine.user_id, mine.per_user) == ("mallory", True)
+    assert (await manager.resume_session(s.id, tenant="t1", user_id="mallory")).checkpoint is None
+    await manager.delete_session(s.id, tenant="t1", user_id="mallory")
     with pytest.raises(SessionNotFoundError):
         await manager.open_for_run(s.id, tenant="t2", user_id="mallory", create_missing=False)
     # another tenant naming the id gets a session of its own (ids are per tenant), not a view of alice's

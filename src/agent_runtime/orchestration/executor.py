@@ -308,7 +308,8 @@ class AgentExecutor:
         sessions = self._sessions()
         approval_ttl_s = self.settings.limits.approval_ttl_s
         # opened under the lock: a run paused in the session is seen by the next run, never raced past
-        async with sessions.lock(context.session_id or context.run_id, tenant=context.tenant or "default"):
+        tenant, user = context.tenant or "default", context.user or "local"
+        async with sessions.lock(context.session_id or context.run_id, tenant=tenant, user_id=user):
             session = await open_run_session(sessions, context, template, approval_ttl_s=approval_ttl_s)
             check_no_pending_run(session, context)
             agent = self.factory.create_from_template(
@@ -328,12 +329,13 @@ class AgentExecutor:
             with contextlib.suppress(AgentRuntimeError):
                 if session.metadata.get("implicit") and result.status != "interrupted":
                     # an approval session outlives only a pause
-                    await sessions.delete_session(session.id, tenant=session.tenant)
+                    await sessions.delete_session(session.id, tenant=session.tenant, user_id=session.user_id)
                     result.session_id = None
                 elif not rolled_back:  # this run's input plus what it produced, and whether it now awaits approval
                     await sessions.record_run(
                         session.id,
                         tenant=session.tenant,
+                        user_id=session.user_id,
                         added=len(result.messages) + 1,
                         metadata=pending_after(session, context, result.status),
                     )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_runtime.errors import AuthenticationError, NotFoundError, ValidationError
+from agent_runtime.scopes import check_scopes
 from agent_runtime.types import Principal
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ class KeyService:
         """Make a key; the plaintext is returned once and cannot be recovered afterwards.
 
         Raises:
-            ValidationError: empty tenant/user, negative limits or an expiry in the past.
+            ValidationError: empty tenant/user, an unknown scope, negative limits or an expiry in the past.
         """
         from agent_runtime._redis import check_key_part
 
@@ -172,7 +173,7 @@ class KeyService:
             key_hash=hash_key(plaintext, self._pepper),
             tenant=tenant,
             user=user,
-            scopes=frozenset(s.strip() for s in scopes if s.strip()),
+            scopes=check_scopes(scopes),
             created_at=now,
             expires_at=expires_at,
             rpm=rpm,

@@ -37,12 +37,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from agent_runtime.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from agent_runtime.monitoring.timeseries import RunSeries
+from agent_runtime.scopes import DASHBOARD_FLEET
 from agent_runtime.types import Principal
 
 __all__ = ["COOKIE_NAME", "FLEET_SCOPE", "Authenticate", "build_dashboard_router"]
 
 COOKIE_NAME: Final = "agent_runtime_dashboard"
-FLEET_SCOPE: Final = "dashboard:fleet"
+FLEET_SCOPE: Final = DASHBOARD_FLEET
 ADMIN_SCOPE: Final = "admin"
 _MAX_FORM_BYTES: Final = 16_384
 

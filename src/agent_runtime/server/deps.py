@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from agent_runtime.errors import AuthenticationError, PermissionDeniedError
 from agent_runtime.orchestration.middleware.auth import AuthMiddleware
 from agent_runtime.runtime import Runtime
+from agent_runtime.scopes import ADMIN
 from agent_runtime.types import Principal
 
 __all__ = [
@@ -28,7 +29,7 @@ __all__ = [
     "require_scope",
 ]
 
-ADMIN_SCOPE = "admin"
+ADMIN_SCOPE = ADMIN
 _bearer = HTTPBearer(auto_error=False, description="An agent-runtime API key (`ar_…`) or a JWT.")
 
 

@@ -13,6 +13,7 @@ On first start with an empty key store an admin key is created and printed once.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import shutil
@@ -31,7 +32,7 @@ from agent_runtime.security.keys import KeyService
 from agent_runtime.server.app import DEFAULT_DRAIN_TIMEOUT_S, create_app
 from agent_runtime.settings import Settings
 
-__all__ = ["APP_FACTORY", "ensure_admin_key", "serve"]
+__all__ = ["APP_FACTORY", "ensure_admin_key", "is_loopback", "serve", "warn_if_probes_open"]
 
 log = logging.getLogger("agent_runtime.server")
 
@@ -71,10 +72,32 @@ def _drain_s(settings: Settings) -> float:
     return min(settings.limits.run_timeout_s, DEFAULT_DRAIN_TIMEOUT_S)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine (``0.0.0.0``, ``::`` and names do not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_probes_open(settings: Settings, host: str) -> None:
+    """``/metrics`` and ``/readyz``'s details answer anyone who reaches the port unless a token is required."""
+    if not settings.metrics_require_auth and not is_loopback(host):
+        log.warning(
+            "/metrics and /readyz are open to anyone who reaches %s (run counts, spend, backend errors); "
+            "set AGENT_RUNTIME_METRICS_REQUIRE_AUTH=true to require a token with the metrics:read scope, "
+            "or keep the port private",
+            host,
+        )
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the HTTP API until SIGINT/SIGTERM (which drains in-flight runs first)."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
     configure_json_logging(settings.log_level.upper())
+    warn_if_probes_open(settings, host)
     if workers <= 1:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve_one(settings, host, port))

@@ -4,8 +4,12 @@ Policy lives here, once for every backend: ownership (someone else's session is 
 found, never as forbidden, so ids do not leak), sliding TTLs, the per-user session limit, the
 checkpoint size limit and the busy policy of the per-session run lock.
 
-Session ids are unique per tenant (two tenants may both name a session ``support``): every
-method locates a session by ``(tenant, session_id)``, stored under ``Session.key``.
+Session ids are unique per tenant (two tenants may both name a session ``support``), and stored
+under ``Session.key`` = ``tenant/id``. A user who chooses an id another user of the tenant already
+holds is not refused (that would tell him the id is in use): his session is stored in his own
+namespace instead (``Session.per_user``). So a lookup by ``(tenant, session_id, user)`` tries the
+user's namespace, then the tenant's; a lookup without a user (an admin's, or a trusted caller's)
+tries ``namespace``'s when given, then the tenant's. Existing keys never change.
 
 Conversation state is LangGraph's: the executor compiles agents with ``manager.checkpointer`` and
 runs them with ``thread_id = session.key``, so the next run in the session sees the messages of
@@ -23,6 +27,7 @@ from typing import Any
 from agent_runtime.errors import ConflictError, SessionNotFoundError, ValidationError
 from agent_runtime.sessions.base import BusyPolicy, SessionLocks, SessionStore
 from agent_runtime.sessions.models import (
+    MAX_CHOSEN_ID,
     ResumedSession,
     Session,
     check_id,
@@ -150,22 +155,45 @@ class SessionManager:
             ttl_s=ttl,
             metadata=dict(metadata or {}),
         )
-        await self.store.create(session, max_per_user=self.max_sessions_per_user)
-        if session_id is not None:
+        if session_id is None:
+            await self.store.create(session, max_per_user=self.max_sessions_per_user)
+        else:
+            session = await self._claim(session)
             # a chosen id may name an expired, not yet swept session: its old conversation must not leak in
             await (await self._saver()).adelete_thread(session.key)
         self._emit("session.created", {"session_id": sid, "tenant": tenant, "user": user_id, "template": template})
         return session
 
-    async def get_session(self, session_id: str, *, tenant: str = "default", user_id: str | None = None) -> Session:
-        """The live session; ``SessionNotFoundError`` if missing, expired or owned by another user."""
-        session = await self.store.get(_key(tenant, session_id))
-        return self._visible(session_id, session, tenant, user_id)
+    async def _claim(self, session: Session) -> Session:
+        """Store a session of a chosen id under its tenant's key, or, when another user of the tenant
+        holds that id, under its user's: either way the caller gets a session, so the id's use by
+        someone else shows nowhere. Only the caller's own session of that id is a conflict."""
+        if len(session.id) > MAX_CHOSEN_ID:
+            raise ValidationError(f"a chosen session id must be at most {MAX_CHOSEN_ID} characters")
+        own = session.model_copy(update={"per_user": True})
+        if _visible(await self.store.get(own.key), session.id, session.tenant, session.user_id, self.clock()):
+            raise ConflictError(f"session id {session.id} is already in use")
+        try:
+            await self.store.create(session, max_per_user=self.max_sessions_per_user)
+            return session
+        except ConflictError:
+            holder = await self.store.get(session.key)
+            if holder is not None and holder.user_id == session.user_id:
+                raise
+        await self.store.create(own, max_per_user=self.max_sessions_per_user)
+        return own
 
-    def _visible(self, session_id: str, session: Session | None, tenant: str, user_id: str | None) -> Session:
-        if session is None or session.is_expired(self.clock()) or not session.owned_by(tenant, user_id):
-            raise SessionNotFoundError(f"session {session_id} not found")
-        return session
+    async def get_session(
+        self, session_id: str, *, tenant: str = "default", user_id: str | None = None, namespace: str | None = None
+    ) -> Session:
+        """The live session; ``SessionNotFoundError`` if missing, expired or owned by another user.
+        ``namespace``: whose client-chosen ids to look in when ``user_id`` is ``None`` (an admin's)."""
+        for key in _keys(tenant, session_id, user_id or namespace):
+            session = await self.store.get(key)
+            if _visible(session, session_id, tenant, user_id, self.clock()):
+                assert session is not None
+                return session
+        raise SessionNotFoundError(f"session {session_id} not found")
 
     async def save_checkpoint(
         self, session_id: str, data: dict[str, Any], *, tenant: str = "default", user_id: str | None = None
@@ -176,34 +204,39 @@ class SessionManager:
             InputTooLargeError: the encoded data exceeds ``max_checkpoint_bytes``.
             SessionNotFoundError: no such live session for this owner.
         """
-        key = _key(tenant, session_id)
         raw = encode_checkpoint(session_id, data, self.max_checkpoint_bytes)
-        # live by this manager's clock and theirs? (the store itself refuses a session gone by the real one)
-        await self.get_session(session_id, tenant=tenant, user_id=user_id)
-        if not await self.store.put_checkpoint(key, raw):
+        session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        if not await self.store.put_checkpoint(session.key, raw):
             raise SessionNotFoundError(f"session {session_id} not found")
 
     async def resume_session(
         self, session_id: str, *, tenant: str = "default", user_id: str | None = None
     ) -> ResumedSession:
         """The session and its last saved checkpoint (``None`` if never saved)."""
-        session, raw = await self.store.get_with_checkpoint(_key(tenant, session_id))
-        visible = self._visible(session_id, session, tenant, user_id)
-        return ResumedSession(visible, decode_checkpoint(session_id, raw))
+        for key in _keys(tenant, session_id, user_id):
+            session, raw = await self.store.get_with_checkpoint(key)
+            if _visible(session, session_id, tenant, user_id, self.clock()):
+                assert session is not None
+                return ResumedSession(session, decode_checkpoint(session_id, raw))
+        raise SessionNotFoundError(f"session {session_id} not found")
 
     async def list_sessions(self, tenant: str, user_id: str) -> list[Session]:
         """Live sessions of one owner, newest first."""
         return await self.store.list_for_user(check_id(tenant, "tenant"), check_id(user_id, "user id"), self.clock())
 
-    async def delete_session(self, session_id: str, *, tenant: str = "default", user_id: str | None = None) -> None:
+    async def delete_session(
+        self, session_id: str, *, tenant: str = "default", user_id: str | None = None, namespace: str | None = None
+    ) -> None:
         """Delete the session, its checkpoint and its LangGraph thread."""
-        session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        session = await self.get_session(session_id, tenant=tenant, user_id=user_id, namespace=namespace)
         await self.store.delete(session)
         await (await self._saver()).adelete_thread(session.key)
 
-    async def touch(self, session_id: str, ttl_s: float | None = None, *, tenant: str = "default") -> Session:
+    async def touch(
+        self, session_id: str, ttl_s: float | None = None, *, tenant: str = "default", user_id: str | None = None
+    ) -> Session:
         """Extend the session to expire ``ttl_s`` (default: its own TTL) from now."""
-        session = await self.get_session(session_id, tenant=tenant)
+        session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
         ttl = session.ttl_s if ttl_s is None else ttl_s
         if ttl <= 0:
             raise ValidationError("ttl_s must be positive")
@@ -216,6 +249,7 @@ class SessionManager:
         *,
         added: int = 0,
         tenant: str = "default",
+        user_id: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Session:
         """Note a finished run: the conversation's message count (given, or grown by ``added``), updated
@@ -223,7 +257,7 @@ class SessionManager:
         while holding the session's lock when using ``added``."""
         if (message_count is not None and message_count < 0) or added < 0:
             raise ValidationError("message counts must be non-negative")
-        session = await self.get_session(session_id, tenant=tenant)
+        session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
         total = message_count if message_count is not None else session.message_count + added
         if not metadata:
             return await self._save(session, message_count=total)
@@ -250,13 +284,16 @@ class SessionManager:
         return len(removed)
 
     @contextlib.asynccontextmanager
-    async def lock(self, session_id: str, *, tenant: str = "default") -> AsyncIterator[None]:
-        """Hold the session's run lock, so two runs never interleave their messages.
+    async def lock(
+        self, session_id: str, *, tenant: str = "default", user_id: str | None = None
+    ) -> AsyncIterator[None]:
+        """Hold the session's run lock, so two runs never interleave their messages (runs by its owner
+        pass ``user_id``: another user's session of the same id is another lock).
 
         Raises:
             SessionBusyError: busy past ``lock_timeout_s`` ("wait") or busy at all ("fail").
         """
-        async with self._locks.hold(_key(tenant, session_id)):
+        async with self._locks.hold(_keys(tenant, session_id, user_id)[0]):
             yield
 
     async def open_for_run(
@@ -281,10 +318,10 @@ class SessionManager:
             return await self.get_session(session_id, tenant=tenant, user_id=user_id)
 
     async def get_messages(
-        self, session_id: str, *, tenant: str = "default", user_id: str | None = None
+        self, session_id: str, *, tenant: str = "default", user_id: str | None = None, namespace: str | None = None
     ) -> list[dict[str, Any]]:
         """The conversation so far, from the latest LangGraph checkpoint, as ``{role, content}`` dicts."""
-        session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
+        session = await self.get_session(session_id, tenant=tenant, user_id=user_id, namespace=namespace)
         config = {"configurable": {"thread_id": session.key, "checkpoint_ns": ""}}
         found = await (await self._saver()).aget_tuple(config)
         if found is None:
@@ -303,8 +340,21 @@ class SessionManager:
         await self.store.aclose()
 
 
-def _key(tenant: str, session_id: str) -> str:
-    return session_key(check_id(tenant, "tenant"), check_id(session_id))
+def _keys(tenant: str, session_id: str, user: str | None) -> list[str]:
+    """Where a session may be stored, most specific first: the user's namespace, then the tenant's."""
+    tenant, session_id = check_id(tenant, "tenant"), check_id(session_id)
+    shared = session_key(tenant, session_id)
+    if user is None or len(session_id) > MAX_CHOSEN_ID:
+        return [shared]
+    return [session_key(tenant, session_id, check_id(user, "user id")), shared]
+
+
+def _visible(session: Session | None, session_id: str, tenant: str, user_id: str | None, now: float) -> bool:
+    """Live at ``now``, owned by ``user_id`` (when given), and the session asked for (a legacy id could
+    spell a per-user key)."""
+    if session is None or session.id != session_id or session.is_expired(now):
+        return False
+    return session.owned_by(tenant, user_id)
 
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}

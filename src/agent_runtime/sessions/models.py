@@ -6,8 +6,10 @@ corrupt record always raises the same ``BackendError`` naming the session, whate
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
@@ -19,6 +21,7 @@ from agent_runtime._redis import check_key_part
 from agent_runtime.errors import BackendError, InputTooLargeError, ValidationError
 
 __all__ = [
+    "MAX_CHOSEN_ID",
     "ResumedSession",
     "Session",
     "SessionStatus",
@@ -37,6 +40,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SessionStatus = Literal["active", "closed", "expired"]
+_USER_TAG = ".u." + "0" * 16
+_USER_SUFFIX = re.compile(r".+\.u\.[0-9a-f]{16}")
+MAX_CHOSEN_ID = 200 - len(_USER_TAG)
+"""Longest client-chosen session id: its key part (id plus user tag) must fit the 200-character limit."""
 
 
 def now_ts() -> float:
@@ -63,11 +70,14 @@ class Session(BaseModel):
     status: SessionStatus = "active"
     metadata: dict[str, Any] = Field(default_factory=dict)
     message_count: int = 0
+    per_user: bool = False
+    """Stored in its user's namespace: the id it chose was held by another user of the tenant, and
+    refusing it would have told the user so. Every other session is in its tenant's namespace."""
 
     @property
     def key(self) -> str:
-        """Where the session is stored (and its LangGraph thread id): ids are unique per tenant."""
-        return session_key(self.tenant, self.id)
+        """Where the session is stored (and its LangGraph thread id)."""
+        return session_key(self.tenant, self.id, self.user_id if self.per_user else None)
 
     @property
     def expires_ts(self) -> float:
@@ -93,17 +103,23 @@ def check_id(value: str, what: str = "session id") -> str:
     return check_key_part(value, what)
 
 
-def session_key(tenant: str, session_id: str) -> str:
-    """Client-chosen ids live in their tenant's namespace, so one tenant cannot learn (by a conflict)
-    which ids another uses. ``/`` is outside the id alphabet, so the key is unambiguous."""
-    return f"{tenant}/{session_id}"
+def session_key(tenant: str, session_id: str, user_id: str | None = None) -> str:
+    """Ids live in their tenant's namespace (``tenant/id``), client-chosen ones in their user's
+    (``tenant/id.u.<16 hex digits of the user's hash>``), so nobody learns by a conflict which ids
+    another tenant or user uses. ``/`` is outside the id alphabet, so the tenant part is unambiguous;
+    the part after it stays in the id alphabet, as the checkpoint savers' thread ids require."""
+    if user_id is None:
+        return f"{tenant}/{session_id}"
+    return f"{tenant}/{session_id}.u.{hashlib.blake2b(user_id.encode(), digest_size=8).hexdigest()}"
 
 
 def split_session_key(key: str) -> tuple[str, str]:
     """``(tenant, session_id)`` of a ``session_key`` (a bare id, from before ids were per tenant, is
     read as the default tenant's)."""
-    tenant, slash, session_id = key.partition("/")
-    return (tenant, session_id) if slash else ("default", key)
+    tenant, slash, rest = key.partition("/")
+    if not slash:
+        return "default", key
+    return tenant, rest[: -len(_USER_TAG)] if _USER_SUFFIX.fullmatch(rest) else rest
 
 
 def encode_session(session: Session) -> bytes:

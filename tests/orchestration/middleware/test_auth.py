@@ -67,7 +67,7 @@ async def test_scope_per_template(keys: KeyService) -> None:
     assert info.value.details == {"scope": "agents:run:analyst"} and inner.calls == []
     wildcard, _ = await keys.create_key("acme", "bob", ["agents:run:*"])
     await auth.process(ctx("analyst", credentials=wildcard), FakeRun())
-    other_family, _ = await keys.create_key("acme", "carol", ["sessions:read:*"])
+    other_family, _ = await keys.create_key("acme", "carol", ["sessions", "usage", "models:override"])
     with pytest.raises(PermissionDeniedError):
         await auth.process(ctx("analyst", credentials=other_family), FakeRun())
 

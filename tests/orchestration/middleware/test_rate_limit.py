@@ -1,13 +1,20 @@
-"""RateLimitMiddleware on memory and Redis: requests/min per key, tenant and template; tokens/min charged after."""
+"""RateLimitMiddleware on every limiter: requests/min per key, tenant and template; tokens/min held
+before a run (its upper bound) and settled to the real count after."""
 
 from __future__ import annotations
+
+import asyncio
+import random
+import time
 
 import pytest
 
 from agent_runtime.errors import ProviderError, RateLimitError
 from agent_runtime.limits.rate.base import RateLimiter
+from agent_runtime.limits.rate.redis import RedisRateLimiter
+from agent_runtime.orchestration.middleware.cost import CostEstimate
 from agent_runtime.orchestration.middleware.rate_limit import RateLimitMiddleware, RateLimits
-from agent_runtime.types import Principal
+from agent_runtime.types import AgentContext, AgentResult, Principal
 from tests.orchestration.middleware._mw_helpers import FakeRun, ctx
 
 
@@ -93,3 +100,75 @@ async def test_no_limits_configured_is_a_pass_through(limiter: RateLimiter) -> N
     mw = RateLimitMiddleware(limiter)
     for _ in range(50):
         await mw.process(ctx(principal=principal()), FakeRun())
+
+
+class SlowRun(FakeRun):
+    """A run that spans several loop turns (so runs overlap) and uses up to ``bound`` tokens."""
+
+    def __init__(self, used: int) -> None:
+        super().__init__(tokens=(used // 2, used - used // 2))
+
+    async def __call__(self, context: AgentContext) -> AgentResult:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return await super().__call__(context)
+
+
+async def test_concurrent_runs_never_admit_more_tokens_than_the_limit_plus_one_bound(limiter: RateLimiter) -> None:
+    """300 runs at concurrency 64 against --tpm 2000 (a peek-then-charge limiter admitted 6,511)."""
+    tpm, bound = 2000, 300
+    mw = RateLimitMiddleware(limiter, estimate=lambda context: CostEstimate(bound, 0.0))
+    me, rng, gate = principal(tpm=tpm), random.Random(15), asyncio.Semaphore(64)
+    admitted: list[int] = []
+
+    async def one(used: int) -> None:
+        async with gate:
+            try:
+                await mw.process(ctx(principal=me), SlowRun(used))
+            except RateLimitError:
+                return
+            admitted.append(used)
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(rng.randint(bound // 2, bound)) for _ in range(300)))
+    refill = tpm * (time.monotonic() - started) / 60
+    assert 0 < sum(admitted) <= tpm + bound + refill, (sum(admitted), refill)
+    assert len(admitted) < 300
+    # every hold was settled to its real count: what is left is exactly what the runs did not use
+    left = (await limiter.peek(mw.limits_for(ctx(principal=me))[1])).remaining
+    assert tpm - sum(admitted) - 1 <= left <= tpm - sum(admitted) + refill + 1
+
+
+async def test_a_bound_above_the_limit_is_cut_to_it_and_unused_tokens_come_back(limiter: RateLimiter) -> None:
+    mw = RateLimitMiddleware(limiter, estimate=lambda context: CostEstimate(5000, 0.0))
+    me = principal(tpm=1000)
+    await mw.process(ctx(principal=me), FakeRun(tokens=(30, 70)))  # held 1000, used 100: 900 come back
+    with pytest.raises(RateLimitError) as info:  # the next needs all 1000 again: 100 tokens short
+        await mw.process(ctx(principal=me), FakeRun())
+    assert info.value.details == {"scope": "key", "limit": "tpm"}
+    assert info.value.retry_after is not None and 5.9 < info.value.retry_after <= 6.1
+
+
+@pytest.mark.redis
+async def test_two_workers_on_one_redis_share_the_tokens_per_minute(redis_url: str) -> None:
+    """A fleet: two limiters (two workers' connections), 300 runs at concurrency 64 split between them."""
+    tpm, bound = 2000, 300
+    workers = [RedisRateLimiter(redis_url), RedisRateLimiter(redis_url)]
+    chains = [RateLimitMiddleware(w, estimate=lambda context: CostEstimate(bound, 0.0)) for w in workers]
+    me, rng, gate = principal(tpm=tpm), random.Random(64), asyncio.Semaphore(64)
+    admitted: list[int] = []
+
+    async def one(i: int, used: int) -> None:
+        async with gate:
+            try:
+                await chains[i % 2].process(ctx(principal=me), SlowRun(used))
+            except RateLimitError:
+                return
+            admitted.append(used)
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(i, rng.randint(bound // 2, bound)) for i in range(300)))
+    refill = tpm * (time.monotonic() - started) / 60
+    for worker in workers:
+        await worker.aclose()
+    assert 0 < sum(admitted) <= tpm + bound + refill, (sum(admitted), refill)

@@ -10,6 +10,9 @@ Three operations, each atomic over *all* the limits passed together (e.g. per ke
 - ``peek(limits)``: would one more unit fit in every limit? Charges nothing.
 - ``charge(limits, cost)``: charge unconditionally (tokens known only after a run); a limit may go
   into debt, and later ``peek``/``acquire`` calls are refused until it is paid back.
+- ``reserve(limits, tokens)`` then ``settle(hold, used)``: ``acquire`` a run's upper bound before it
+  starts, then charge the overrun or give back (``refund``) what it did not use; a refund never fills
+  a limit above its burst. Concurrent runs thus never admit more than the limit between them.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from typing import Literal
 
 from agent_runtime.errors import ValidationError
 
-__all__ = ["Decision", "Limit", "Mode", "RateLimiter", "gcra"]
+__all__ = ["Decision", "Hold", "Limit", "Mode", "RateLimiter", "gcra"]
 
-Mode = Literal["acquire", "peek", "charge"]
+Mode = Literal["acquire", "peek", "charge", "refund"]
 # Rounding (floats here, whole microseconds in gcra.lua) accumulates over a burst: a unit is never
 # refused for being early by less than a microsecond or a thousandth of its interval.
 _SLACK_S = 1e-6
@@ -55,6 +58,17 @@ class Decision:
     """Index into the ``limits`` argument of the limit that refused, if any."""
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What ``reserve`` took: ``tokens`` in every one of ``limits`` (0 when it was refused)."""
+
+    limits: tuple[Limit, ...]
+    tokens: int
+    decision: Decision
+    local: bool = False
+    """Taken by a fail-open limiter's local fallback (it settles there too)."""
+
+
 def gcra(
     tats: Sequence[float | None], limits: Sequence[Limit], cost: int, mode: Mode, now: float
 ) -> tuple[Decision, list[float] | None]:
@@ -68,19 +82,21 @@ def gcra(
         interval = lim.period_s / lim.limit
         tat = max(stored if stored is not None else now, now)
         units = 1 if mode == "peek" else cost
+        step = -cost if mode == "refund" else cost
         # Offsets from ``now``, not absolute times: ``now + x - x`` may round above ``now`` and
         # refuse a unit that fits exactly (the first request of a 1-per-minute limit, say).
         ahead = tat - now
         early = ahead + units * interval - lim.period_s
         if early > max(_SLACK_S, interval * _SLACK_SHARE) and early > wait:
             wait, blocked = early, i
-        new_tats.append(tat + cost * interval)
-        room = (lim.period_s - ahead - cost * interval) / interval
-        remaining = min(remaining, math.floor(room + _SLACK_S))
+        new_tats.append(max(tat + step * interval, now))  # a refund never fills a limit above its burst
+        after = max(ahead + step * interval, 0.0)
+        remaining = min(remaining, math.floor((lim.period_s - after) / interval + _SLACK_S))
     allowed = blocked is None
-    store = mode == "charge" or (mode == "acquire" and allowed)
+    unconditional = mode in ("charge", "refund")
+    store = unconditional or (mode == "acquire" and allowed)
     left = max(0, int(remaining)) if remaining != math.inf else 0
-    decision = Decision(allowed or mode == "charge", 0.0 if allowed else wait, left, blocked)
+    decision = Decision(allowed or unconditional, 0.0 if allowed else wait, left, blocked)
     return decision, new_tats if store else None
 
 
@@ -98,6 +114,16 @@ class RateLimiter(ABC):
     async def charge(self, limits: Sequence[Limit], cost: int) -> Decision:
         """Charge ``cost`` units whatever the state (may leave the limits in debt)."""
         return await self._run("charge", limits, cost)
+
+    async def reserve(self, limits: Sequence[Limit], tokens: int) -> Hold:
+        """Take ``tokens`` (a run's upper bound) from every limit if all have room, else nothing."""
+        decision = await self._run("acquire", limits, tokens)
+        return Hold(tuple(limits), tokens if decision.allowed else 0, decision)
+
+    async def settle(self, hold: Hold, used: int) -> Decision:
+        """Turn a hold into ``used`` tokens: charge the overrun or give back what was not used."""
+        delta = max(0, used) - hold.tokens
+        return await self._run("charge" if delta >= 0 else "refund", hold.limits, abs(delta))
 
     async def _run(self, mode: Mode, limits: Sequence[Limit], cost: int) -> Decision:
         if cost < 0:

@@ -5,6 +5,10 @@ While Redis answers, every decision is the shared (fleet-wide) one. When a call 
 decision is taken by an in-process ``MemoryRateLimiter`` instead: limits then hold per worker rather
 than per fleet (a fleet of N workers admits up to N times the limit) until Redis is back. The local
 limiter starts empty, so the first minute of an outage admits up to a full burst per worker.
+
+A token hold is settled where it was taken: a local hold locally, a shared one on Redis; when Redis
+fails at that moment the overrun is charged locally and the unused part of the hold is not given
+back (the shared limit keeps it until it refills: over-counted, never under-counted).
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from agent_runtime.errors import BackendError
-from agent_runtime.limits.rate.base import Decision, Limit, Mode, RateLimiter
+from agent_runtime.limits.rate.base import Decision, Hold, Limit, Mode, RateLimiter
 from agent_runtime.limits.rate.memory import MemoryRateLimiter
 
 __all__ = ["FailOpenRateLimiter"]
@@ -51,6 +56,22 @@ class FailOpenRateLimiter(RateLimiter):
         except BackendError as exc:
             self._note(exc)
         return await self.fallback._decide(mode, limits, cost)
+
+    async def reserve(self, limits: Sequence[Limit], tokens: int) -> Hold:
+        try:
+            return await self.primary.reserve(limits, tokens)
+        except BackendError as exc:
+            self._note(exc)
+        return replace(await self.fallback.reserve(limits, tokens), local=True)
+
+    async def settle(self, hold: Hold, used: int) -> Decision:
+        if hold.local:
+            return await self.fallback.settle(hold, used)
+        try:
+            return await self.primary.settle(hold, used)
+        except BackendError as exc:
+            self._note(exc)
+        return await self.fallback.charge(hold.limits, max(0, used - hold.tokens))
 
     def _note(self, exc: BackendError) -> None:
         self.fallback_decisions += 1

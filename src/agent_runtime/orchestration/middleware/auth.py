@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from agent_runtime.errors import AuthenticationError, PermissionDeniedError
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall
+from agent_runtime.scopes import RUN_PREFIX
 from agent_runtime.security.base import KeyStore
 from agent_runtime.security.jwt import JwtVerifier
 from agent_runtime.security.keys import KEY_PREFIX, KeyService
@@ -18,7 +19,7 @@ from agent_runtime.types import AgentContext, AgentResult, Principal
 
 __all__ = ["RUN_SCOPE_PREFIX", "AuthMiddleware"]
 
-RUN_SCOPE_PREFIX = "agents:run:"
+RUN_SCOPE_PREFIX = RUN_PREFIX
 
 
 class AuthMiddleware(AgentMiddleware):

@@ -104,7 +104,7 @@ def build_middlewares(
     makers: dict[str, Callable[[], AgentMiddleware]] = {
         "auth": lambda: AuthMiddleware(stores.keys, jwt_verifier_from(settings)),
         "rate_limit": lambda: RateLimitMiddleware(
-            stores.limiter, default_rpm=settings.default_rpm, default_tpm=settings.default_tpm
+            stores.limiter, default_rpm=settings.default_rpm, default_tpm=settings.default_tpm, estimate=estimate
         ),
         "cost": lambda: CostTrackingMiddleware(
             stores.ledger,

@@ -1,23 +1,26 @@
 """Requests and tokens per minute, per key (or user), per tenant and per template, before and after a run.
 
-Before the run: one atomic ``acquire`` of a request in every applicable requests/min limit, and a
-``peek`` of the tokens/min limits (tokens are unknown until the run ends, so a run is refused only
-when its token budget is already spent). After the run, also when it failed or its stream was
-abandoned, the real tokens are charged; a limit overdrawn by a big run refuses runs until it refills.
+Before the run: one atomic ``acquire`` of a request in every applicable requests/min limit, and one
+atomic ``reserve`` of the run's token upper bound (the same ``estimate`` the quotas reserve) in every
+tokens/min limit, so concurrent runs cannot all pass on the same free tokens. After the run, also when
+it failed or its stream was abandoned, the hold is settled to the real tokens (the unused part is
+given back). A bound above the smallest limit is cut to that limit, so such a run still fits an idle
+limit; it may then overdraw it by at most its bound, and the limit refuses runs until it refills.
 
 Limit keys carry the tenant as a ``{hash tag}`` so one Redis Cluster slot decides a run atomically.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agent_runtime._redis import check_key_part
 from agent_runtime.errors import RateLimitError
-from agent_runtime.limits.rate.base import Decision, Limit, RateLimiter
+from agent_runtime.limits.rate.base import Decision, Hold, Limit, RateLimiter
 from agent_runtime.orchestration.middleware._accounting import error_usage, result_tokens, run_shielded
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall
+from agent_runtime.orchestration.middleware.cost import CostEstimate
 from agent_runtime.types import AgentContext, AgentResult
 
 __all__ = ["RateLimitMiddleware", "RateLimits"]
@@ -38,6 +41,9 @@ class RateLimitMiddleware(AgentMiddleware):
         default_tpm: same for tokens per minute.
         per_tenant: limits shared by all keys of a tenant (``"*"`` applies to every tenant not listed).
         per_template: limits per principal and template, on top of the key's own.
+        estimate: ``estimate(context) -> CostEstimate``, the run's upper bound, whose tokens are
+            reserved in the tokens/min limits (default: 1 token, i.e. a run is refused only when the
+            limit is already spent).
     """
 
     name = "rate_limit"
@@ -50,8 +56,10 @@ class RateLimitMiddleware(AgentMiddleware):
         default_tpm: int | None = None,
         per_tenant: Mapping[str, RateLimits] | None = None,
         per_template: Mapping[str, RateLimits] | None = None,
+        estimate: Callable[[AgentContext], CostEstimate] | None = None,
     ) -> None:
         self.limiter = limiter
+        self.estimate = estimate
         self.default = RateLimits(default_rpm, default_tpm)
         self.per_tenant = dict(per_tenant or {})
         self.per_template = dict(per_template or {})
@@ -87,17 +95,26 @@ class RateLimitMiddleware(AgentMiddleware):
         rpm, tpm = self.limits_for(context)
         if rpm:
             _raise_if_refused(await self.limiter.acquire(rpm), rpm, "request")
-        if tpm:
-            _raise_if_refused(await self.limiter.peek(tpm), tpm, "token")
+        if not tpm:
+            return await next_call(context)
+        hold = await self.limiter.reserve(tpm, self._bound(context, tpm))
+        _raise_if_refused(hold.decision, tpm, "token")
         try:
             result = await next_call(context)
         except BaseException as exc:
-            if tpm and (tokens := result_tokens(error_usage(exc))):
-                await run_shielded(self.limiter.charge(tpm, tokens), "rate limit token charge")
+            await self._settle(hold, result_tokens(error_usage(exc)))
             raise
-        if tpm and (tokens := result_tokens(result.usage)):
-            await self.limiter.charge(tpm, tokens)
+        await self._settle(hold, result_tokens(result.usage))
         return result
+
+    def _bound(self, context: AgentContext, tpm: list[Limit]) -> int:
+        """Tokens to hold for this run: its upper bound, cut to the smallest tokens/min limit."""
+        tokens = self.estimate(context).tokens if self.estimate is not None else 1
+        return max(1, min(tokens, *(lim.limit for lim in tpm)))
+
+    async def _settle(self, hold: Hold, used: int) -> None:
+        # The run has ended: a failed write is logged (the hold stays charged), never the run's error.
+        await run_shielded(self.limiter.settle(hold, used), "rate limit token settle")
 
 
 def _scope_of(limit: Limit) -> str:

@@ -1,4 +1,10 @@
-"""Probes and metrics: ``/healthz`` (alive), ``/readyz`` (backends reachable), ``/metrics`` (Prometheus)."""
+"""Probes and metrics: ``/healthz`` (alive), ``/readyz`` (backends reachable), ``/metrics`` (Prometheus).
+
+``/healthz`` is always open. With ``metrics_require_auth`` (off by default: keep the port private
+then), ``/metrics`` needs a token holding ``metrics:read`` (or admin), and ``/readyz`` still answers
+everyone with its status code and each check's ``ok``, but the checks' latencies and error messages
+(backend addresses, exception text) only to such a token.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from agent_runtime._redis import breaker_probe
+from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.runtime import Runtime
+from agent_runtime.scopes import METRICS_READ
 from agent_runtime.server.deps import CurrentRuntime, authenticate, require_scope
 from agent_runtime.server.routes._docs import errors
 from agent_runtime.server.schemas import HealthResponse, ReadyCheck, ReadyResponse
@@ -76,8 +84,25 @@ async def readyz(request: Request, runtime: CurrentRuntime) -> JSONResponse:
     draining = request.app.state.inflight.draining
     ok = all(check.ok for check in results) and not draining
     status = "ok" if ok else ("draining" if draining else "unavailable")
+    if not await _may_read_probes(request, runtime, quiet=True):
+        checks = {name: ReadyCheck(ok=check.ok, latency_ms=0.0) for name, check in checks.items()}
     body = ReadyResponse(status=status, checks=checks)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
+
+
+async def _may_read_probes(request: Request, runtime: Runtime, *, quiet: bool = False) -> bool:
+    """Whether this request may read metrics and probe details; raises 401/403 unless ``quiet``."""
+    if not runtime.settings.metrics_require_auth:
+        return True
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else None
+    try:
+        require_scope(await authenticate(request, token), METRICS_READ)
+    except AgentRuntimeError:
+        if not quiet:
+            raise
+        return False
+    return True
 
 
 @router.get(
@@ -87,10 +112,6 @@ async def readyz(request: Request, runtime: CurrentRuntime) -> JSONResponse:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **errors(401, 403)},
 )
 async def metrics(request: Request, runtime: CurrentRuntime) -> Response:
-    if runtime.settings.metrics_require_auth:
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        principal = await authenticate(request, token)
-        require_scope(principal, "metrics:read")
+    await _may_read_probes(request, runtime)
     body, content_type = runtime.metrics.render()
     return Response(body, media_type=content_type)

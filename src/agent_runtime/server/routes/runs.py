@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Request
 from agent_runtime.errors import AgentRuntimeError, BadRequestError, ConfigurationError
 from agent_runtime.models.resolve import is_offline_spec, resolve_model
 from agent_runtime.runtime import Runtime
+from agent_runtime.scopes import MODELS_OVERRIDE, SESSIONS
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, request_id, require_scope
 from agent_runtime.server.errors import status_for_code
 from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE
@@ -32,7 +33,7 @@ __all__ = [
     "run_response",
 ]
 
-MODEL_OVERRIDE_SCOPE = "models:override"
+MODEL_OVERRIDE_SCOPE = MODELS_OVERRIDE
 
 router = APIRouter(tags=["runs"])
 
@@ -63,8 +64,11 @@ def build_context(
     client_metadata: dict[str, Any] | None = None,
     coalesce_tokens: bool = True,
 ) -> AgentContext:
-    """The run's context: identity from the token only; request metadata kept apart under ``client``."""
+    """The run's context: identity from the token only; request metadata kept apart under ``client``.
+    A run in a session needs the ``sessions`` scope as well as its template's."""
     check_model_override(runtime, principal, model)
+    if session_id is not None:
+        require_scope(principal, SESSIONS)
     limit = runtime.settings.limits.run_timeout_s
     metadata: dict[str, Any] = {"source": "http", "create_session": create_session}
     if client_metadata:

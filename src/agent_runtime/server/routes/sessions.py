@@ -1,18 +1,22 @@
 """``/v1/sessions``: create, list, read, read messages of, and delete the caller's conversations.
 
-A session belongs to the tenant and user of the token that created it. Ids are unique per tenant:
-another tenant may use the same id for a session of its own. Anyone else gets 404 (never 403, so
-ids do not leak); an admin of the same tenant may read and delete any session of it.
+A session belongs to the tenant and user of the token that created it. Generated ids are unique per
+tenant, ids the client chose per user: another user (or tenant) may choose the same id for a session
+of its own, and creating it succeeds as for a free id, so nobody learns which ids others chose.
+Anyone else gets 404 (never 403, so ids do not leak); an admin of the same tenant may read and
+delete any session of it (another user's chosen id with ``?user=``). Every route needs the
+``sessions`` scope (403 before anything is looked up).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from agent_runtime.errors import PermissionDeniedError
-from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, is_admin
+from agent_runtime.scopes import SESSIONS
+from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, get_principal, is_admin, require_scope
 from agent_runtime.server.routes._docs import errors
 from agent_runtime.server.schemas import ID_PATTERN, MessageList, SessionCreate, SessionList, SessionOut
 from agent_runtime.sessions.models import Session
@@ -20,13 +24,26 @@ from agent_runtime.types import Principal
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["sessions"])
+
+async def _sessions_scope(principal: Annotated[Principal, Depends(get_principal)]) -> None:
+    require_scope(principal, SESSIONS)
+
+
+router = APIRouter(tags=["sessions"], dependencies=[Depends(_sessions_scope)])
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="A session id (`ses_…`).")]
 
 
-def _user(principal: Principal) -> str | None:
-    """The ownership filter: admins see their whole tenant, everyone else only their own."""
-    return None if is_admin(principal) else principal.user
+UserQuery = Annotated[str | None, Query(pattern=ID_PATTERN, description="Admins: another user of the tenant.")]
+
+
+def _owner(principal: Principal, user: str | None) -> dict[str, Any]:
+    """The ownership filter: admins see their whole tenant (chosen ids: their own, or ``user``'s),
+    everyone else only their own."""
+    if user is not None and user != principal.user and not is_admin(principal):
+        raise PermissionDeniedError("another user's sessions need the admin scope")
+    if is_admin(principal):
+        return {"tenant": principal.tenant, "user_id": None, "namespace": user or principal.user}
+    return {"tenant": principal.tenant, "user_id": principal.user}
 
 
 def _out(session: Session) -> dict[str, Any]:
@@ -37,7 +54,7 @@ def _out(session: Session) -> dict[str, Any]:
     "/v1/sessions",
     status_code=201,
     response_model=SessionOut,
-    responses=errors(401, 404, 409, 413, 422, 429, 503),
+    responses=errors(401, 403, 404, 409, 413, 422, 429, 503),
     summary="Start a session",
 )
 async def create_session(body: SessionCreate, principal: CurrentPrincipal, runtime: CurrentRuntime) -> dict[str, Any]:
@@ -58,7 +75,7 @@ async def create_session(body: SessionCreate, principal: CurrentPrincipal, runti
 async def list_sessions(
     principal: CurrentPrincipal,
     runtime: CurrentRuntime,
-    user: Annotated[str | None, Query(pattern=ID_PATTERN, description="Admins: another user of the tenant.")] = None,
+    user: UserQuery = None,
 ) -> dict[str, Any]:
     owner = principal.user
     if user is not None and user != principal.user:
@@ -69,14 +86,18 @@ async def list_sessions(
     return {"object": "list", "data": [_out(s) for s in sessions]}
 
 
-@router.get("/v1/sessions/{session_id}", response_model=SessionOut, responses=errors(401, 404, 503))
-async def get_session(session_id: SessionId, principal: CurrentPrincipal, runtime: CurrentRuntime) -> dict[str, Any]:
-    return _out(await runtime.sessions.get_session(session_id, tenant=principal.tenant, user_id=_user(principal)))
+@router.get("/v1/sessions/{session_id}", response_model=SessionOut, responses=errors(401, 403, 404, 422, 503))
+async def get_session(
+    session_id: SessionId, principal: CurrentPrincipal, runtime: CurrentRuntime, user: UserQuery = None
+) -> dict[str, Any]:
+    return _out(await runtime.sessions.get_session(session_id, **_owner(principal, user)))
 
 
-@router.get("/v1/sessions/{session_id}/messages", response_model=MessageList, responses=errors(401, 404, 503))
-async def get_messages(session_id: SessionId, principal: CurrentPrincipal, runtime: CurrentRuntime) -> dict[str, Any]:
-    messages = await runtime.sessions.get_messages(session_id, tenant=principal.tenant, user_id=_user(principal))
+@router.get("/v1/sessions/{session_id}/messages", response_model=MessageList, responses=errors(401, 403, 404, 422, 503))
+async def get_messages(
+    session_id: SessionId, principal: CurrentPrincipal, runtime: CurrentRuntime, user: UserQuery = None
+) -> dict[str, Any]:
+    messages = await runtime.sessions.get_messages(session_id, **_owner(principal, user))
     return {"object": "list", "session_id": session_id, "data": messages}
 
 
@@ -84,9 +105,11 @@ async def get_messages(session_id: SessionId, principal: CurrentPrincipal, runti
     "/v1/sessions/{session_id}",
     status_code=204,
     response_class=Response,
-    responses=errors(401, 404, 503),
+    responses=errors(401, 403, 404, 422, 503),
     summary="Delete a session and its conversation",
 )
-async def delete_session(session_id: SessionId, principal: CurrentPrincipal, runtime: CurrentRuntime) -> Response:
-    await runtime.sessions.delete_session(session_id, tenant=principal.tenant, user_id=_user(principal))
+async def delete_session(
+    session_id: SessionId, principal: CurrentPrincipal, runtime: CurrentRuntime, user: UserQuery = None
+) -> Response:
+    await runtime.sessions.delete_session(session_id, **_owner(principal, user))
     return Response(status_code=204)

@@ -15,7 +15,8 @@ from agent_runtime.limits.quota.base import BucketStatus
 from agent_runtime.monitoring.report import totals
 from agent_runtime.orchestration.middleware.cost import CostTrackingMiddleware
 from agent_runtime.runtime import Runtime
-from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, is_admin
+from agent_runtime.scopes import USAGE
+from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, is_admin, require_scope
 from agent_runtime.server.routes._docs import errors
 from agent_runtime.server.schemas import UsageReport
 from agent_runtime.types import AgentContext, Principal
@@ -68,6 +69,7 @@ async def get_usage(
         Query(pattern=USER_PATTERN, description="Admins: another user, or `*` for the whole tenant."),
     ] = None,
 ) -> dict[str, Any]:
+    require_scope(principal, USAGE)
     who: str | None = principal.user
     if user is not None and user != principal.user:
         if not is_admin(principal):
