@@ -85,7 +85,7 @@ class Runtime:
         security = open_security_stores(settings)
         cost_tracker = build_cost_tracker(settings)
         series = series or RunSeries()
-        observers: list[RunObserver] = [MetricsObserver(metrics), DashboardObserver(series)]
+        observers: list[RunObserver] = [MetricsObserver(metrics, cost_tracker.price_table), DashboardObserver(series)]
         event_bus = publisher = observer = None
         if with_event_bus:
             event_bus, publisher, observer = _event_bus(settings, metrics, observers, sessions)
