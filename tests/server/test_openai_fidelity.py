@@ -104,7 +104,7 @@ def test_stop_sequences_reach_the_model(live: LiveServer, keys: Keys) -> None:
     haiku: list[Any] = [{"role": "user", "content": "a haiku about rain"}]
     full = _text(client.chat.completions.create(model="writer", messages=haiku))
     word = full.split()[2]
-    cut = client.chat.completions.create(model="writer", messages=haiku, stop=[word], temperature=0.2, seed=7)
+    cut = client.chat.completions.create(model="writer", messages=haiku, stop=word, temperature=0.2, seed=7)
     assert word not in _text(cut) and full.startswith(_text(cut)) and len(_text(cut)) < len(full)
     assert cut.choices[0].finish_reason == "stop"
 

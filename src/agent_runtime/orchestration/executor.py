@@ -365,6 +365,24 @@ class AgentExecutor:
         step_templates = getattr(self.factory.workflows.get(workflow), "step_templates", {})
         return WorkflowRun(graph, config, self.prices, step_templates)
 
+    def _configure(
+        self, config: dict[str, Any], context: AgentContext, workflow: str | None
+    ) -> AgentCallbackHandler | None:
+        """The run's LangGraph config (name, limits, tracing metadata, generation options); its event
+        collector, when this executor collects events."""
+        handler = (
+            AgentCallbackHandler(max_events=self.settings.limits.max_events_per_run) if self.collect_events else None
+        )
+        config["run_name"] = context.template
+        config["recursion_limit"] = 50
+        if self._traced or workflow:  # metadata is merged into every step's config: only when someone reads it
+            config["metadata"] = {"run_id": context.run_id, "template": context.template}
+        if handler is not None:
+            config["callbacks"] = [handler]
+        if context.generation is not None:  # read by every model call (agents.generation)
+            config.setdefault("configurable", {})[GENERATION_KEY] = context.generation.model_settings()
+        return handler
+
     async def _invoke(
         self,
         context: AgentContext,
@@ -375,17 +393,7 @@ class AgentExecutor:
         config: dict[str, Any],
         workflow: str | None = None,
     ) -> AgentResult:
-        handler = (
-            AgentCallbackHandler(max_events=self.settings.limits.max_events_per_run) if self.collect_events else None
-        )
-        config["run_name"] = context.template
-        config["recursion_limit"] = 50
-        if self._traced or workflow:  # metadata is merged into every step's config: only when someone reads it
-            config["metadata"] = {"run_id": context.run_id, "template": context.template}
-        if handler is not None:
-            config["callbacks"] = [handler]
-        if context.generation is not None:
-            config.setdefault("configurable", {})[GENERATION_KEY] = context.generation.model_settings()
+        handler = self._configure(config, context, workflow)
         flow = self._workflow_run(agent, config, context, workflow) if workflow else None
         resume = context.metadata.get(RESUME_KEY)
         if isinstance(resume, ResumeRequest):
