@@ -241,3 +241,17 @@ def test_error_shape_has_param_everywhere(live: LiveServer, keys: Keys) -> None:
         )
     assert error.status_code == 404
     assert json.loads(error.text)["error"].keys() >= {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize("param", ["seed", "presence_penalty", "frequency_penalty"])
+def test_options_a_templates_provider_cannot_take_are_400(live: LiveServer, keys: Keys, param: str) -> None:
+    """Refused before any model is built: a provider SDK would fail the run on an unknown keyword."""
+    assert live.runtime is not None
+    live.runtime.factory.register_template(
+        {"name": "claude_writer", "model": "anthropic:claude-haiku-4-5"}, replace=True
+    )
+    with pytest.raises(openai.BadRequestError) as refused:
+        _client(live, keys.alice).chat.completions.create(
+            model="claude_writer", messages=[{"role": "user", "content": "hi"}], **{param: 1}
+        )
+    assert refused.value.param == param and "anthropic" in refused.value.message

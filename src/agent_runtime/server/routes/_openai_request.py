@@ -52,7 +52,20 @@ def refuse_unsupported(body: ChatCompletionRequest) -> None:
         raise _refused("logit_bias", "logit_bias is not supported")
 
 
-def generation_options(body: ChatCompletionRequest) -> GenerationOptions | None:
+_ALL_OPTIONS = frozenset({"offline", "openai", "azure_openai"})
+"""Providers whose chat models take every OpenAI sampling option; the others take ``max_tokens``,
+``temperature``, ``top_p`` and ``stop`` (a provider SDK refuses keyword arguments it does not know)."""
+_OPENAI_ONLY = ("seed", "presence_penalty", "frequency_penalty")
+
+
+def generation_options(body: ChatCompletionRequest, provider: str | None) -> GenerationOptions | None:
+    """The options for the model call; one the template's model cannot take is a 400 naming it. ``user``
+    is recorded with the run in any case, and passed to the models that take it."""
+    every = provider in _ALL_OPTIONS
+    if not every:
+        for name in _OPENAI_ONLY:
+            if getattr(body, name) is not None:
+                raise _refused(name, f"{name!r} is not supported by this template's model (provider {provider})")
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
     options = GenerationOptions(
         max_tokens=body.max_completion_tokens or body.max_tokens,
@@ -62,7 +75,7 @@ def generation_options(body: ChatCompletionRequest) -> GenerationOptions | None:
         seed=body.seed,
         presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty,
-        user=body.user,
+        user=body.user if every else None,
     )
     return options if options.model_settings() else None
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 
 from agent_runtime.errors import ConflictError
+from agent_runtime.models.resolve import provider_of
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.errors import error_body, http_status
 from agent_runtime.server.routes._docs import ERRORS, errors
@@ -155,7 +156,8 @@ async def chat_completions(
         create_session=session_id is not None,
         client_metadata=client,
     )
-    context.history, context.generation = history, generation_options(body)
+    provider = provider_of(runtime.factory.model_for(template, model or None))
+    context.history, context.generation = history, generation_options(body, provider)
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
         if result.status == "interrupted":
