@@ -255,3 +255,20 @@ def test_options_a_templates_provider_cannot_take_are_400(live: LiveServer, keys
             model="claude_writer", messages=[{"role": "user", "content": "hi"}], **{param: 1}
         )
     assert refused.value.param == param and "anthropic" in refused.value.message
+
+
+def test_langchain_chat_openai_message_history(live: LiveServer, keys: Keys) -> None:
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+    from langchain_openai import ChatOpenAI
+
+    model = ChatOpenAI(base_url=live.url + "/v1", api_key=keys.alice, model="writer", max_retries=0)
+    history = [
+        SystemMessage("Answer briefly."),
+        HumanMessage("my name is Ada"),
+        AIMessage("Nice to meet you, Ada."),
+        HumanMessage("what is my name?"),
+    ]
+    assert "Ada" in str(model.invoke(history).content)
+    assert "Ada" in "".join(str(chunk.content) for chunk in model.stream(history))
+    cut = model.bind(max_tokens=2).invoke([HumanMessage("a haiku about rain")])
+    assert cut.response_metadata["finish_reason"] == "length"
