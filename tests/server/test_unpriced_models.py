@@ -22,7 +22,9 @@ def test_runs_on_an_unpriced_model_are_counted_and_warned(
 ) -> None:
     """Runtime B runs a template on runtime A through `openai-compatible:` (a model with no price)."""
     monkeypatch.setenv("OPENAI_API_KEY", keys.alice)
-    (tmp_path / "relay.yaml").write_text(f"name: relay\nmodel: openai-compatible:writer@{live.url}/v1\n")
+    # a base URL of its own: langchain-openai caches one async HTTP client per base URL, bound to the event
+    # loop that made it, and test_openai_clients relays to the same server from another asyncio.run
+    (tmp_path / "relay.yaml").write_text(f"name: relay\nmodel: openai-compatible:writer@{live.url}/v1/\n")
 
     async def run() -> tuple[dict[str, float], float]:
         runtime = await Runtime.create(Settings(state_backend="memory", templates_dir=tmp_path, data_dir=tmp_path))
