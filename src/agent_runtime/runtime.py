@@ -85,7 +85,7 @@ class Runtime:
         security = open_security_stores(settings)
         cost_tracker = build_cost_tracker(settings)
         series = series or RunSeries()
-        observers: list[RunObserver] = [MetricsObserver(metrics), DashboardObserver(series)]
+        observers: list[RunObserver] = [MetricsObserver(metrics, cost_tracker.price_table), DashboardObserver(series)]
         event_bus = publisher = observer = None
         if with_event_bus:
             event_bus, publisher, observer = _event_bus(settings, metrics, observers, sessions)
@@ -197,7 +197,8 @@ def _estimate(context: AgentContext, factory: AgentFactory, costs: CostTracker) 
     except AgentRuntimeError:
         return CostEstimate(0, 0.0)
     if not steps:
-        return _bound(context, factory, costs, template, context.input, 0)
+        history = "".join(turn.model_dump_json() for turn in context.history)  # over-counts: a bound
+        return _bound(context, factory, costs, template, history + context.input, 0)
     longest = {name: step.max_output_tokens for name, step, _ in steps}
     bounds = []
     for _, step, text in steps:
@@ -223,9 +224,12 @@ def _bound(
 ) -> CostEstimate:
     price = costs.price_table.price_for(factory.model_for(template, context.model))
     calls = 2 if template.tools else 1
+    output = template.max_output_tokens
+    if context.generation is not None and context.generation.max_tokens is not None:  # the client's lower bound
+        output = min(output, context.generation.max_tokens)
     return upper_bound_estimate(
         text * calls,
-        max_output_tokens=template.max_output_tokens * calls,
+        max_output_tokens=output * calls,
         usd_per_input_token=(price.input_per_mtok if price else 0.0) / 1e6,
         usd_per_output_token=(price.output_per_mtok if price else 0.0) / 1e6,
         overhead=64 + carried * calls,

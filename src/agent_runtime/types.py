@@ -13,11 +13,14 @@ from agent_runtime.scopes import ADMIN, DEFAULT_SCOPES
 __all__ = [
     "AgentContext",
     "AgentResult",
+    "ChatTurn",
+    "GenerationOptions",
     "Principal",
     "RunStatus",
     "StreamEvent",
     "StreamEventType",
     "ToolCallRecord",
+    "TurnToolCall",
     "Usage",
     "new_id",
 ]
@@ -60,6 +63,8 @@ class Usage(BaseModel):
     output_tokens: int = 0
     total_tokens: int = 0
     cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    """Output tokens the model spent reasoning (part of ``output_tokens``), when the provider reports them."""
     cost_usd: float = 0.0
 
     def add(self, other: Usage) -> Usage:
@@ -68,6 +73,7 @@ class Usage(BaseModel):
             output_tokens=self.output_tokens + other.output_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
             cached_tokens=self.cached_tokens + other.cached_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             cost_usd=self.cost_usd + other.cost_usd,
         )
 
@@ -80,6 +86,53 @@ class ToolCallRecord(BaseModel):
     status: Literal["ok", "error"] = "ok"
 
 
+class TurnToolCall(BaseModel):
+    """A tool call an earlier assistant turn made (as the client replays it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatTurn(BaseModel):
+    """One earlier message of a conversation a client sends along with its new input (oldest first)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: tuple[TurnToolCall, ...] = ()
+    """An assistant turn's tool calls; each is answered by a later ``tool`` turn with its id."""
+    tool_call_id: str | None = None
+    """A ``tool`` turn's answer to this call id."""
+    name: str | None = None
+
+
+class GenerationOptions(BaseModel):
+    """Per-run sampling options passed to the model (only those set); ``max_tokens`` bounds each model
+    call's output (below the template's own bound) and the run's quota reservation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    user: str | None = None
+
+    def model_settings(self) -> dict[str, Any]:
+        """The keyword arguments for the model call (those set)."""
+        settings = self.model_dump(exclude_none=True)
+        if "stop" in settings:
+            settings["stop"] = list(settings["stop"])
+        return settings
+
+
 class AgentContext(BaseModel):
     """One run request as it travels inward through the middleware onion."""
 
@@ -87,6 +140,10 @@ class AgentContext(BaseModel):
 
     input: str
     template: str
+    history: list[ChatTurn] = Field(default_factory=list)
+    """Earlier turns the client sent before ``input`` (a stateless client's conversation). In a session
+    that already holds messages, only the turns after the last assistant one are appended."""
+    generation: GenerationOptions | None = None
     run_id: str = Field(default_factory=lambda: new_id("run"))
     request_id: str | None = None
     session_id: str | None = None

@@ -176,7 +176,9 @@ class AgentFactory:
         policy = self.memory.get(template.memory)
         chat_model = model if isinstance(model, BaseChatModel) else self._build_model(template, model)
         tools = [self.tools.get(name) for name in template.tools] + list(extra_tools)
-        middleware: list[Any] = []
+        from agent_runtime.agents.generation import GenerationMiddleware
+
+        middleware: list[Any] = [GenerationMiddleware()]
         if checkpointer is not None and policy.stateful and policy.max_messages:
             middleware.append(history_limit(policy.max_messages))
         if template.fallback_models:

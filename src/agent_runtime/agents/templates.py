@@ -53,6 +53,9 @@ class AgentTemplate(BaseModel):
     """Name in the factory's workflow registry; when set the template runs that graph instead of an agent."""
     middleware: list[LangChainMiddlewareSpec] = Field(default_factory=list)
     max_output_tokens: int = Field(default=1024, ge=1, le=1_000_000)
+    client_system_messages: bool = True
+    """Whether a client's own system messages (OpenAI ``system``/``developer`` roles) may join the
+    conversation, after this template's ``system_prompt``; ``false`` refuses them (400)."""
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
     max_retries: int = Field(default=2, ge=0, le=10)

@@ -18,7 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from agent_runtime.errors import ConfigurationError
 from agent_runtime.models.offline import OfflineChatModel
 
-__all__ = ["OFFLINE_MODEL", "default_model_string", "is_offline_spec", "resolve_model"]
+__all__ = ["OFFLINE_MODEL", "default_model_string", "is_offline_spec", "provider_of", "resolve_model"]
 
 OFFLINE_MODEL = "offline"
 _OPENAI_COMPATIBLE = "openai-compatible:"
@@ -131,6 +131,15 @@ def _init_provider_model(spec: str, model: str, options: dict[str, Any]) -> Base
     if not isinstance(chat_model, BaseChatModel):
         raise ConfigurationError(f"Model {spec!r} did not resolve to a chat model.")
     return chat_model
+
+
+def provider_of(spec: str) -> str | None:
+    """The provider family of a model string: ``offline``, ``openai`` (also ``openai-compatible:``), ..."""
+    if is_offline_spec(spec):
+        return OFFLINE_MODEL
+    if spec.startswith(_OPENAI_COMPATIBLE):
+        return "openai"
+    return _provider_of(spec)
 
 
 def _provider_of(model: str) -> str | None:

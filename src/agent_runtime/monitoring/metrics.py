@@ -170,6 +170,9 @@ class RuntimeMetrics:
         self.llm_latency = h("llm_latency_seconds", "Latency of one chat model call.", ["model"], _RUN_BUCKETS)
         self.tokens = c("tokens", "Tokens used; kind=cached is a subset of kind=input.", ["model", "kind"])
         self.cost = c("cost_usd", "Spend in USD from the price table.", ["model", "tenant"])
+        self.unpriced_runs = c(
+            "unpriced_runs", "Runs that used a model missing from the price table (charged $0).", ["model"]
+        )
         self.tool_calls = c("tool_calls", "Tool calls, by tool and status (ok|error).", ["tool", "status"])
         self.ratelimit_rejections = c("ratelimit_rejections", "Runs refused by the rate limiter.", ["scope"])
         self.quota_rejections = c("quota_rejections", "Runs refused because a quota was exhausted.", ["tenant"])
@@ -250,6 +253,9 @@ class RuntimeMetrics:
         self.tokens(model, "cached").inc(max(usage.cached_tokens, 0))
         # Incremented even by 0 so the series exists: the spend-anomaly alert compares it to tokens.
         self.cost(model, self.tenant_label(tenant)).inc(max(usage.cost_usd, 0.0))
+
+    def unpriced_run(self, model_name: str) -> None:
+        self.unpriced_runs(self._model(model_name)).inc()
 
     def run_failed(self, template: str, error_code: str, duration_s: float) -> None:
         """Account a run that raised before producing a result."""

@@ -14,6 +14,7 @@ __all__ = [
     "attach_steps",
     "attempt_messages",
     "estimate_tokens",
+    "finish_reason",
     "message_dict",
     "new_since_pause",
     "summarize_messages",
@@ -43,6 +44,20 @@ def message_dict(message: BaseMessage) -> dict[str, Any]:
     return item
 
 
+_LENGTH_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS"})
+"""How providers say an answer was cut at its output bound (OpenAI, Anthropic, Gemini)."""
+
+
+def finish_reason(messages: Sequence[BaseMessage]) -> str:
+    """``"length"`` when the last model answer was cut at its output bound, else ``"stop"``."""
+    for message in reversed(messages):
+        if isinstance(message, AIMessage):
+            meta = message.response_metadata
+            reason = meta.get("finish_reason") or meta.get("stop_reason")
+            return "length" if reason in _LENGTH_REASONS else "stop"
+    return "stop"
+
+
 def summarize_messages(
     messages: Sequence[BaseMessage], model: str, prices: PriceTable
 ) -> tuple[str, Usage, list[ToolCallRecord]]:
@@ -55,6 +70,7 @@ def summarize_messages(
             meta = message.usage_metadata
             if meta:
                 cached = int((meta.get("input_token_details") or {}).get("cache_read", 0) or 0)
+                reasoning = int((meta.get("output_token_details") or {}).get("reasoning", 0) or 0)
                 answered_by = str(message.response_metadata.get("model_name") or model)
                 usage = usage.add(
                     Usage(
@@ -62,6 +78,7 @@ def summarize_messages(
                         output_tokens=meta["output_tokens"],
                         total_tokens=meta["total_tokens"],
                         cached_tokens=cached,
+                        reasoning_tokens=reasoning,
                         cost_usd=prices.cost(answered_by, meta["input_tokens"], meta["output_tokens"], cached),
                     )
                 )

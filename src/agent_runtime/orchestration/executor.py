@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from agent_runtime.agents.factory import AgentFactory
+from agent_runtime.agents.generation import GENERATION_KEY
 from agent_runtime.callbacks.handler import AgentCallbackHandler, langsmith_tracer
 from agent_runtime.errors import (
     AgentRuntimeError,
@@ -27,9 +28,11 @@ from agent_runtime.errors import (
 )
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._errors import map_error
+from agent_runtime.orchestration._history import history_chars, history_ids, history_messages, newer_turns
 from agent_runtime.orchestration._results import (
     attach_steps,
     attempt_messages,
+    finish_reason,
     message_dict,
     new_since_pause,
     summarize_messages,
@@ -267,14 +270,16 @@ class AgentExecutor:
         if not isinstance(context.input, str) or not context.input.strip():
             raise ValidationError("input must be a non-empty string")
         limit = self.settings.limits.max_input_chars
-        if len(context.input) > limit:
-            raise InputTooLargeError(f"input is {len(context.input)} characters; the limit is {limit}")
-        if "\x00" in context.input:
-            raise ValidationError("input must not contain NUL characters")
-        try:
-            context.input.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationError("input must be valid Unicode text (it holds a lone surrogate)") from None
+        size = len(context.input) + history_chars(context.history)
+        if size > limit:
+            raise InputTooLargeError(f"input is {size} characters (with its history); the limit is {limit}")
+        for text in (context.input, *(turn.content for turn in context.history)):
+            if "\x00" in text:
+                raise ValidationError("input must not contain NUL characters")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValidationError("input must be valid Unicode text (it holds a lone surrogate)") from None
         timeout = context.timeout_s
         if timeout is not None and not (0 < timeout <= 24 * 3600):  # also refuses NaN
             raise ValidationError("timeout_s must be a number of seconds between 0 and 86400")
@@ -312,20 +317,23 @@ class AgentExecutor:
         async with sessions.lock(context.session_id or context.run_id, tenant=tenant, user_id=user):
             session = await open_run_session(sessions, context, template, approval_ttl_s=approval_ttl_s)
             check_no_pending_run(session, context)
+            if session.message_count:  # the stored conversation holds everything up to its last answer
+                context.history = newer_turns(context.history)
             agent = self.factory.create_from_template(
                 template.name, model=model_name, checkpointer=sessions.checkpointer
             )
             config = {"configurable": {"thread_id": session.key}}
             fresh_turn = not workflow and RESUME_KEY not in context.metadata
+            turn_start = (history_ids(context.run_id, len(context.history)) or [context.run_id])[0]
             try:
                 result = await self._invoke(context, agent, model_name, timeout_s, config=config, workflow=workflow)
             except Exception:
                 if fresh_turn:  # a failed turn leaves no half behind
-                    await roll_back_turn(agent, session.key, context.run_id)
+                    await roll_back_turn(agent, session.key, turn_start)
                 raise
             rolled_back = result.status == "cancelled" and fresh_turn  # a stream its consumer abandoned
             if rolled_back:
-                await roll_back_turn(agent, session.key, context.run_id)
+                await roll_back_turn(agent, session.key, turn_start)
             with contextlib.suppress(AgentRuntimeError):
                 if session.metadata.get("implicit") and result.status != "interrupted":
                     # an approval session outlives only a pause
@@ -336,7 +344,7 @@ class AgentExecutor:
                         session.id,
                         tenant=session.tenant,
                         user_id=session.user_id,
-                        added=len(result.messages) + 1,
+                        added=len(result.messages) + 1 + len(context.history),
                         metadata=pending_after(session, context, result.status),
                     )
         return result
@@ -359,6 +367,24 @@ class AgentExecutor:
         step_templates = getattr(self.factory.workflows.get(workflow), "step_templates", {})
         return WorkflowRun(graph, config, self.prices, step_templates)
 
+    def _configure(
+        self, config: dict[str, Any], context: AgentContext, workflow: str | None
+    ) -> AgentCallbackHandler | None:
+        """The run's LangGraph config (name, limits, tracing metadata, generation options); its event
+        collector, when this executor collects events."""
+        handler = (
+            AgentCallbackHandler(max_events=self.settings.limits.max_events_per_run) if self.collect_events else None
+        )
+        config["run_name"] = context.template
+        config["recursion_limit"] = 50
+        if self._traced or workflow:  # metadata is merged into every step's config: only when someone reads it
+            config["metadata"] = {"run_id": context.run_id, "template": context.template}
+        if handler is not None:
+            config["callbacks"] = [handler]
+        if context.generation is not None:  # read by every model call (agents.generation)
+            config.setdefault("configurable", {})[GENERATION_KEY] = context.generation.model_settings()
+        return handler
+
     async def _invoke(
         self,
         context: AgentContext,
@@ -369,15 +395,7 @@ class AgentExecutor:
         config: dict[str, Any],
         workflow: str | None = None,
     ) -> AgentResult:
-        handler = (
-            AgentCallbackHandler(max_events=self.settings.limits.max_events_per_run) if self.collect_events else None
-        )
-        config["run_name"] = context.template
-        config["recursion_limit"] = 50
-        if self._traced or workflow:  # metadata is merged into every step's config: only when someone reads it
-            config["metadata"] = {"run_id": context.run_id, "template": context.template}
-        if handler is not None:
-            config["callbacks"] = [handler]
+        handler = self._configure(config, context, workflow)
         flow = self._workflow_run(agent, config, context, workflow) if workflow else None
         resume = context.metadata.get(RESUME_KEY)
         if isinstance(resume, ResumeRequest):
@@ -385,11 +403,8 @@ class AgentExecutor:
             if flow is not None:
                 anchor = await flow.resuming()
         else:
-            graph_input, anchor, prefix = (
-                {"messages": [HumanMessage(content=context.input, id=context.run_id)]},
-                None,
-                None,
-            )
+            turns = [*history_messages(context.history, context.run_id), HumanMessage(context.input, id=context.run_id)]
+            graph_input, anchor, prefix = {"messages": turns}, None, None
             if flow is not None:
                 flow.starting(graph_input)
         started_wall, started = time.time(), time.perf_counter()
@@ -460,6 +475,7 @@ class AgentExecutor:
             attach_steps(result, steps, context.run_id)
         if resume is not None:
             result.metadata["resumed"] = True
+        result.metadata["finish_reason"] = finish_reason(messages)
         if model_name.startswith("offline"):
             result.metadata["offline"] = True
         if handler is not None:

@@ -50,9 +50,10 @@ def error_body(
     retry_after: float | None = None,
     details: dict[str, Any] | None = None,
     request_id: str | None = None,
+    param: str | None = None,
 ) -> dict[str, Any]:
     # a message may quote what the caller sent (a model string, a field): never hand a credential back
-    body: dict[str, Any] = {"code": code, "message": redact(message), "type": error_type(status)}
+    body: dict[str, Any] = {"code": code, "message": redact(message), "type": error_type(status), "param": param}
     if retry_after is not None:
         body["retry_after"] = retry_after
     if details:
@@ -71,12 +72,15 @@ def error_response(
     details: dict[str, Any] | None = None,
     request_id: str | None = None,
     headers: Mapping[str, str] | None = None,
+    param: str | None = None,
 ) -> JSONResponse:
     """A JSON error response; ``Retry-After`` (whole seconds, rounded up) when ``retry_after`` is given."""
     all_headers = dict(headers or {})
     if retry_after is not None:
         all_headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
-    body = error_body(status, code, message, retry_after=retry_after, details=details, request_id=request_id)
+    body = error_body(
+        status, code, message, retry_after=retry_after, details=details, request_id=request_id, param=param
+    )
     return JSONResponse(body, status_code=status, headers=all_headers)
 
 
@@ -113,6 +117,7 @@ async def _runtime_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.warning("request failed: %s %s", exc.code, exc.message, extra={"request_id": _request_id(request)})
     details = {k: v for k, v in exc.details.items() if isinstance(v, str | int | float | bool | None)}
+    param = details.pop("param", None)
     return error_response(
         status,
         exc.code,
@@ -121,11 +126,22 @@ async def _runtime_error(request: Request, exc: Exception) -> JSONResponse:
         details=details,
         request_id=_request_id(request),
         headers=headers,
+        param=param if isinstance(param, str) else None,
     )
 
 
 def _loc(err: dict[str, Any]) -> str:
     return ".".join(str(part) for part in err.get("loc", ()))
+
+
+_OPENAI_ROUTES = ("/v1/chat/", "/v1/models")
+"""Routes that answer a bad request like OpenAI: 400 naming the parameter, not FastAPI's 422."""
+
+
+def _param(err: dict[str, Any]) -> str:
+    """OpenAI's ``param``: the body field at fault (``temperature``, ``messages.0.content``)."""
+    loc = [str(part) for part in err.get("loc", ())]
+    return ".".join(loc[1:] if loc[:1] == ["body"] else loc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -135,9 +151,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         return error_response(400, "bad_request", "request body is not valid JSON", request_id=_request_id(request))
     items = [{"loc": _loc(err), "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))} for err in errors]
     summary = "; ".join(f"{item['loc']}: {item['msg']}" for item in items[:5]) or "invalid request"
-    body = error_body(422, "validation_error", summary, request_id=_request_id(request))
+    status = 400 if request.url.path.startswith(_OPENAI_ROUTES) else 422
+    param = _param(errors[0]) if errors else None
+    body = error_body(status, "validation_error", summary, request_id=_request_id(request), param=param)
     body["error"]["errors"] = items[:50]
-    return JSONResponse(body, status_code=422)
+    return JSONResponse(body, status_code=status)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -47,7 +47,8 @@ class ErrorDetail(BaseModel):
     retry_after: float | None = Field(default=None, description="Seconds to wait (429 and 503).")
     details: dict[str, Any] | None = None
     request_id: str | None = None
-    errors: list[dict[str, str]] | None = Field(default=None, description="Field errors of a 422.")
+    param: str | None = Field(default=None, description="The request parameter at fault (OpenAI's `param`).")
+    errors: list[dict[str, str]] | None = Field(default=None, description="Field errors of a 422 (400 on /v1/chat).")
 
 
 class ErrorResponse(BaseModel):
@@ -218,91 +219,6 @@ class UsageReport(BaseModel):
 
 
 # -- OpenAI Chat Completions ---------------------------------------------------------------------
-
-
-class ChatMessage(BaseModel):
-    """One message of an OpenAI chat request; unknown fields (``name``, ``tool_calls``, ...) are accepted."""
-
-    model_config = ConfigDict(extra="allow")
-
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = None
-
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        if not self.content:
-            return ""
-        return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
-
-
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    include_usage: bool = False
-
-
-class ChatMetadata(BaseModel):
-    """OpenAI's free-form string metadata; ``session_id`` names the session to continue."""
-
-    model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, str] = Field(init=False)
-
-    session_id: str | None = Field(default=None, pattern=ID_PATTERN)
-
-
-class ChatCompletionRequest(BaseModel):
-    """The subset of OpenAI's request that matters here; sampling options are accepted and ignored."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str = Field(
-        max_length=264, pattern=r"^[a-z][a-z0-9_\-]{0,63}(@.+)?$", description="A template name, or `template@model`."
-    )
-    messages: list[ChatMessage] = Field(
-        min_length=1,
-        description="The run's input is the last user message with text; the others are not replayed.",
-        json_schema_extra={
-            "contains": {
-                "type": "object",
-                "properties": {"role": {"const": "user"}, "content": {"type": "string", "pattern": TEXT_PATTERN}},
-                "required": ["role", "content"],
-            }
-        },
-    )
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    user: str | None = Field(default=None, max_length=256, description="Recorded only; identity is the API key.")
-    metadata: ChatMetadata | None = Field(default=None, description="`session_id` here continues a session.")
-
-
-class ChatCompletionMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
-    content: str
-    refusal: None = None
-
-
-class ChatCompletionChoice(BaseModel):
-    index: int = 0
-    message: ChatCompletionMessage
-    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"]
-    logprobs: None = None
-
-
-class CompletionUsage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class ChatCompletion(BaseModel):
-    id: str
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    choices: list[ChatCompletionChoice]
-    usage: CompletionUsage
-    system_fingerprint: str | None = None
 
 
 class ModelOut(BaseModel):

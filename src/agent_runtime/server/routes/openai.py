@@ -1,11 +1,12 @@
 """OpenAI-compatible ``POST /v1/chat/completions`` and ``GET /v1/models``: a template is a "model".
 
 ``model`` is a template name, or ``template@model`` to pick the model too (``offline``, or any model
-string for tokens with the ``models:override`` scope). The run's input is the **last user message**.
-Without a session the run starts fresh: earlier messages in the request are not replayed into the
-agent (the template's own system prompt applies). To keep a conversation, name a session with the
-``X-Session-Id`` header or ``metadata.session_id``: it is created on first use and the agent then
-sees the whole stored history, so a client sends only its new message each turn.
+string for tokens with the ``models:override`` scope). The conversation is the ``messages`` list: the
+last message (a user's) is the run's input, the earlier ones (system, user, assistant with its
+``tool_calls``, tool results) reach the agent in order after the template's own system prompt. With
+a session (``X-Session-Id`` header or ``metadata.session_id``, created on first use) the stored
+conversation is authoritative: only the messages after the client's last assistant message are
+appended to it (so a client may send the whole history, or only its new message, each turn).
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
-from agent_runtime.errors import BadRequestError, ConflictError
+from agent_runtime.errors import ConflictError
+from agent_runtime.models.resolve import provider_of
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.errors import error_body, http_status
 from agent_runtime.server.routes._docs import ERRORS, errors
+from agent_runtime.server.routes._openai_request import conversation, generation_options, refuse_unsupported
 from agent_runtime.server.routes.runs import aclose, build_context, error_from_event, open_stream
-from agent_runtime.server.schemas import ID_PATTERN, ChatCompletion, ChatCompletionRequest, ModelList, ModelOut
+from agent_runtime.server.schemas import ID_PATTERN, ModelList, ModelOut
+from agent_runtime.server.schemas_openai import ChatCompletion, ChatCompletionRequest
 from agent_runtime.server.sse import EventStreamResponse, sse_data
 from agent_runtime.types import AgentResult, StreamEvent
 
@@ -37,22 +41,19 @@ def _completion_id(run_id: str) -> str:
     return "chatcmpl-" + run_id.removeprefix("run_")
 
 
-def _usage(result: AgentResult) -> dict[str, int]:
+def _usage(result: AgentResult) -> dict[str, Any]:
     usage = result.usage
     return {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
 
 
-def _last_user_text(body: ChatCompletionRequest) -> str:
-    for message in reversed(body.messages):
-        if message.role == "user":
-            text = message.text()
-            if text.strip():
-                return text
-    raise BadRequestError("messages must hold a user message with text")
+def _finish_reason(result: AgentResult) -> str:
+    return "length" if result.metadata.get("finish_reason") == "length" else "stop"
 
 
 def _paused(result: AgentResult) -> ConflictError:
@@ -68,14 +69,17 @@ def _paused(result: AgentResult) -> ConflictError:
 class _Chunks:
     """Builds ``chat.completion.chunk`` objects that all share one id, creation time and model."""
 
-    def __init__(self, run_id: str, model: str) -> None:
-        self.base = {
+    def __init__(self, run_id: str, model: str, *, include_usage: bool) -> None:
+        self.include_usage = include_usage
+        self.base: dict[str, Any] = {
             "id": _completion_id(run_id),
             "object": "chat.completion.chunk",
             "created": int(time.time()),
             "model": model,
             "system_fingerprint": None,
         }
+        if include_usage:  # OpenAI's shape: every chunk but the last says ``"usage": null``
+            self.base["usage"] = None
 
     def delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
@@ -86,15 +90,18 @@ class _Chunks:
 
 
 async def _chunks(
-    first: StreamEvent, stream: AsyncIterator[StreamEvent], chunks: _Chunks, include_usage: bool
+    first: StreamEvent, stream: AsyncIterator[StreamEvent], chunks: _Chunks, *, final_only: bool
 ) -> AsyncIterator[bytes]:
     """Tokens become content deltas; the agent's own tool calls stay internal (they are not the
-    client's tools); the end is a ``finish_reason`` chunk, the usage chunk when asked, ``[DONE]``."""
+    client's tools); the end is a ``finish_reason`` chunk, the usage chunk when asked, ``[DONE]``.
+
+    ``final_only`` (a workflow): the steps' tokens are not the answer, the final output is; it is sent
+    as one delta, so the stream carries what the non-streamed answer does."""
     try:
         yield sse_data(chunks.delta({"role": "assistant", "content": ""}))
         event: StreamEvent | None = first
         while event is not None:
-            if event.type == "token":
+            if event.type == "token" and not final_only:
                 yield sse_data(chunks.delta({"content": event.text}))
             elif event.type == "final":
                 result = AgentResult.model_validate(event.data)
@@ -102,8 +109,10 @@ async def _chunks(
                     paused = _paused(result)
                     yield sse_data(error_body(http_status(paused), paused.code, paused.message, details=paused.details))
                     break
-                yield sse_data(chunks.delta({}, "stop"))
-                if include_usage:
+                if final_only and result.output:
+                    yield sse_data(chunks.delta({"content": result.output}))
+                yield sse_data(chunks.delta({}, _finish_reason(result)))
+                if chunks.include_usage:
                     yield sse_data(chunks.usage(result))
             elif event.type == "error":
                 error = error_from_event(event.data)
@@ -130,20 +139,25 @@ async def chat_completions(
     runtime: CurrentRuntime,
     x_session_id: Annotated[str | None, Header(pattern=ID_PATTERN, description="Continue this session.")] = None,
 ) -> Any:
-    template, _, model = body.model.partition("@")
+    template_name, _, model = body.model.partition("@")
+    refuse_unsupported(body)
+    template = runtime.factory.get_template(template_name)
+    history, text = conversation(body, allow_system=template.client_system_messages)
     session_id = x_session_id or (body.metadata.session_id if body.metadata else None)
     client: dict[str, Any] = {"openai_user": body.user} if body.user else {}
     context = build_context(
         runtime,
         principal,
         request,
-        template=template,
-        text=_last_user_text(body),
+        template=template_name,
+        text=text,
         session_id=session_id,
         model=model or None,
         create_session=session_id is not None,
         client_metadata=client,
     )
+    provider = provider_of(runtime.factory.model_for(template, model or None))
+    context.history, context.generation = history, generation_options(body, provider)
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
         if result.status == "interrupted":
@@ -157,7 +171,7 @@ async def chat_completions(
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": result.output, "refusal": None},
-                    "finish_reason": "stop",
+                    "finish_reason": _finish_reason(result),
                     "logprobs": None,
                 }
             ],
@@ -166,8 +180,9 @@ async def chat_completions(
         }
     first, stream = await open_stream(runtime, context)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    chunks = _Chunks(context.run_id, body.model)
-    return EventStreamResponse(_chunks(first, stream, chunks, include_usage), headers={"X-Run-Id": context.run_id})
+    chunks = _Chunks(context.run_id, body.model, include_usage=include_usage)
+    body_stream = _chunks(first, stream, chunks, final_only=template.workflow is not None)
+    return EventStreamResponse(body_stream, headers={"X-Run-Id": context.run_id})
 
 
 def _model(name: str) -> dict[str, Any]:
