@@ -11,8 +11,15 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
 
-from agent_runtime.errors import AgentRuntimeError, BadRequestError, ConfigurationError
+from agent_runtime.errors import (
+    AgentRuntimeError,
+    BadRequestError,
+    ConfigurationError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from agent_runtime.models.resolve import is_offline_spec, resolve_model
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, request_id, require_scope
@@ -159,7 +166,8 @@ async def _run_events(first: StreamEvent, stream: AsyncIterator[StreamEvent]) ->
         "Runs `template` on `input`, optionally continuing an existing session. With `stream: true` the "
         "answer is a `text/event-stream` of `token`, `tool_call`, `tool_result`, then `final` (the same "
         "object as the JSON answer) or `error` events. Closing the connection stops the run; what it "
-        "spent is still charged."
+        "spent is still charged. With `background: true` the run is queued and the answer is 202 with "
+        "its record (`GET /v1/runs/{run_id}`, `/wait`, `/cancel`); a full queue answers 503 with `Retry-After`."
     ),
 )
 async def create_run(body: RunRequest, request: Request, principal: CurrentPrincipal, runtime: CurrentRuntime) -> Any:
@@ -174,11 +182,24 @@ async def create_run(body: RunRequest, request: Request, principal: CurrentPrinc
         timeout_s=body.timeout_s,
         client_metadata=body.metadata,
     )
+    if body.background:
+        return await _submit(runtime, context, stream=body.stream)
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
         return run_response(result)
     first, stream = await open_stream(runtime, context)
     return EventStreamResponse(_run_events(first, stream), headers={"X-Run-Id": context.run_id})
+
+
+async def _submit(runtime: Runtime, context: AgentContext, *, stream: bool) -> JSONResponse:
+    """Queue a background run: 202 with its record (``Location``: where to poll it)."""
+    if stream:
+        raise ValidationError("background runs are not streamed: poll or wait on them instead")
+    if runtime.dispatcher is None:
+        raise ServiceUnavailableError("background runs are not available in this process", retry_after=1.0)
+    run = await runtime.dispatcher.submit(context)
+    headers = {"Location": f"/v1/runs/{run.run_id}", "X-Run-Id": run.run_id}
+    return JSONResponse(run.public(), status_code=202, headers=headers)
 
 
 @router.post(
