@@ -151,7 +151,7 @@ class RunDispatcher:
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if run_id not in self._cancelling or (current is not None and current.cancelling()):
-                await self._stop(run_id, task)  # this worker is being stopped
+                await self._stop(claimed, task)  # this worker is being stopped
                 raise
             await self._end(claimed, RunCancelledError("run cancelled"))
         except AgentRuntimeError as exc:
@@ -181,13 +181,14 @@ class RunDispatcher:
         if ended is not None and status == "cancelled":
             self._emit("run.cancelled", ended, {"status_before": "running"})
 
-    async def _stop(self, run_id: str, task: asyncio.Task[AgentResult]) -> None:
-        """Shutdown: stop the run and put it back to pending for the next start."""
+    async def _stop(self, run: Run, task: asyncio.Task[AgentResult]) -> None:
+        """Shutdown: stop the run and put it back to pending for the next start (one attempt spent)."""
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
         with contextlib.suppress(AgentRuntimeError):
-            await self.store.transition(run_id, ("running",), status="pending", worker=None)
+            changes = {"status": "pending", "worker": None, "attempts": run.attempts + 1}
+            await self.store.transition(run.run_id, ("running",), **changes)
 
     def _finished(self, run_id: str) -> None:
         done = self._done.pop(run_id, None)
