@@ -5,13 +5,16 @@ and a restart of the only process resuming the runs it left pending."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from agent_runtime.cli import main
 from agent_runtime.orchestration.middleware.defaults import open_security_stores
 from agent_runtime.settings import Settings
 
@@ -99,6 +102,27 @@ def test_background_runs_wait_list_cancel_and_isolation(worker_factory: Any, tmp
 
         streamed = a.post("/v1/runs", json={"template": "writer", "input": "x", "background": True, "stream": True})
         assert streamed.status_code == 422
+
+    cli_checks(worker.url, alice, bob, queued["run_id"], [behind["run_id"], running["run_id"]])
+
+
+def cli_checks(url: str, alice: str, bob: str, finished: str, cancelled: list[str]) -> None:
+    """``agent-runtime runs ...`` shows the same records as the routes, for the same key."""
+    runner = CliRunner()
+
+    def cli(key: str, *args: str) -> Any:
+        return runner.invoke(main, ["runs", *args], env={"AGENT_RUNTIME_URL": url, "AGENT_RUNTIME_API_KEY": key})
+
+    got = cli(alice, "get", finished)
+    assert got.exit_code == 0 and json.loads(got.output)["status"] == "success", got.output
+    listed = cli(alice, "list", "--status", "cancelled")
+    assert [r["run_id"] for r in json.loads(listed.output)["runs"]] == cancelled
+    waited = cli(alice, "wait", finished, "--timeout", "5")
+    assert json.loads(waited.output)["run_id"] == finished
+    refused = cli(alice, "cancel", finished)
+    assert refused.exit_code == 2 and "error [conflict]" in refused.output
+    hidden = cli(bob, "get", finished)
+    assert hidden.exit_code == 2 and "error [run_not_found]" in hidden.output
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
