@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.errors import AuthenticationError
+from agent_runtime.errors import AuthenticationError, InputTooLargeError, ValidationError
 from agent_runtime.event_bus import Event
 from agent_runtime.runs import QueueFullError, RunRecorder
 from agent_runtime.runtime import Runtime
@@ -105,3 +105,13 @@ async def test_foreground_runs_are_recorded(runtime: Runtime) -> None:
     run = await runtime.run_records.get(result.run_id, tenant="acme")
     assert run is not None and run.status == "success" and not run.background
     assert run.output == result.output and run.attempts == 1 and run.usage == result.usage.model_dump()
+
+
+@pytest.mark.parametrize(
+    ("text", "error"), [("", ValidationError), ("a\udb38b", ValidationError), ("x" * 40_000, InputTooLargeError)]
+)
+async def test_bad_input_is_refused_at_submission(runtime: Runtime, text: str, error: type[Exception]) -> None:
+    assert runtime.dispatcher is not None
+    with pytest.raises(error):
+        await runtime.dispatcher.submit(ctx(text))
+    assert runtime.run_records is not None and await runtime.run_records.pending() == []

@@ -45,6 +45,8 @@ class QueueFullError(ServiceUnavailableError):
 
 
 class Executor(Protocol):
+    def validate(self, context: AgentContext) -> None: ...
+
     async def execute_with_retry(self, context: AgentContext, max_retries: int | None = None) -> AgentResult: ...
 
 
@@ -112,6 +114,7 @@ class RunDispatcher:
                 retry_after=1.0,
                 details={"queued": self.max_queued},
             )
+        self.executor.validate(context)
         run = new_run(context, status="pending", background=True)
         await self.store.create(run)
         self._done[run.run_id] = asyncio.Event()

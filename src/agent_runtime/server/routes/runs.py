@@ -25,7 +25,7 @@ from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, request_id, require_scope
 from agent_runtime.server.errors import status_for_code
 from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE
-from agent_runtime.server.schemas import ID_PATTERN, ResumeRequest, RunRequest, RunResponse
+from agent_runtime.server.schemas import ID_PATTERN, ResumeRequest, RunRecordOut, RunRequest, RunResponse
 from agent_runtime.server.sse import EventStreamResponse, sse_event
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
 
@@ -160,7 +160,7 @@ async def _run_events(first: StreamEvent, stream: AsyncIterator[StreamEvent]) ->
 @router.post(
     "/v1/runs",
     response_model=RunResponse,
-    responses={200: SSE_RESPONSE, **ERRORS},
+    responses={200: SSE_RESPONSE, 202: {"model": RunRecordOut, "description": "Queued (`background: true`)"}, **ERRORS},
     summary="Run a template",
     description=(
         "Runs `template` on `input`, optionally continuing an existing session. With `stream: true` the "
@@ -197,6 +197,7 @@ async def _submit(runtime: Runtime, context: AgentContext, *, stream: bool) -> J
         raise ValidationError("background runs are not streamed: poll or wait on them instead")
     if runtime.dispatcher is None:
         raise ServiceUnavailableError("background runs are not available in this process", retry_after=1.0)
+    runtime.factory.get_template(context.template)  # an unknown template is the request's 404, not the run's
     run = await runtime.dispatcher.submit(context)
     headers = {"Location": f"/v1/runs/{run.run_id}", "X-Run-Id": run.run_id}
     return JSONResponse(run.public(), status_code=202, headers=headers)
