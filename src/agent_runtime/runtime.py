@@ -29,6 +29,7 @@ from agent_runtime.orchestration.middleware.defaults import SecurityStores, buil
 from agent_runtime.orchestration.observers import RunObserver
 from agent_runtime.orchestration.retry_budget import RetryBudget
 from agent_runtime.orchestration.runs import AbandonedHook, RunReaper, RunRecord, RunTracker, build_run_store
+from agent_runtime.runs import Run, RunDispatcher, RunRecorder, RunRecordStore, build_run_records
 from agent_runtime.sessions import SessionManager, build_session_manager
 from agent_runtime.settings import Settings, load_settings
 from agent_runtime.types import AgentContext, AgentResult
@@ -58,6 +59,10 @@ class Runtime:
     runs: RunTracker | None = None
     """This process's in-flight runs in the run registry (``runs.store``)."""
     reaper: RunReaper | None = None
+    run_records: RunRecordStore | None = None
+    """Every run as a durable record (see ``agent_runtime.runs``)."""
+    dispatcher: RunDispatcher | None = None
+    """This process's background runs; started by the server (``start_dispatcher``)."""
     _reaper_task: asyncio.Task[None] | None = None
 
     @property
@@ -86,6 +91,10 @@ class Runtime:
         cost_tracker = build_cost_tracker(settings)
         series = series or RunSeries()
         observers: list[RunObserver] = [MetricsObserver(metrics, cost_tracker.price_table), DashboardObserver(series)]
+        run_records = build_run_records(settings)
+        recorder = RunRecorder(run_records) if settings.runs.record_foreground else None
+        if recorder is not None:
+            observers.append(recorder)
         event_bus = publisher = observer = None
         if with_event_bus:
             event_bus, publisher, observer = _event_bus(settings, metrics, observers, sessions)
@@ -129,7 +138,16 @@ class Runtime:
             retry_budget=budget,
             run_tracker=tracker,
         )
-        closers += [sessions, security, cost_tracker, store, tracker]
+        dispatcher = RunDispatcher(
+            run_records,
+            executor,
+            max_concurrent=settings.runs.max_concurrent_runs,
+            max_queued=settings.runs.max_queued_runs,
+            publish=_run_events(publisher),
+        )
+        closers += [sessions, security, cost_tracker, store, tracker, run_records]
+        if recorder is not None:
+            closers.append(recorder)
         return cls(
             settings,
             factory,
@@ -145,7 +163,19 @@ class Runtime:
             series,
             tracker,
             reaper,
+            run_records,
+            dispatcher,
         )
+
+    async def start_dispatcher(self) -> None:
+        """Execute background runs in this process, starting with the pending ones left in the store."""
+        if self.dispatcher is not None:
+            await self.dispatcher.start()
+
+    async def stop_dispatcher(self) -> None:
+        """Stop executing background runs; those still running go back to pending."""
+        if self.dispatcher is not None:
+            await self.dispatcher.aclose()
 
     async def flush_events(self, timeout: float | None = None) -> None:
         """Hand the runs' buffered events to the bus now and wait (up to ``timeout``) until it took them."""
@@ -173,6 +203,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.stop_reaper()
+        await self.stop_dispatcher()
         await self.executor.aclose()
         for closer in reversed(self.closers):
             with contextlib.suppress(AgentRuntimeError, OSError):
@@ -274,6 +305,19 @@ def _report_abandoned(metrics: RuntimeMetrics, publisher: Any) -> AbandonedHook:
         await publisher.publish(event)
 
     return report
+
+
+def _run_events(publisher: Any) -> Any:
+    """``run.queued`` / ``run.cancelled`` of background runs on the bus."""
+    if publisher is None:
+        return None
+    from agent_runtime.event_bus.events import make_event
+
+    def publish(type: str, run: Run, payload: dict[str, Any]) -> None:
+        body = {"template": run.template, "session_id": run.session_id, "user": run.user, **payload}
+        publisher.publish_nowait(make_event(type, body, tenant=run.tenant, run_id=run.run_id))
+
+    return publish
 
 
 def _event_bus(

@@ -19,6 +19,7 @@ __all__ = [
     "LimitSettings",
     "RedisSettings",
     "ReliabilitySettings",
+    "RunSettings",
     "SessionSettings",
     "Settings",
     "load_settings",
@@ -106,6 +107,21 @@ class ReliabilitySettings(BaseModel):
     """What an abandoned run's quota reservation turns into: its reserved upper bound, or nothing."""
 
 
+class RunSettings(BaseModel):
+    """Run records and background runs (``AGENT_RUNTIME_RUNS__...``); README "Runs" explains them."""
+
+    max_concurrent_runs: int = Field(default=8, ge=1)
+    """Background runs one worker process executes at the same time."""
+    max_queued_runs: int = Field(default=1000, ge=1)
+    """Background runs waiting in one worker; beyond it a submission gets 503 with ``Retry-After``."""
+    retention_s: float = Field(default=7 * 86_400, gt=0)
+    """How long a finished run's record is kept."""
+    max_runs_per_tenant: int = Field(default=10_000, ge=1)
+    """Finished run records kept per tenant (the oldest go first)."""
+    record_foreground: bool = True
+    """Also record runs answered in their own request (HTTP, chat completions, CLI), not only background ones."""
+
+
 class Settings(BaseSettings):
     """Everything configurable about the runtime."""
 
@@ -154,6 +170,7 @@ class Settings(BaseSettings):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     events: EventBusSettings = Field(default_factory=EventBusSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
+    runs: RunSettings = Field(default_factory=RunSettings)
 
     @classmethod
     def settings_customise_sources(

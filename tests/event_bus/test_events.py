@@ -21,6 +21,8 @@ def test_catalogue_types_are_versioned_and_validated() -> None:
         EventType.RUN_STARTED,
         EventType.RUN_COMPLETED,
         EventType.RUN_FAILED,
+        EventType.RUN_QUEUED,
+        EventType.RUN_CANCELLED,
         EventType.TOOL_CALLED,
         EventType.QUOTA_EXCEEDED,
         EventType.RATELIMIT_REJECTED,

@@ -23,8 +23,10 @@ __all__ = [
     "EventType",
     "QuotaExceeded",
     "RateLimitRejected",
+    "RunCancelled",
     "RunCompleted",
     "RunFailed",
+    "RunQueued",
     "RunStarted",
     "SessionCreated",
     "SessionExpired",
@@ -88,6 +90,8 @@ class EventType:
     RUN_STARTED: Final = "run.started"
     RUN_COMPLETED: Final = "run.completed"
     RUN_FAILED: Final = "run.failed"
+    RUN_QUEUED: Final = "run.queued"
+    RUN_CANCELLED: Final = "run.cancelled"
     TOOL_CALLED: Final = "tool.called"
     QUOTA_EXCEEDED: Final = "quota.exceeded"
     RATELIMIT_REJECTED: Final = "ratelimit.rejected"
@@ -133,6 +137,19 @@ class RunFailed(_Payload):
     session_id: str | None = None
 
 
+class RunQueued(_Payload):
+    template: str
+    session_id: str | None = None
+    user: str | None = None
+
+
+class RunCancelled(_Payload):
+    template: str
+    status_before: str
+    """``pending`` or ``running``: what the run was doing when it was cancelled."""
+    session_id: str | None = None
+
+
 class ToolCalled(_Payload):
     tool: str
     status: str = "ok"
@@ -157,6 +174,8 @@ CATALOGUE: Final[dict[str, tuple[int, type[BaseModel]]]] = {
     EventType.RUN_STARTED: (1, RunStarted),
     EventType.RUN_COMPLETED: (1, RunCompleted),
     EventType.RUN_FAILED: (1, RunFailed),
+    EventType.RUN_QUEUED: (1, RunQueued),
+    EventType.RUN_CANCELLED: (1, RunCancelled),
     EventType.TOOL_CALLED: (1, ToolCalled),
     EventType.QUOTA_EXCEEDED: (1, QuotaExceeded),
     EventType.RATELIMIT_REJECTED: (1, RateLimitRejected),

@@ -266,6 +266,11 @@ class AgentExecutor:
         self.observers.run_finished(context, result)
         return result
 
+    def validate(self, context: AgentContext) -> None:
+        """The input checks every run passes first (``ValidationError``, ``InputTooLargeError``); a queue
+        runs them at submission so a bad run is refused in its request."""
+        self._validate(context)
+
     def _validate(self, context: AgentContext) -> None:
         if not isinstance(context.input, str) or not context.input.strip():
             raise ValidationError("input must be a non-empty string")

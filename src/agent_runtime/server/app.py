@@ -32,7 +32,7 @@ from agent_runtime.server.asgi import BodyLimitMiddleware, InFlight, InFlightMid
 from agent_runtime.server.dashboard import build_dashboard_router
 from agent_runtime.server.deps import authenticate, get_runtime
 from agent_runtime.server.errors import install_error_handlers
-from agent_runtime.server.routes import health, openai, runs, sessions, templates, usage
+from agent_runtime.server.routes import health, openai, run_records, runs, sessions, templates, usage
 from agent_runtime.settings import Settings, load_settings
 
 __all__ = ["PROBE_PATHS", "create_app", "create_app_from_env"]
@@ -85,6 +85,7 @@ def create_app(
         active = runtime if runtime is not None else await Runtime.create(settings)
         _attach(app, active)
         active.start_reaper()  # closes runs of workers that died (heartbeat + reaper, see README)
+        await active.start_dispatcher()  # background runs, starting with those left pending
         if tune_gc:
             gc.collect()
             gc.freeze()
@@ -98,6 +99,7 @@ def create_app(
             if not await inflight.wait_idle(drain_s):
                 log.warning("shutdown: %d request(s) still in flight after %.1f s", inflight.count, drain_s)
             await active.stop_reaper()
+            await active.stop_dispatcher()
             if owned:
                 await active.aclose()
 
@@ -113,7 +115,7 @@ def create_app(
     if runtime is not None:
         _attach(app, runtime)
     install_error_handlers(app)
-    for module in (health, templates, sessions, runs, usage, openai):
+    for module in (health, templates, sessions, run_records, runs, usage, openai):
         app.include_router(module.router)
     app.include_router(build_dashboard_router(lambda request: get_runtime(request).series, authenticate))
     # added innermost first: request id -> in-flight/drain -> body limit -> routes

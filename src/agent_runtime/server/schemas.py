@@ -152,6 +152,9 @@ class RunRequest(BaseModel):
             "event (its `tokens` field counts them); `false` sends one event per token."
         ),
     )
+    background: bool = Field(
+        default=False, description="Queue the run and answer 202 with its record at once (not with `stream`)."
+    )
     timeout_s: float | None = Field(default=None, ge=0.1, le=3600, description="Tighter run timeout (504 past it).")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -181,6 +184,37 @@ class RunResponse(BaseModel):
     time_to_first_token_ms: float | None = None
     attempts: int
     metadata: dict[str, Any]
+
+
+class RunRecordOut(BaseModel):
+    """A run's durable record (``GET /v1/runs/{run_id}``)."""
+
+    run_id: str
+    tenant: str
+    user: str | None = None
+    template: str
+    session_id: str | None = None
+    input: str
+    model: str | None = None
+    status: Literal["pending", "running", "success", "error", "timeout", "interrupted", "cancelled"]
+    background: bool
+    attempts: int
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    worker: str | None = None
+    timeout_s: float | None = None
+    output: str | None = None
+    error: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+    cancel_requested: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunList(BaseModel):
+    runs: list[RunRecordOut]
+    limit: int
+    offset: int
 
 
 class UsageRowOut(BaseModel):

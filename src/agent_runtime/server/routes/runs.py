@@ -11,15 +11,22 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
 
-from agent_runtime.errors import AgentRuntimeError, BadRequestError, ConfigurationError
+from agent_runtime.errors import (
+    AgentRuntimeError,
+    BadRequestError,
+    ConfigurationError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from agent_runtime.models.resolve import is_offline_spec, resolve_model
 from agent_runtime.runtime import Runtime
 from agent_runtime.scopes import MODELS_OVERRIDE, SESSIONS
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, request_id, require_scope
 from agent_runtime.server.errors import status_for_code
 from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE
-from agent_runtime.server.schemas import ID_PATTERN, ResumeRequest, RunRequest, RunResponse
+from agent_runtime.server.schemas import ID_PATTERN, ResumeRequest, RunRecordOut, RunRequest, RunResponse
 from agent_runtime.server.sse import EventStreamResponse, sse_event
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
 
@@ -159,13 +166,14 @@ async def _run_events(first: StreamEvent, stream: AsyncIterator[StreamEvent]) ->
 @router.post(
     "/v1/runs",
     response_model=RunResponse,
-    responses={200: SSE_RESPONSE, **ERRORS},
+    responses={200: SSE_RESPONSE, 202: {"model": RunRecordOut, "description": "Queued (`background: true`)"}, **ERRORS},
     summary="Run a template",
     description=(
         "Runs `template` on `input`, optionally continuing an existing session. With `stream: true` the "
         "answer is a `text/event-stream` of `token`, `tool_call`, `tool_result`, then `final` (the same "
         "object as the JSON answer) or `error` events. Closing the connection stops the run; what it "
-        "spent is still charged."
+        "spent is still charged. With `background: true` the run is queued and the answer is 202 with "
+        "its record (`GET /v1/runs/{run_id}`, `/wait`, `/cancel`); a full queue answers 503 with `Retry-After`."
     ),
 )
 async def create_run(body: RunRequest, request: Request, principal: CurrentPrincipal, runtime: CurrentRuntime) -> Any:
@@ -181,11 +189,25 @@ async def create_run(body: RunRequest, request: Request, principal: CurrentPrinc
         client_metadata=body.metadata,
         coalesce_tokens=body.stream_coalesce,
     )
+    if body.background:
+        return await _submit(runtime, context, stream=body.stream)
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
         return run_response(result)
     first, stream = await open_stream(runtime, context)
     return EventStreamResponse(_run_events(first, stream), headers={"X-Run-Id": context.run_id})
+
+
+async def _submit(runtime: Runtime, context: AgentContext, *, stream: bool) -> JSONResponse:
+    """Queue a background run: 202 with its record (``Location``: where to poll it)."""
+    if stream:
+        raise ValidationError("background runs are not streamed: poll or wait on them instead")
+    if runtime.dispatcher is None:
+        raise ServiceUnavailableError("background runs are not available in this process", retry_after=1.0)
+    runtime.factory.get_template(context.template)  # an unknown template is the request's 404, not the run's
+    run = await runtime.dispatcher.submit(context)
+    headers = {"Location": f"/v1/runs/{run.run_id}", "X-Run-Id": run.run_id}
+    return JSONResponse(run.public(), status_code=202, headers=headers)
 
 
 @router.post(
