@@ -157,7 +157,10 @@ class Runtime:
         return await self.reaper.reap() if self.reaper is not None else []
 
     def start_reaper(self) -> None:
-        """Reap abandoned runs now and then every ``reliability.reaper_interval_s``, in the background."""
+        """Reap abandoned runs now and then every ``reliability.reaper_interval_s``, in the background;
+        also replay what the accounting journal holds from before a restart, and retry it until applied."""
+        if self.security.outbox is not None:
+            self.security.outbox.start()
         if self.reaper is not None and (self._reaper_task is None or self._reaper_task.done()):
             interval = self.settings.reliability.reaper_interval_s
             self._reaper_task = asyncio.get_running_loop().create_task(

@@ -38,15 +38,19 @@ def test_an_appended_entry_survives_reopening(tmp_path: Path) -> None:
     again.close()
 
 
-def test_a_full_journal_refuses_with_503(tmp_path: Path) -> None:
+async def test_a_full_journal_refuses_new_runs_with_503_but_keeps_what_finished_runs_owe(tmp_path: Path) -> None:
     journal = AccountingJournal(tmp_path / "j.sqlite3", max_entries=2)
+    outbox = AccountingOutbox(journal, {})
     journal.append(entry("r1"))
+    outbox.check_capacity()
     journal.append(entry("r2"))
     with pytest.raises(JournalFullError) as info:
-        journal.append(entry("r3"))
+        outbox.check_capacity()
     assert info.value.status_code == 503 and info.value.code == "accounting_journal_full"
+    assert journal.append(entry("r3")) and journal.size() == 3  # an admitted run's settle is never dropped
     journal.done(entry("r1"))
-    assert journal.append(entry("r3")) and journal.size() == 2
+    journal.done(entry("r2"))
+    outbox.check_capacity()
     journal.close()
 
 

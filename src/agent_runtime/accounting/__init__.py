@@ -8,6 +8,7 @@ restarted worker replays its journal. Appliers are idempotent by ``(run_id, atte
 from agent_runtime.accounting.entries import ENTRY_KINDS, EntryKind, JournalEntry, JournalFullError
 from agent_runtime.accounting.journal import DEFAULT_MAX_ENTRIES, AccountingJournal
 from agent_runtime.accounting.outbox import AccountingOutbox, Applier
+from agent_runtime.accounting.quota import adjust_entry, quota_appliers, reservation_from, settle_entry
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
@@ -18,4 +19,8 @@ __all__ = [
     "EntryKind",
     "JournalEntry",
     "JournalFullError",
+    "adjust_entry",
+    "quota_appliers",
+    "reservation_from",
+    "settle_entry",
 ]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent_runtime._sqlite import connect_sqlite_inline, sqlite_errors
-from agent_runtime.accounting.entries import JournalEntry, JournalFullError
+from agent_runtime.accounting.entries import JournalEntry
 from agent_runtime.errors import ValidationError
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "AccountingJournal"]
@@ -55,32 +55,19 @@ class AccountingJournal:
         return self._conn
 
     def append(self, entry: JournalEntry) -> bool:
-        """Durably record ``entry``; ``False`` if the same ``(run_id, attempt, kind)`` is already held.
+        """Durably record ``entry`` (committed when this returns); ``False`` if the same
+        ``(run_id, attempt, kind)`` is already held. Never refuses for size: what a finished run owes
+        is always kept; new runs are refused instead (``AccountingOutbox.check_capacity``).
 
         Raises:
-            JournalFullError: ``max_entries`` entries are waiting to be applied.
             BackendError: the journal's file cannot be written.
         """
-        db = self._db()
         with sqlite_errors("accounting.journal.append"):
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                (held,) = db.execute("SELECT COUNT(*) FROM accounting_journal").fetchone()
-                if held >= self.max_entries:
-                    raise JournalFullError(
-                        f"the accounting journal holds {held} unapplied entries (its maximum): "
-                        "the state backend must come back before new runs are accepted",
-                        retry_after=5.0,
-                    )
-                cur = db.execute(
-                    "INSERT INTO accounting_journal (run_id, attempt, kind, payload, next_at) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (run_id, attempt, kind) DO NOTHING",
-                    (entry.run_id, entry.attempt, entry.kind, entry.dumps(), self._clock()),
-                )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            cur = self._db().execute(
+                "INSERT INTO accounting_journal (run_id, attempt, kind, payload, next_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, attempt, kind) DO NOTHING",
+                (entry.run_id, entry.attempt, entry.kind, entry.dumps(), self._clock()),
+            )
         return cur.rowcount == 1
 
     def due(self, *, limit: int = 100, everything: bool = False) -> list[tuple[JournalEntry, int]]:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from agent_runtime.accounting.entries import EntryKind, JournalEntry
+from agent_runtime.accounting.entries import EntryKind, JournalEntry, JournalFullError
 from agent_runtime.accounting.journal import AccountingJournal
 from agent_runtime.errors import ConfigurationError
 
@@ -44,6 +44,18 @@ class AccountingOutbox:
         self.max_backoff_s = max_backoff_s
         self._wake = asyncio.Event()
         self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def check_capacity(self) -> None:
+        """Refuse a new run while the journal is full (``JournalFullError``, 503): admitted runs still
+        journal their settle, so the bound is exceeded by at most the runs in flight."""
+        held = self.journal.size()
+        if held >= self.journal.max_entries:
+            raise JournalFullError(
+                f"the accounting journal holds {held} unapplied entries (its maximum): "
+                "new runs are refused until the state backend is back",
+                retry_after=5.0,
+            )
 
     async def submit(self, entry: JournalEntry) -> bool:
         """Journal ``entry`` (raises ``JournalFullError`` when full), then try to apply it.
@@ -53,6 +65,7 @@ class AccountingOutbox:
         if entry.kind not in self.appliers:
             raise ConfigurationError(f"no applier for accounting entries of kind {entry.kind!r}")
         self.journal.append(entry)
+        self.start()
         return await self._apply(entry, tries=0)
 
     async def _apply(self, entry: JournalEntry, *, tries: int) -> bool:
@@ -88,8 +101,16 @@ class AccountingOutbox:
         """Apply everything the journal holds (a restarted worker's first step)."""
         return await self.drain(everything=True)
 
+    def start(self) -> None:
+        """Start the background loop (replay, then retries) on the running loop, once."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="agent-runtime-accounting-outbox")
+
     async def run(self) -> None:
-        """Retry loop: sleeps until the next entry is due or a new failure is reported, until ``close``."""
+        """Replay the journal, then retry failed entries when due (or when a new failure is reported),
+        until ``aclose``."""
+        with contextlib.suppress(Exception):  # a failure was deferred in the journal and is retried below
+            await self.replay()
         while not self._closed:
             await self.drain()
             wait = self.journal.next_due_in()
@@ -97,6 +118,15 @@ class AccountingOutbox:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Stop the loop (one last pass over what is due) and close the journal; the rest waits for a restart."""
         self._closed = True
         self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self.drain()
+        self.journal.close()
