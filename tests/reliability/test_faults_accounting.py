@@ -64,6 +64,12 @@ async def _spent_reserved(runtime: Runtime, quota: Quota) -> tuple[int, int]:
     return status.spent, status.reserved
 
 
+async def _ledger_tokens(runtime: Runtime, user: str) -> tuple[int, int]:
+    """(tokens, runs) the usage ledger holds for ``user``."""
+    rows = await runtime.cost_tracker.report(tenant="acme", user=user)
+    return sum(r.input_tokens + r.output_tokens for r in rows), sum(r.runs for r in rows)
+
+
 def _reset_breaker(url: str) -> None:
     breaker = circuit_breaker(url)
     if breaker is not None:
@@ -80,7 +86,7 @@ async def test_settles_journalled_while_redis_is_down_are_applied_once_it_is_bac
     assert outbox is not None
     try:
         told = await _live_runs_across_a_redis_kill(runtime, fault_redis, key, quota)
-        assert told > 0 and outbox.journal.size() == RUNS  # nothing applied, nothing lost
+        assert told > 0 and outbox.journal.size() == 2 * RUNS  # a settle and a usage row each: nothing lost
         fault_redis.start()  # appendonly: the reservations survived the kill
 
         async def drained() -> bool:
@@ -88,6 +94,7 @@ async def test_settles_journalled_while_redis_is_down_are_applied_once_it_is_bac
 
         await _until(drained, "the journal to drain after Redis came back")
         assert await _spent_reserved(runtime, quota) == (told, 0)
+        assert await _ledger_tokens(runtime, "ada") == (told, RUNS)
         assert await outbox.replay() == 0  # and a replay now finds nothing to count again
     finally:
         _reset_breaker(fault_redis.url)
@@ -107,7 +114,7 @@ async def test_a_restarted_worker_replays_its_journal(fault_redis: RedisServer, 
     fault_redis.start()
     restarted = await Runtime.create(settings)
     outbox = restarted.security.outbox
-    assert outbox is not None and outbox.journal.size() == RUNS
+    assert outbox is not None and outbox.journal.size() == 2 * RUNS
     try:
         restarted.start_reaper()  # a server's start: replays the journal
 
@@ -116,5 +123,6 @@ async def test_a_restarted_worker_replays_its_journal(fault_redis: RedisServer, 
 
         await _until(drained, "the restarted worker's replay")
         assert await _spent_reserved(restarted, quota) == (told, 0)
+        assert await _ledger_tokens(restarted, "bo") == (told, RUNS)
     finally:
         await restarted.aclose()

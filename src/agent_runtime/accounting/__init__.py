@@ -9,6 +9,7 @@ from agent_runtime.accounting.entries import ENTRY_KINDS, EntryKind, JournalEntr
 from agent_runtime.accounting.journal import DEFAULT_MAX_ENTRIES, AccountingJournal
 from agent_runtime.accounting.outbox import AccountingOutbox, Applier
 from agent_runtime.accounting.quota import adjust_entry, quota_appliers, reservation_from, settle_entry
+from agent_runtime.accounting.usage import usage_appliers, usage_entry, usage_records
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
@@ -23,4 +24,7 @@ __all__ = [
     "quota_appliers",
     "reservation_from",
     "settle_entry",
+    "usage_appliers",
+    "usage_entry",
+    "usage_records",
 ]

@@ -119,7 +119,10 @@ class AccountingOutbox:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
     async def aclose(self) -> None:
-        """Stop the loop (one last pass over what is due) and close the journal; the rest waits for a restart."""
+        """Stop the loop (one last pass over what is due) and close the journal; the rest waits for a
+        restart. Idempotent."""
+        if self._closed:
+            return
         self._closed = True
         self._wake.set()
         task, self._task = self._task, None
