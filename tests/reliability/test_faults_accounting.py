@@ -126,3 +126,76 @@ async def test_a_restarted_worker_replays_its_journal(fault_redis: RedisServer, 
         assert await _ledger_tokens(restarted, "bo") == (told, RUNS)
     finally:
         await restarted.aclose()
+
+
+def _served_env(redis_url: str) -> dict[str, str]:
+    return {
+        "AGENT_RUNTIME_STATE_BACKEND": "redis",
+        "AGENT_RUNTIME_REDIS_URL": redis_url,
+        "AGENT_RUNTIME_OFFLINE_TOKEN_LATENCY_MS": "15",
+        "AGENT_RUNTIME_API_KEY_CACHE_S": "600",
+        "AGENT_RUNTIME_REDIS__KEY_PREFIX": "rel",  # as redis_settings
+        "AGENT_RUNTIME_REDIS__CONNECT_TIMEOUT": "0.5",
+        "AGENT_RUNTIME_REDIS__SOCKET_TIMEOUT": "1.0",
+        "AGENT_RUNTIME_RELIABILITY__BREAKER_COOLDOWN_S": "0.3",
+    }
+
+
+async def test_a_sigkilled_worker_loses_nothing_it_answered(fault_redis: RedisServer, tmp_path: Path) -> None:
+    """Runs answered while Redis is down, then the worker SIGKILLed: the restarted worker replays its
+    journal, and quota and usage ledger hold exactly what the clients were told."""
+    import httpx
+
+    from tests.reliability.conftest import Worker
+
+    env = _served_env(fault_redis.url)
+    admin = await Runtime.create(
+        redis_settings(fault_redis.url, tmp_path / "admin", reliability={"breaker_failures": 3})
+    )
+    key, record = await admin.keys.create_key("acme", "cy", ["agents:run:*"], daily_tokens=DAILY)
+    quota = Quota(f"{{acme}}:key:{record.key_id}", QuotaLimits(daily_tokens=DAILY))
+    await admin.aclose()
+    (tmp_path / "w").mkdir()
+    worker = Worker(tmp_path / "w", env)
+    try:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=worker.url, timeout=30) as client:
+            warm = await client.post("/v1/runs", json={"template": "writer", "input": "hi"}, headers=headers)
+            assert warm.status_code == 200, warm.text  # the key is now cached by the worker
+            told = warm.json()["usage"]["total_tokens"]
+            sent = [
+                asyncio.create_task(
+                    client.post("/v1/runs", json={"template": "writer", "input": f"story {i}"}, headers=headers)
+                )
+                for i in range(RUNS)
+            ]
+            probe = await Runtime.create(redis_settings(fault_redis.url, tmp_path / "probe"))
+
+            async def reserved_by_all() -> bool:
+                [status] = await probe.security.ledger.status([quota])
+                return status.reserved >= RUNS * 10  # each bound is far above 10 tokens
+
+            await _until(reserved_by_all, "the runs' reservations")
+            await probe.aclose()
+            fault_redis.kill()
+            answers = await asyncio.gather(*sent)
+        assert [a.status_code for a in answers] == [200] * RUNS, [a.text for a in answers]
+        told += sum(a.json()["usage"]["total_tokens"] for a in answers)
+    finally:
+        worker.proc.kill()  # SIGKILL: no shutdown, no last drain
+        worker.proc.wait()
+    _reset_breaker(fault_redis.url)
+    fault_redis.start()
+    restarted = Worker(tmp_path / "w", env)  # same DATA_DIR: replays its journal at start
+    check = await Runtime.create(redis_settings(fault_redis.url, tmp_path / "check"))
+    try:
+
+        async def settled() -> bool:
+            spent, reserved = await _spent_reserved(check, quota)
+            return spent == told and reserved == 0
+
+        await _until(settled, "the restarted worker's replay")
+        assert await _ledger_tokens(check, "cy") == (told, RUNS + 1)
+    finally:
+        restarted.stop()
+        await check.aclose()
