@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent_runtime._redis import circuit_breaker
+from agent_runtime.accounting import JournalFullError
 from agent_runtime.limits.quota.base import Quota, QuotaLimits
 from agent_runtime.orchestration.middleware.cost import CostTrackingMiddleware
 from agent_runtime.runtime import Runtime
@@ -23,10 +24,9 @@ DAILY = 10_000_000
 RUNS = 6
 
 
-def _settings(url: str, tmp: Path) -> Settings:
-    return redis_settings(
-        url, tmp, offline_token_latency_ms=15, reliability={"breaker_failures": 3, "breaker_cooldown_s": 0.3}
-    )
+def _settings(url: str, tmp: Path, **reliability: object) -> Settings:
+    rel = {"breaker_failures": 3, "breaker_cooldown_s": 0.3, **reliability}
+    return redis_settings(url, tmp, offline_token_latency_ms=15, reliability=rel)
 
 
 def _cost(runtime: Runtime) -> CostTrackingMiddleware:
@@ -79,7 +79,7 @@ def _reset_breaker(url: str) -> None:
 async def test_settles_journalled_while_redis_is_down_are_applied_once_it_is_back(
     fault_redis: RedisServer, tmp_path: Path
 ) -> None:
-    runtime = await Runtime.create(_settings(fault_redis.url, tmp_path))
+    runtime = await Runtime.create(_settings(fault_redis.url, tmp_path, accounting_journal_max_entries=2 * RUNS))
     key, record = await runtime.keys.create_key("acme", "ada", ["agents:run:*"], daily_tokens=DAILY)
     quota = Quota(f"{{acme}}:key:{record.key_id}", QuotaLimits(daily_tokens=DAILY))
     outbox = runtime.security.outbox
@@ -87,6 +87,9 @@ async def test_settles_journalled_while_redis_is_down_are_applied_once_it_is_bac
     try:
         told = await _live_runs_across_a_redis_kill(runtime, fault_redis, key, quota)
         assert told > 0 and outbox.journal.size() == 2 * RUNS  # a settle and a usage row each: nothing lost
+        with pytest.raises(JournalFullError) as full:  # the journal is at its bound: new runs are refused
+            await runtime.executor.execute_async(AgentContext(input="one more", template="writer", credentials=key))
+        assert full.value.status_code == 503 and outbox.journal.size() == 2 * RUNS
         fault_redis.start()  # appendonly: the reservations survived the kill
 
         async def drained() -> bool:
@@ -171,9 +174,11 @@ async def test_a_sigkilled_worker_loses_nothing_it_answered(fault_redis: RedisSe
             ]
             probe = await Runtime.create(redis_settings(fault_redis.url, tmp_path / "probe"))
 
-            async def reserved_by_all() -> bool:
+            bound = _cost(probe).estimate(AgentContext(input="story 0", template="writer")).tokens
+
+            async def reserved_by_all() -> bool:  # every run reserved (same bound: inputs of one length)
                 [status] = await probe.security.ledger.status([quota])
-                return status.reserved >= RUNS * 10  # each bound is far above 10 tokens
+                return status.reserved == RUNS * bound
 
             await _until(reserved_by_all, "the runs' reservations")
             await probe.aclose()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from agent_runtime.accounting.attempts import error_usage, failed_result, result_tokens
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.monitoring.metrics import RuntimeMetrics
-from agent_runtime.orchestration.middleware._accounting import error_usage, failed_result, result_tokens
 from agent_runtime.types import AgentContext, AgentResult, ToolCallRecord
 
 __all__ = ["MetricsObserver"]

@@ -21,14 +21,15 @@ from dataclasses import dataclass
 
 from agent_runtime._redis import check_key_part
 from agent_runtime.accounting import AccountingOutbox, adjust_entry, settle_entry
-from agent_runtime.limits.quota.base import Quota, QuotaLedger, QuotaLimits, Reservation, usd_to_micros
-from agent_runtime.orchestration.middleware._accounting import (
+from agent_runtime.accounting.attempts import (
+    RESERVATION_KEY,
     error_usage,
     failed_result,
     reaped_charge,
     result_tokens,
     run_shielded,
 )
+from agent_runtime.limits.quota.base import Quota, QuotaLedger, QuotaLimits, Reservation, usd_to_micros
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall
 from agent_runtime.types import AgentContext, AgentResult, Usage
 
@@ -36,7 +37,7 @@ __all__ = ["CostEstimate", "CostTrackingMiddleware", "UsageRecorder", "upper_bou
 
 UsageRecorder = Callable[[AgentContext, AgentResult], object]
 """Called after every attempt; may return an awaitable (awaited) or anything else (ignored)."""
-STATE_KEY = "cost.reservation"
+STATE_KEY = RESERVATION_KEY
 
 
 @dataclass(frozen=True, slots=True)
