@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_runtime._redis import use_circuit_breaker
+from agent_runtime.accounting import AccountingOutbox, usage_appliers, usage_entry
 from agent_runtime.agents.factory import AgentFactory
 from agent_runtime.agents.templates import AgentTemplate
 from agent_runtime.errors import AgentRuntimeError, RunAbandonedError
@@ -103,11 +104,13 @@ class Runtime:
             # runs' buffered events to the publisher and waits (bounded) for the bus to take them,
             # and only then is the bus closed
             closers += [event_bus, observer]
+        if security.outbox is not None:
+            security.outbox.appliers.update(usage_appliers(cost_tracker.usage_store))
         middlewares = build_middlewares(
             settings,
             security,
             estimate=lambda context: _estimate(context, factory, cost_tracker),
-            usage_recorder=lambda context, result: _record_usage(cost_tracker, context, result),
+            usage_recorder=lambda context, result: _record_usage(cost_tracker, context, result, security.outbox),
         )
         if hasattr(security.limiter, "on_fallback"):  # fail-open rate limiting: count decisions taken locally
             security.limiter.on_fallback = lambda: metrics.backend_error("redis", "ratelimit_local_fallback")
@@ -146,6 +149,8 @@ class Runtime:
             publish=_run_events(publisher),
         )
         closers += [sessions, security, cost_tracker, store, tracker, run_records]
+        if security.outbox is not None:  # closed first: its last pass writes to the ledgers closed after it
+            closers.append(security.outbox)
         if recorder is not None:
             closers.append(recorder)
         return cls(
@@ -187,7 +192,10 @@ class Runtime:
         return await self.reaper.reap() if self.reaper is not None else []
 
     def start_reaper(self) -> None:
-        """Reap abandoned runs now and then every ``reliability.reaper_interval_s``, in the background."""
+        """Reap abandoned runs now and then every ``reliability.reaper_interval_s``, in the background;
+        also replay what the accounting journal holds from before a restart, and retry it until applied."""
+        if self.security.outbox is not None:
+            self.security.outbox.start()
         if self.reaper is not None and (self._reaper_task is None or self._reaper_task.done()):
             interval = self.settings.reliability.reaper_interval_s
             self._reaper_task = asyncio.get_running_loop().create_task(
@@ -210,11 +218,18 @@ class Runtime:
                 await closer.aclose()
 
 
-async def _record_usage(costs: CostTracker, context: AgentContext, result: AgentResult) -> None:
-    """Charge an attempt to the usage ledger; attempts that spent nothing (refused before the model
-    ran) leave no row."""
-    if result.usage.total_tokens or result.usage.cost_usd:
+async def _record_usage(
+    costs: CostTracker, context: AgentContext, result: AgentResult, outbox: AccountingOutbox | None
+) -> None:
+    """Charge an attempt to the usage ledger (through the accounting journal when there is one);
+    attempts that spent nothing (refused before the model ran) leave no row."""
+    if not (result.usage.total_tokens or result.usage.cost_usd):
+        return
+    if outbox is None:
         await costs.record(result, context.principal, template=context.template)
+        return
+    records = costs.price(result, context.principal, template=context.template)
+    await outbox.submit(usage_entry(context.run_id, context.attempt, records))
 
 
 def _estimate(context: AgentContext, factory: AgentFactory, costs: CostTracker) -> CostEstimate:

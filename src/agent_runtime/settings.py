@@ -105,6 +105,10 @@ class ReliabilitySettings(BaseModel):
     """How often a server process looks for abandoned runs (also once at start-up)."""
     abandoned_run_charge: Literal["reserved", "release"] = "reserved"
     """What an abandoned run's quota reservation turns into: its reserved upper bound, or nothing."""
+    accounting_journal_max_entries: int = Field(default=100_000, ge=1)
+    """Unapplied quota settles a worker's accounting journal (``DATA_DIR/accounting-journal.sqlite3``,
+    sqlite and redis backends) may hold while the state backend is down; when full, runs with a quota
+    are refused with 503 (``accounting_journal_full``)."""
 
 
 class RunSettings(BaseModel):

@@ -165,3 +165,19 @@ def test_window_end_and_micros() -> None:
     assert window_end("daily_tokens", ts) == ("2026-02-14", datetime(2026, 2, 15, tzinfo=UTC).timestamp())
     assert window_end("monthly_usd", ts) == ("2026-02", datetime(2026, 3, 1, tzinfo=UTC).timestamp())
     assert usd_to_micros(0.1 + 0.2) == 300_000
+
+
+async def test_settle_and_adjust_with_an_op_id_apply_once(ledger: QuotaLedger) -> None:
+    """A journal entry replayed after a crash between apply and mark must not count twice."""
+    res = await ledger.reserve("run-op:1", [TOKENS, USD], tokens=600, cost_usd=0.5, ttl_s=60)
+    for _ in range(3):
+        await ledger.settle(res, tokens=250, cost_usd=0.2, op_id="run-op:1:settle")
+    assert await spent_reserved(ledger, TOKENS) == (250, 0)
+    assert await spent_reserved(ledger, USD) == (usd_to_micros(0.2), 0)
+    for _ in range(2):
+        await ledger.adjust(res, tokens=-50, usd_micros=-100_000, op_id="run-op:1:adjust")
+    assert await spent_reserved(ledger, TOKENS) == (200, 0)
+    assert await spent_reserved(ledger, USD) == (usd_to_micros(0.1), 0)
+    await ledger.adjust(res, tokens=5, usd_micros=0)  # no op id: every call counts, as before
+    await ledger.adjust(res, tokens=5, usd_micros=0)
+    assert await spent_reserved(ledger, TOKENS) == (210, 0)

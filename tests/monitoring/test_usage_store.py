@@ -123,3 +123,16 @@ async def test_model_names_with_slashes_and_colons(usage_store: UsageStore) -> N
     await usage_store.add(rec(model="openrouter:meta-llama/llama-3.1-8b"))
     [row] = await usage_store.report(by="model")
     assert row.key == "openrouter:meta-llama/llama-3.1-8b"
+
+
+async def test_a_record_with_an_op_id_is_added_once(usage_store: UsageStore) -> None:
+    """A journal entry replayed after a crash between apply and mark must not count twice."""
+    for _ in range(3):
+        await usage_store.add(rec(inp=100, out=10, cost=0.25), op_id="run-1:1:usage:0")
+    await usage_store.add(rec(inp=5, out=1, cost=0.5), op_id="run-2:1:usage:0")
+    await usage_store.add(rec(inp=1, out=1, cost=0.0))  # no op id: counted each time, as before
+    await usage_store.add(rec(inp=1, out=1, cost=0.0))
+    await usage_store.flush()
+    [row] = await usage_store.report(tenant="acme")
+    assert (row.runs, row.input_tokens, row.output_tokens) == (4, 107, 13)
+    assert row.cost_usd == pytest.approx(0.75)

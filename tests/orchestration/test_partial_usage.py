@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from agent_runtime.accounting import error_usage
 from agent_runtime.agents.factory import AgentFactory
 from agent_runtime.errors import RunTimeoutError
 from agent_runtime.orchestration.executor import AgentExecutor
-from agent_runtime.orchestration.middleware._accounting import error_usage
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
+from agent_runtime.accounting import error_usage
 from agent_runtime.errors import RunTimeoutError
 from agent_runtime.orchestration.executor import AgentExecutor
-from agent_runtime.orchestration.middleware._accounting import error_usage
 from agent_runtime.workflows import register_workflow_spec
 from tests.workflows.conftest import ctx
 

@@ -47,6 +47,36 @@ class CostTracker:
         """USD for ``usage`` on ``model`` (cached input tokens at the cached price)."""
         return self.price_table.cost(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
 
+    def price(
+        self,
+        result: AgentResult,
+        principal: Principal | None = None,
+        *,
+        tenant: str | None = None,
+        user: str | None = None,
+        template: str | None = None,
+        day: date | None = None,
+    ) -> list[UsageRecord]:
+        """The ledger rows of one run (one per model it used; the run counted on the first), priced;
+        the total is also written to ``result.usage.cost_usd``."""
+        records = [
+            UsageRecord(
+                tenant=tenant or (principal.tenant if principal else DEFAULT_TENANT),
+                user=user or (principal.user if principal else ANONYMOUS_USER),
+                template=template or result.template,
+                model=model,
+                day=day or self.clock(),
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens,
+                cost_usd=self.cost(model, usage),
+                runs=1 if index == 0 else 0,
+            )
+            for index, (model, usage) in enumerate(result.usage_by_model().items())
+        ]
+        result.usage.cost_usd = sum(r.cost_usd for r in records)
+        return records
+
     async def record(
         self,
         result: AgentResult,
@@ -68,24 +98,9 @@ class CostTracker:
             ValidationError: a tenant, user, template or model id is malformed.
             BackendError: the ledger backend failed.
         """
-        records = [
-            UsageRecord(
-                tenant=tenant or (principal.tenant if principal else DEFAULT_TENANT),
-                user=user or (principal.user if principal else ANONYMOUS_USER),
-                template=template or result.template,
-                model=model,
-                day=day or self.clock(),
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cached_tokens=usage.cached_tokens,
-                cost_usd=self.cost(model, usage),
-                runs=1 if index == 0 else 0,
-            )
-            for index, (model, usage) in enumerate(result.usage_by_model().items())
-        ]
+        records = self.price(result, principal, tenant=tenant, user=user, template=template, day=day)
         for record in records:
             await self.usage_store.add(record)
-        result.usage.cost_usd = sum(r.cost_usd for r in records)
         return records[0]
 
     async def report(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 
+from agent_runtime.accounting.attempts import error_usage, failed_result, result_tokens
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.monitoring.metrics import RuntimeMetrics
 from agent_runtime.monitoring.pricing import PriceTable
-from agent_runtime.orchestration.middleware._accounting import error_usage, failed_result, result_tokens
 from agent_runtime.types import AgentContext, AgentResult, ToolCallRecord, Usage
 
 __all__ = ["MetricsObserver"]

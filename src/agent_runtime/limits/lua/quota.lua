@@ -1,8 +1,10 @@
 -- Quota ledger, atomically over several buckets. Each bucket i has two keys:
 --   KEYS[2i-1]: hash {spent, reserved, r:<reservation id> = amount}
 --   KEYS[2i]:   sorted set of reservation ids scored by expiry (ms, Redis server clock)
--- ARGV[1]: op ("reserve" | "settle" | "status"), ARGV[2]: reservation id, ARGV[3]: ttl ms,
--- then per bucket: limit, amount, key expiry (unix ms).
+-- ARGV[1]: op ("reserve" | "settle" | "adjust" | "status"), ARGV[2]: reservation id,
+-- ARGV[3]: ttl ms (reserve) or the op id (settle, adjust: "" for none), then per bucket: limit,
+-- amount, key expiry (unix ms). A settle/adjust whose op id the first bucket's hash holds already
+-- (field a:<op id>, expiring with the hash) changes nothing: a replayed journal entry counts once.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local op, rid, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -43,12 +45,16 @@ if op == 'status' then
   return out
 end
 
-if op == 'settle' then
+if op == 'settle' or op == 'adjust' then
+  if ARGV[3] ~= '' then
+    if redis.call('HSETNX', KEYS[1], 'a:' .. ARGV[3], 1) == 0 then return {0, 1} end
+    redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[6]))
+  end
   for i = 1, n do
     local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-    drop(h, z)
+    if op == 'settle' then drop(h, z) end
     local amount = tonumber(ARGV[3 + 3 * i - 1])
-    if amount > 0 then
+    if amount ~= 0 then
       redis.call('HINCRBY', h, 'spent', amount)
       redis.call('PEXPIREAT', h, tonumber(ARGV[3 + 3 * i]))
     end

@@ -156,21 +156,27 @@ class QuotaLedger(ABC):
             )
         return res
 
-    async def settle(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
-        """Replace the reservation by the real usage (also when the reservation already expired)."""
+    async def settle(self, reservation: Reservation, *, tokens: int, cost_usd: float, op_id: str | None = None) -> None:
+        """Replace the reservation by the real usage (also when the reservation already expired).
+
+        With ``op_id`` (the accounting journal's ``run_id:attempt:kind``), a second settle of the same
+        id changes nothing: a journal replayed after a crash between apply and mark counts once.
+        """
         if reservation.buckets:
             micros = usd_to_micros(max(0.0, cost_usd))
             amounts = [self._amount(b, max(0, tokens), micros) for b in reservation.buckets]
-            await self._settle(reservation.reservation_id, reservation.buckets, amounts)
+            await self._settle(reservation.reservation_id, reservation.buckets, amounts, op_id)
 
-    async def adjust(self, reservation: Reservation, *, tokens: int, usd_micros: int) -> None:
+    async def adjust(self, reservation: Reservation, *, tokens: int, usd_micros: int, op_id: str | None = None) -> None:
         """Add signed amounts to the spend of the reservation's buckets, leaving reservations alone.
 
         Corrects a charge someone else made for the same run: a reaper charged the bound of a run whose
         stalled worker then finished it with its real usage (amounts commute with the reaper's settle).
+        Idempotent by ``op_id`` like ``settle``.
         """
         if reservation.buckets and (tokens or usd_micros):
-            await self._adjust(reservation.buckets, [self._amount(b, tokens, usd_micros) for b in reservation.buckets])
+            amounts = [self._amount(b, tokens, usd_micros) for b in reservation.buckets]
+            await self._adjust(reservation.buckets, amounts, op_id)
 
     async def release(self, reservation: Reservation) -> None:
         """Drop the reservation without charging anything (the run never started)."""
@@ -199,12 +205,13 @@ class QuotaLedger(ABC):
         """
 
     @abstractmethod
-    async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
-        """Atomically drop reservation ``rid`` from every bucket and add ``amounts`` to their spend."""
+    async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int], op_id: str | None) -> None:
+        """Atomically drop reservation ``rid`` from every bucket and add ``amounts`` to their spend,
+        unless ``op_id`` was applied already (then nothing)."""
 
     @abstractmethod
-    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
-        """Atomically add the signed ``amounts`` to the spend of ``buckets``."""
+    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int], op_id: str | None) -> None:
+        """Atomically add the signed ``amounts`` to the spend of ``buckets``, once per ``op_id``."""
 
     @abstractmethod
     async def _status(self, buckets: Sequence[Bucket]) -> list[tuple[int, int]]:

@@ -29,6 +29,7 @@ class MemoryQuotaLedger(QuotaLedger):
         super().__init__(clock=clock)
         self._buckets: dict[str, _State] = {}
         self._lock = threading.Lock()
+        self._applied: set[str] = set()
 
     def _state(self, bucket: Bucket, now: float) -> _State:
         if len(self._buckets) > 10_000:  # drop closed windows now and then
@@ -49,16 +50,28 @@ class MemoryQuotaLedger(QuotaLedger):
                 st.reservations[rid] = (amount, now + ttl_s)
             return None
 
-    async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
+    def _first_time(self, op_id: str | None) -> bool:
+        if op_id is None:
+            return True
+        if op_id in self._applied:
+            return False
+        self._applied.add(op_id)
+        return True
+
+    async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int], op_id: str | None) -> None:
         with self._lock:
+            if not self._first_time(op_id):
+                return
             now = self._clock()
             for b, amount in zip(buckets, amounts, strict=True):
                 st = self._state(b, now)
                 st.reservations.pop(rid, None)
                 st.spent += amount
 
-    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
+    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int], op_id: str | None) -> None:
         with self._lock:
+            if not self._first_time(op_id):
+                return
             now = self._clock()
             for b, amount in zip(buckets, amounts, strict=True):
                 self._state(b, now).spent += amount

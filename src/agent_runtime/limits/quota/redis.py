@@ -40,7 +40,7 @@ class RedisQuotaLedger(QuotaLedger):
         self._script = self._redis.register_script(QUOTA_LUA)
 
     async def _call(
-        self, op: str, rid: str, ttl_ms: int, buckets: Sequence[Bucket], amounts: Sequence[int]
+        self, op: str, rid: str, ttl_ms: int | str, buckets: Sequence[Bucket], amounts: Sequence[int]
     ) -> list[int]:
         keys: list[str] = []
         args: list[Any] = [op, rid, ttl_ms]
@@ -57,15 +57,11 @@ class RedisQuotaLedger(QuotaLedger):
         index, only_inflight = await self._call("reserve", rid, max(1, int(ttl_s * 1000)), buckets, amounts)
         return None if index == 0 else (index - 1, bool(only_inflight))
 
-    async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
-        await self._call("settle", rid, 0, buckets, amounts)
+    async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int], op_id: str | None) -> None:
+        await self._call("settle", rid, op_id or "", buckets, amounts)
 
-    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
-        async with redis_errors("quota.adjust"), self._redis.pipeline(transaction=True) as pipe:
-            for b, amount in zip(buckets, amounts, strict=True):
-                pipe.hincrby(self._prefix + b.key, "spent", amount)
-                pipe.pexpireat(self._prefix + b.key, int(b.window_end * 1000) + _KEEP_AFTER_WINDOW_MS)
-            await pipe.execute()
+    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int], op_id: str | None) -> None:
+        await self._call("adjust", "", op_id or "", buckets, amounts)
 
     async def _status(self, buckets: Sequence[Bucket]) -> list[tuple[int, int]]:
         out = await self._call("status", "", 0, buckets, [0] * len(buckets))

@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS quota_reservations (
     expires_at REAL NOT NULL,
     PRIMARY KEY (bucket, rid)
 );
+CREATE TABLE IF NOT EXISTS quota_applied (
+    op_id TEXT PRIMARY KEY,
+    applied_at REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS quota_reservations_expiry ON quota_reservations (expires_at);
 """
 _ADD_SPENT = (
@@ -95,18 +99,33 @@ class SQLiteQuotaLedger(QuotaLedger):
 
         return self._transaction("quota.reserve", body)
 
-    async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
+    @staticmethod
+    def _first_time(db: sqlite3.Connection, op_id: str | None, now: float) -> bool:
+        """Record ``op_id`` as applied; ``False`` if it already was (the caller then writes nothing)."""
+        if op_id is None:
+            return True
+        cur = db.execute(
+            "INSERT INTO quota_applied (op_id, applied_at) VALUES (?, ?) ON CONFLICT (op_id) DO NOTHING", (op_id, now)
+        )
+        return cur.rowcount == 1
+
+    async def _settle(self, rid: str, buckets: Sequence[Bucket], amounts: Sequence[int], op_id: str | None) -> None:
         def body(db: sqlite3.Connection, now: float) -> None:
+            if not self._first_time(db, op_id, now):
+                return
             for b, amount in zip(buckets, amounts, strict=True):
                 db.execute("DELETE FROM quota_reservations WHERE bucket = ? AND rid = ?", (b.key, rid))
                 db.execute(_ADD_SPENT, (b.key, amount, b.window_end))
             # Closed windows are kept a month for reporting, then dropped.
             db.execute("DELETE FROM quota_spent WHERE window_end < ?", (now - 31 * 86_400,))
+            db.execute("DELETE FROM quota_applied WHERE applied_at < ?", (now - 62 * 86_400,))
 
         self._transaction("quota.settle", body)
 
-    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int]) -> None:
+    async def _adjust(self, buckets: Sequence[Bucket], amounts: Sequence[int], op_id: str | None) -> None:
         def body(db: sqlite3.Connection, now: float) -> None:
+            if not self._first_time(db, op_id, now):
+                return
             db.executemany(
                 _ADD_SPENT, [(b.key, amount, b.window_end) for b, amount in zip(buckets, amounts, strict=True)]
             )

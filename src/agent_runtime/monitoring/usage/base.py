@@ -151,9 +151,14 @@ class UsageQuery:
 class UsageStore(ABC):
     """A usage ledger backend. Writes are increments, so concurrent workers never lose an update."""
 
-    async def add(self, record: UsageRecord) -> None:
-        """Add a record's counters to its cell (creating it)."""
-        await self._add(record.validate())
+    async def add(self, record: UsageRecord, *, op_id: str | None = None) -> None:
+        """Add a record's counters to its cell (creating it); with ``op_id`` (an accounting journal
+        entry's), once: adding the same id again changes nothing, so a replayed entry counts once."""
+        await self._add(record.validate(), op_id)
+
+    async def flush(self) -> None:
+        """Wait until every record added so far is stored (write-behind backends); others: nothing."""
+        return None
 
     async def records(
         self,
@@ -204,8 +209,8 @@ class UsageStore(ABC):
         """Release connections."""
 
     @abstractmethod
-    async def _add(self, record: UsageRecord) -> None:
-        """Atomically increment the record's cell."""
+    async def _add(self, record: UsageRecord, op_id: str | None) -> None:
+        """Atomically increment the record's cell, unless ``op_id`` was added already."""
 
     @abstractmethod
     async def _scan(self, query: UsageQuery) -> list[UsageRecord]:

@@ -19,10 +19,15 @@ class MemoryUsageStore(UsageStore):
     def __init__(self) -> None:
         self._cells: dict[_Cell, list[float]] = {}
         self._lock = threading.Lock()
+        self._applied: set[str] = set()
 
-    async def _add(self, record: UsageRecord) -> None:
+    async def _add(self, record: UsageRecord, op_id: str | None) -> None:
         key = record.cell
         with self._lock:
+            if op_id is not None:
+                if op_id in self._applied:
+                    return
+                self._applied.add(op_id)
             counters = self._cells.get(key)
             if counters is None:
                 counters = self._cells[key] = [0, 0, 0, 0.0, 0]

@@ -7,7 +7,9 @@ Layout (``P`` is the key prefix)::
     P:usage:tenants                   set   tenants that have usage
 
 A record is one MULTI/EXEC of HINCRBY / HINCRBYFLOAT (plus the index updates): one round trip,
-applied whole or not at all, and increments from concurrent workers add up.
+applied whole or not at all, and increments from concurrent workers add up. A record carrying an
+accounting journal op id is one Lua call instead, that first adds the id to ``P:usage:ops:<tenant>:<day>``
+(a set expiring with the day's hash) and adds nothing if it was there: a replayed entry counts once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,20 @@ from agent_runtime.monitoring.usage.base import UsageQuery, UsageRecord, UsageSt
 __all__ = ["RedisUsageStore"]
 
 _INT_COUNTERS = ("input_tokens", "output_tokens", "cached_tokens", "runs")
+_ADD_ONCE = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+local field = ARGV[2]
+for i = 0, 3 do redis.call('HINCRBY', KEYS[1], field .. ARGV[3 + 2 * i], ARGV[4 + 2 * i]) end
+redis.call('HINCRBYFLOAT', KEYS[1], field .. 'cost_usd', ARGV[11])
+redis.call('ZADD', KEYS[3], ARGV[13], ARGV[12])
+redis.call('SADD', KEYS[4], ARGV[14])
+if ARGV[15] ~= '' then
+  redis.call('EXPIRE', KEYS[1], ARGV[15])
+  redis.call('EXPIRE', KEYS[2], ARGV[15])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[16])
+end
+return 1
+"""
 
 
 class RedisUsageStore(UsageStore):
@@ -39,6 +55,7 @@ class RedisUsageStore(UsageStore):
         self.prefix = f"{prefix}:usage"
         self.retention_days = retention_days
         self.owns_client = owns_client
+        self._script_add_once = client.register_script(_ADD_ONCE)
 
     def _day_key(self, tenant: str, day: date) -> str:
         return f"{self.prefix}:d:{tenant}:{day.isoformat()}"
@@ -46,10 +63,13 @@ class RedisUsageStore(UsageStore):
     def _index_key(self, tenant: str) -> str:
         return f"{self.prefix}:idx:{tenant}"
 
-    async def _add(self, record: UsageRecord) -> None:
+    async def _add(self, record: UsageRecord, op_id: str | None) -> None:
         key = self._day_key(record.tenant, record.day)
         field = f"{record.user}|{record.template}|{record.model}|"
         index = self._index_key(record.tenant)
+        if op_id is not None:
+            await self._add_once(record, op_id, key, field, index)
+            return
         async with redis_errors("usage.add"), self.client.pipeline(transaction=True) as pipe:
             for name in _INT_COUNTERS:
                 pipe.hincrby(key, field + name, getattr(record, name))
@@ -60,6 +80,16 @@ class RedisUsageStore(UsageStore):
                 pipe.expire(key, (self.retention_days + 1) * 86400)
                 pipe.zremrangebyscore(index, "-inf", (record.day - timedelta(days=self.retention_days)).toordinal())
             await pipe.execute()
+
+    async def _add_once(self, record: UsageRecord, op_id: str, key: str, field: str, index: str) -> None:
+        ops = f"{self.prefix}:ops:{record.tenant}:{record.day.isoformat()}"
+        counters = [x for name in _INT_COUNTERS for x in (name, getattr(record, name))]
+        keep = "" if self.retention_days is None else (self.retention_days + 1) * 86400
+        oldest = "" if self.retention_days is None else (record.day - timedelta(days=self.retention_days)).toordinal()
+        args = [op_id, field, *counters, repr(record.cost_usd), record.day.isoformat(), record.day.toordinal()]
+        args += [record.tenant, keep, oldest]
+        async with redis_errors("usage.add"):
+            await self._script_add_once(keys=[key, ops, index, f"{self.prefix}:tenants"], args=args)
 
     async def _scan(self, query: UsageQuery) -> list[UsageRecord]:
         low = query.since.toordinal() if query.since else "-inf"

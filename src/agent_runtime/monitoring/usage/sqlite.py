@@ -44,7 +44,11 @@ CREATE TABLE IF NOT EXISTS usage_ledger (
     cost_usd REAL NOT NULL DEFAULT 0,
     runs INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, day, user_id, template, model)
-)
+);
+CREATE TABLE IF NOT EXISTS usage_applied (
+    op_id TEXT PRIMARY KEY,
+    day TEXT NOT NULL
+);
 """
 
 # One statement, so concurrent writers (other processes included) add to a cell instead of overwriting it.
@@ -85,6 +89,7 @@ class SqliteUsageStore(UsageStore):
         self._conn: Any = None
         self._open_lock = asyncio.Lock()
         self._queued: list[tuple[Any, ...]] = []
+        self._tx_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
         self._added = self._settled = 0  # records queued so far / written or given up on
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -98,7 +103,10 @@ class SqliteUsageStore(UsageStore):
                     self._conn = await connect_sqlite(self.path, _SCHEMA)
         return self._conn
 
-    async def _add(self, record: UsageRecord) -> None:
+    async def _add(self, record: UsageRecord, op_id: str | None) -> None:
+        if op_id is not None:  # journalled: written now, with its marker, in one transaction; failures raise
+            await self._write_once(op_id, record)
+            return
         self._queued.append(
             (
                 record.tenant,
@@ -156,7 +164,7 @@ class SqliteUsageStore(UsageStore):
         for attempt, pause in enumerate((0.05, 0.25, 1.0, None)):
             try:
                 conn = await self._connection()
-                async with sqlite_transaction(conn, "usage.add"):
+                async with self._tx_lock, sqlite_transaction(conn, "usage.add"):
                     await conn.executemany(_UPSERT, rows)
                 return
             except Exception as exc:
@@ -164,6 +172,17 @@ class SqliteUsageStore(UsageStore):
                     raise
                 log.warning("usage ledger write failed (attempt %d), retrying: %s", attempt + 1, exc)
                 await asyncio.sleep(pause)
+
+    async def _write_once(self, op_id: str, r: UsageRecord) -> None:
+        conn = await self._connection()
+        async with self._tx_lock, sqlite_transaction(conn, "usage.add"):
+            cur = await conn.execute(
+                "INSERT INTO usage_applied (op_id, day) VALUES (?, ?) ON CONFLICT (op_id) DO NOTHING",
+                (op_id, r.day.isoformat()),
+            )
+            if cur.rowcount == 1:
+                row = (r.tenant, r.day.isoformat(), r.user, r.template, r.model, r.input_tokens, r.output_tokens)
+                await conn.execute(_UPSERT, (*row, r.cached_tokens, r.cost_usd, r.runs))
 
     def _wake(self) -> None:
         waiting = []

@@ -20,14 +20,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agent_runtime._redis import check_key_part
-from agent_runtime.limits.quota.base import Quota, QuotaLedger, QuotaLimits, Reservation, usd_to_micros
-from agent_runtime.orchestration.middleware._accounting import (
+from agent_runtime.accounting import AccountingOutbox, adjust_entry, settle_entry
+from agent_runtime.accounting.attempts import (
+    RESERVATION_KEY,
     error_usage,
     failed_result,
     reaped_charge,
     result_tokens,
     run_shielded,
 )
+from agent_runtime.limits.quota.base import Quota, QuotaLedger, QuotaLimits, Reservation, usd_to_micros
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall
 from agent_runtime.types import AgentContext, AgentResult, Usage
 
@@ -35,7 +37,7 @@ __all__ = ["CostEstimate", "CostTrackingMiddleware", "UsageRecorder", "upper_bou
 
 UsageRecorder = Callable[[AgentContext, AgentResult], object]
 """Called after every attempt; may return an awaitable (awaited) or anything else (ignored)."""
-STATE_KEY = "cost.reservation"
+STATE_KEY = RESERVATION_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,9 @@ class CostTrackingMiddleware(AgentMiddleware):
             on top of the principal's own ``daily_tokens``/``monthly_usd``.
         reservation_ttl_s: how long a reservation counts if its process dies before settling; keep it
             above the run timeout.
+        outbox: when given, every settle/adjust is first journalled there (durable before the response
+            is returned), then applied; a failed apply is retried until the ledger is back, and a new
+            run is refused with 503 while the journal is full.
     """
 
     name = "cost"
@@ -82,7 +87,9 @@ class CostTrackingMiddleware(AgentMiddleware):
         *,
         tenant_quotas: Mapping[str, QuotaLimits] | None = None,
         reservation_ttl_s: float = 600.0,
+        outbox: AccountingOutbox | None = None,
     ) -> None:
+        self.outbox = outbox
         self.ledger = ledger
         self.estimate = estimate
         self.usage_recorder = usage_recorder
@@ -108,6 +115,8 @@ class CostTrackingMiddleware(AgentMiddleware):
         reservation: Reservation | None = None
         quotas = self.quotas_for(context)
         if quotas:
+            if self.outbox is not None:
+                self.outbox.check_capacity()
             bound = self.estimate(context)
             reservation = await self.ledger.reserve(
                 f"{context.run_id}:{context.attempt}",
@@ -136,11 +145,24 @@ class CostTrackingMiddleware(AgentMiddleware):
     async def _settle(self, context: AgentContext, reservation: Reservation, usage: Usage) -> None:
         tokens = result_tokens(usage)
         charged = await reaped_charge(context)
+        run_id, attempt = context.run_id, context.attempt
         if charged is not None and charged != (0, 0):  # the reaper charged it already: settle the difference
             micros = usd_to_micros(max(0.0, usage.cost_usd))
-            await self.ledger.adjust(reservation, tokens=max(0, tokens) - charged[0], usd_micros=micros - charged[1])
+            delta = max(0, tokens) - charged[0], micros - charged[1]
+            if self.outbox is not None:
+                await self.outbox.submit(
+                    adjust_entry(run_id, attempt, reservation, tokens=delta[0], usd_micros=delta[1])
+                )
+            else:
+                await self.ledger.adjust(
+                    reservation, tokens=delta[0], usd_micros=delta[1], op_id=f"{run_id}:{attempt}:adjust"
+                )
+        elif self.outbox is not None:
+            await self.outbox.submit(settle_entry(run_id, attempt, reservation, tokens=tokens, cost_usd=usage.cost_usd))
         else:
-            await self.ledger.settle(reservation, tokens=tokens, cost_usd=usage.cost_usd)
+            await self.ledger.settle(
+                reservation, tokens=tokens, cost_usd=usage.cost_usd, op_id=f"{run_id}:{attempt}:settle"
+            )
 
     async def _record(self, context: AgentContext, result: AgentResult) -> None:
         assert self.usage_recorder is not None

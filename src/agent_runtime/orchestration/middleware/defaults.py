@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent_runtime.accounting import AccountingJournal, AccountingOutbox, quota_appliers
 from agent_runtime.errors import ConfigurationError
 from agent_runtime.limits.quota.base import QuotaLedger
 from agent_runtime.limits.rate.base import RateLimiter
@@ -27,10 +28,14 @@ class SecurityStores:
     keys: KeyService
     limiter: RateLimiter
     ledger: QuotaLedger
+    outbox: AccountingOutbox | None = None
+    """The accounting journal every settle goes through (sqlite and redis backends)."""
 
     async def aclose(self) -> None:
         await self.keys.store.aclose()
         await self.limiter.aclose()
+        if self.outbox is not None:
+            await self.outbox.aclose()  # before the ledger: its last pass applies what is due
         await self.ledger.aclose()
 
 
@@ -62,7 +67,9 @@ def open_security_stores(settings: Settings, *, redis_client: Any = None) -> Sec
         # quotas in their own file: their inline transactions (see _sqlite) must never wait for a write
         # lock that an aiosqlite connection of this same process holds across an await
         quotas = SQLiteQuotaLedger(settings.data_dir / "quotas.sqlite3")
-        return SecurityStores(_keys(settings, SQLiteKeyStore(path)), MemoryRateLimiter(), quotas)
+        return SecurityStores(
+            _keys(settings, SQLiteKeyStore(path)), MemoryRateLimiter(), quotas, _outbox(settings, quotas)
+        )
     if backend == "redis":
         from agent_runtime.limits.quota.redis import RedisQuotaLedger
         from agent_runtime.limits.rate.redis import RedisRateLimiter
@@ -74,12 +81,20 @@ def open_security_stores(settings: Settings, *, redis_client: Any = None) -> Sec
             from agent_runtime.limits.rate.failover import FailOpenRateLimiter
 
             limiter = FailOpenRateLimiter(limiter)
-        return SecurityStores(
-            _keys(settings, RedisKeyStore(url, cfg, client=redis_client)),
-            limiter,
-            RedisQuotaLedger(url, cfg, client=redis_client),
-        )
+        ledger = RedisQuotaLedger(url, cfg, client=redis_client)
+        keys = _keys(settings, RedisKeyStore(url, cfg, client=redis_client))
+        return SecurityStores(keys, limiter, ledger, _outbox(settings, ledger))
     raise ConfigurationError(f"unknown state backend {backend!r}")
+
+
+def _outbox(settings: Settings, ledger: QuotaLedger) -> AccountingOutbox:
+    """The worker's accounting journal in ``DATA_DIR``, applying to ``ledger``. Workers of one host may
+    share the file: appliers are idempotent, so an entry two of them replay counts once."""
+    journal = AccountingJournal(
+        settings.data_dir / "accounting-journal.sqlite3",
+        max_entries=settings.reliability.accounting_journal_max_entries,
+    )
+    return AccountingOutbox(journal, quota_appliers(ledger))
 
 
 def jwt_verifier_from(settings: Settings) -> JwtVerifier | None:
@@ -111,6 +126,7 @@ def build_middlewares(
             estimate,
             usage_recorder,
             reservation_ttl_s=max(60.0, 2 * settings.limits.run_timeout_s),
+            outbox=stores.outbox,
         ),
         "logging": lambda: LoggingMiddleware(log_inputs=settings.log_inputs),
     }

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agent_runtime._redis import check_key_part
+from agent_runtime.accounting.attempts import error_usage, result_tokens, run_shielded
 from agent_runtime.errors import RateLimitError
 from agent_runtime.limits.rate.base import Decision, Hold, Limit, RateLimiter
-from agent_runtime.orchestration.middleware._accounting import error_usage, result_tokens, run_shielded
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall
 from agent_runtime.orchestration.middleware.cost import CostEstimate
 from agent_runtime.types import AgentContext, AgentResult

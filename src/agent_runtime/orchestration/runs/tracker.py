@@ -26,9 +26,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from agent_runtime.accounting.attempts import REAPED_CHARGE_KEY, REGISTRY_FINISH_KEY, RESERVATION_KEY, run_shielded
 from agent_runtime.errors import AgentRuntimeError, ConfigurationError, RunAbandonedError
 from agent_runtime.limits.quota.base import QuotaLedger, Reservation
-from agent_runtime.orchestration.middleware._accounting import REAPED_CHARGE_KEY, REGISTRY_FINISH_KEY, run_shielded
 from agent_runtime.orchestration.runs.base import ChargePolicy, RunRecord, RunStore, reservation_dict
 from agent_runtime.types import AgentContext
 
@@ -37,7 +37,6 @@ __all__ = ["AbandonedHook", "ChargePolicy", "RunReaper", "RunTracker"]
 log = logging.getLogger("agent_runtime.run_registry")
 
 AbandonedHook = Callable[[RunRecord, RunAbandonedError], Awaitable[None] | None]
-_RESERVATION_KEY = "cost.reservation"  # CostTrackingMiddleware.STATE_KEY
 FLUSH_S = 0.25
 
 
@@ -147,7 +146,7 @@ class RunTracker:
             self._ended = {}
 
     def _record(self, key: str, context: AgentContext, started: float, now: float) -> RunRecord:
-        reservation = context.state.get(_RESERVATION_KEY)
+        reservation = context.state.get(RESERVATION_KEY)
         principal = context.principal
         return RunRecord(
             key=key,

@@ -1,4 +1,5 @@
-"""Helpers shared by the accounting middlewares (rate limit, cost): usage of failed runs, shielded writes."""
+"""What an ending attempt is charged: usage of failed runs, the reaper's charge, shielded writes, and the
+``context.state`` keys that carry accounting state between the middlewares and the run registry."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from agent_runtime.types import AgentContext, AgentResult, Usage
 __all__ = [
     "REAPED_CHARGE_KEY",
     "REGISTRY_FINISH_KEY",
+    "RESERVATION_KEY",
     "error_usage",
     "failed_result",
     "reaped_charge",
@@ -25,6 +27,9 @@ _log = logging.getLogger("agent_runtime.middleware")
 
 REGISTRY_FINISH_KEY = "runs.finish"
 """``context.state``: the future of the drop of the attempt's run-registry record (``RunTracker.finished``)."""
+RESERVATION_KEY = "cost.reservation"
+"""``context.state``: the attempt's quota ``Reservation`` (set by ``CostTrackingMiddleware``, read by
+``RunTracker`` so a reaper can charge it)."""
 REAPED_CHARGE_KEY = "runs.reaped_charge"
 """``context.state``: ``(tokens, usd_micros)`` a reaper charged for this attempt's reservation after
 claiming it as abandoned while its worker was stalled (set by ``RunTracker.finished``)."""
