@@ -31,6 +31,7 @@ from agent_runtime.orchestration.retry_budget import RetryBudget
 from agent_runtime.orchestration.runs import AbandonedHook, RunReaper, RunRecord, RunTracker, build_run_store
 from agent_runtime.sessions import SessionManager, build_session_manager
 from agent_runtime.settings import Settings, load_settings
+from agent_runtime.tracing import TracingObserver, configure_tracing
 from agent_runtime.types import AgentContext, AgentResult
 from agent_runtime.workflows.spec import placeholders, render_input
 
@@ -86,6 +87,8 @@ class Runtime:
         cost_tracker = build_cost_tracker(settings)
         series = series or RunSeries()
         observers: list[RunObserver] = [MetricsObserver(metrics), DashboardObserver(series)]
+        if configure_tracing():  # OTEL_TRACES_EXPORTER set: the run span
+            observers.append(TracingObserver())
         event_bus = publisher = observer = None
         if with_event_bus:
             event_bus, publisher, observer = _event_bus(settings, metrics, observers, sessions)
