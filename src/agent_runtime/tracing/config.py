@@ -50,8 +50,8 @@ def configure_tracing(env: Mapping[str, str] | None = None, *, processor: SpanPr
     given); returns whether tracing is on. Safe to call more than once: the first provider stays."""
     env = env if env is not None else os.environ
     name = env.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
-    if processor is None and name in ("", "none"):
-        return _state["enabled"]
+    if processor is None and (name in ("", "none") or _state["enabled"]):
+        return _state["enabled"]  # off, or already on: the app and the runtime both ask
     if processor is None:
         processor = BatchSpanProcessor(_exporter(name, env))
     current = trace.get_tracer_provider()
