@@ -33,6 +33,7 @@ from agent_runtime.orchestration.runs import AbandonedHook, RunReaper, RunRecord
 from agent_runtime.runs import Run, RunDispatcher, RunRecorder, RunRecordStore, build_run_records
 from agent_runtime.sessions import SessionManager, build_session_manager
 from agent_runtime.settings import Settings, load_settings
+from agent_runtime.tracing import TracingObserver, configure_tracing
 from agent_runtime.types import AgentContext, AgentResult
 from agent_runtime.workflows.spec import placeholders, render_input
 
@@ -96,6 +97,8 @@ class Runtime:
         recorder = RunRecorder(run_records) if settings.runs.record_foreground else None
         if recorder is not None:
             observers.append(recorder)
+        if configure_tracing():  # OTEL_TRACES_EXPORTER set: the run span
+            observers.append(TracingObserver())
         event_bus = publisher = observer = None
         if with_event_bus:
             event_bus, publisher, observer = _event_bus(settings, metrics, observers, sessions)

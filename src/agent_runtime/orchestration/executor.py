@@ -50,6 +50,7 @@ from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCal
 from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
 from agent_runtime.orchestration.retry_budget import RetryBudget, RetryPolicy
 from agent_runtime.settings import Settings
+from agent_runtime.tracing import run_callbacks
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
 from agent_runtime.workflows._charges import WorkflowRun
 from agent_runtime.workflows.approval import (
@@ -384,8 +385,9 @@ class AgentExecutor:
         config["recursion_limit"] = 50
         if self._traced or workflow:  # metadata is merged into every step's config: only when someone reads it
             config["metadata"] = {"run_id": context.run_id, "template": context.template}
-        if handler is not None:
-            config["callbacks"] = [handler]
+        callbacks = [handler, *run_callbacks()] if handler is not None else run_callbacks()
+        if callbacks:
+            config["callbacks"] = callbacks
         if context.generation is not None:  # read by every model call (agents.generation)
             config.setdefault("configurable", {})[GENERATION_KEY] = context.generation.model_settings()
         return handler

@@ -34,6 +34,7 @@ from agent_runtime.server.deps import authenticate, get_runtime
 from agent_runtime.server.errors import install_error_handlers
 from agent_runtime.server.routes import health, openai, run_records, runs, sessions, templates, usage
 from agent_runtime.settings import Settings, load_settings
+from agent_runtime.tracing import TracingASGIMiddleware, configure_tracing
 
 __all__ = ["PROBE_PATHS", "create_app", "create_app_from_env"]
 
@@ -122,6 +123,8 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_request_bytes)
     app.add_middleware(InFlightMiddleware, inflight=inflight, exempt=PROBE_PATHS)
     app.add_middleware(RequestIdMiddleware)
+    if configure_tracing():  # outermost: the server span covers the whole request
+        app.add_middleware(TracingASGIMiddleware)
     return app
 
 

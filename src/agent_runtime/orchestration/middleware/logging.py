@@ -18,6 +18,7 @@ from typing import Any
 
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall
+from agent_runtime.tracing.logs import trace_ids
 from agent_runtime.types import AgentContext, AgentResult
 
 __all__ = ["JsonFormatter", "LoggingMiddleware", "RedactionFilter", "configure_json_logging", "redact"]
@@ -80,6 +81,7 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STD_ATTRS and not key.startswith("_"):
                 out[key] = value
+        out.update(trace_ids())
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
