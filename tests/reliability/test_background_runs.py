@@ -26,7 +26,7 @@ def make_keys(data_dir: Path, *principals: tuple[str, str]) -> list[str]:
     async def go() -> list[str]:
         security = open_security_stores(Settings(data_dir=data_dir))
         try:
-            return [(await security.keys.create_key(t, u, ["agents:run:*"]))[0] for t, u in principals]
+            return [(await security.keys.create_key(t, u, ["agents:run:*", "sessions"]))[0] for t, u in principals]
         finally:
             await security.aclose()
 

@@ -19,7 +19,7 @@ import pytest
 
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.runtime import Runtime
-from agent_runtime.settings import Settings
+from agent_runtime.settings import RunSettings, Settings
 from agent_runtime.types import AgentContext
 from tests.reliability.conftest import pct, record, size
 
@@ -82,7 +82,10 @@ def live_objects() -> int:
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 @pytest.mark.timeout(3600)
 async def test_sequential_runs_leave_memory_flat(tmp_path: Path, backend: str) -> None:
-    settings = Settings(state_backend=backend, data_dir=tmp_path, log_level="WARNING")
+    # run records are kept up to a cap per tenant: a small one, so the test sees it hold
+    settings = Settings(
+        state_backend=backend, data_dir=tmp_path, log_level="WARNING", runs=RunSettings(max_runs_per_tenant=100)
+    )
     runtime = await Runtime.create(settings, collect_events=True)
     process = psutil.Process()
     try:

@@ -131,7 +131,16 @@ class MessageList(BaseModel):
 
 
 class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # a background run is not streamed (the route answers 422): said in the schema too, for clients and fuzzers
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "not": {
+                "required": ["background", "stream"],
+                "properties": {"background": {"const": True}, "stream": {"const": True}},
+            }
+        },
+    )
 
     template: str = Field(pattern=TEMPLATE_PATTERN)
     input: str = Field(

@@ -89,6 +89,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
+QUIET_LOGGERS = ("aiosqlite",)
+"""Libraries whose DEBUG lines carry the data they handle; kept at WARNING whatever ``LOG_LEVEL`` is."""
+
+
 def configure_json_logging(level: str | int = "INFO", stream: Any = None) -> logging.Handler:
     """Send ``agent_runtime`` logs to ``stream`` (stderr) as redacted JSON lines; returns the handler.
 
@@ -103,6 +107,8 @@ def configure_json_logging(level: str | int = "INFO", stream: Any = None) -> log
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    for name in QUIET_LOGGERS:  # they log every statement with its parameters: inputs, outputs, records
+        logging.getLogger(name).setLevel(logging.WARNING)
     return handler
 
 
