@@ -123,18 +123,25 @@ class Connection:
     async def post(self, path: str, body: dict[str, object], first: re.Pattern[bytes] | None = None) -> float:
         """Send one request and read the whole answer (sized or chunked); milliseconds until ``first``
         appeared in the body (or until the headers, without a pattern)."""
+        seen, _ = await self.request("POST", path, body, first)
+        return seen
+
+    async def request(
+        self, method: str, path: str, body: dict[str, object] | None = None, first: re.Pattern[bytes] | None = None
+    ) -> tuple[float, bytes]:
+        """One request on this connection: (milliseconds until ``first`` or the headers, the whole body)."""
         assert self.reader is not None and self.writer is not None
         started = time.perf_counter()
-        payload = json.dumps(body).encode()
+        payload = b"" if body is None else json.dumps(body).encode()
         self.writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n".encode()
+            f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n".encode()
             + self.target.headers
             + f"Content-Length: {len(payload)}\r\n\r\n".encode()
             + payload
         )
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.split(b"\r\n")
-        if int(lines[0].split()[1]) != 200:
+        if int(lines[0].split()[1]) not in (200, 201, 202):
             raise RuntimeError(f"{path}: {lines[0].decode()}")
         headers = {}
         for line in lines[1:]:
@@ -145,14 +152,16 @@ class Connection:
             data = await self.reader.readexactly(int(headers[b"content-length"]))
             if first is not None and first.search(data):
                 seen = (time.perf_counter() - started) * 1000
-            return seen
+            return seen, data
+        parts: list[bytes] = []
         while True:
             size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
             data = await self.reader.readexactly(size + 2)
+            parts.append(data[:-2])
             if not seen and first is not None and first.search(data):
                 seen = (time.perf_counter() - started) * 1000
             if size == 0:
-                return seen
+                return seen, b"".join(parts)
 
 
 async def load(target: Target, concurrency: int, total: int) -> tuple[float, list[float]]:
