@@ -40,13 +40,27 @@ class APServer:
         """A run on the thread through the native API (the same session underneath)."""
         body = {"template": template, "input": text, "session_id": thread_id}
         response = httpx.post(f"{self.url}/v1/runs", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-        assert response.status_code == 200, response.text
+        assert response.status_code in (200, 202), response.text
         result: dict[str, Any] = response.json()
         return result
 
 
+GATED = """
+templates:
+  - name: gated
+    description: Asks before it calculates.
+    tools: [calculator]
+    middleware:
+      - name: human_in_the_loop
+        options: {interrupt_on: {calculator: true}}
+"""
+
+
 def _serve(settings: Settings, backend: str) -> APServer:
-    live = LiveServer(settings).start()
+    templates = settings.data_dir / "templates"
+    templates.mkdir(parents=True, exist_ok=True)
+    (templates / "gated.yaml").write_text(GATED, encoding="utf-8")
+    live = LiveServer(settings.model_copy(update={"templates_dir": templates})).start()
     return APServer(
         live,
         backend,
@@ -67,9 +81,7 @@ def ap_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APServer]:
 
 @pytest.fixture(scope="session")
 def ap_redis(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[APServer]:
-    settings = Settings(
-        state_backend="redis", redis_url=redis_server.url, data_dir=tmp_path_factory.mktemp("ap-redis")
-    )
+    settings = Settings(state_backend="redis", redis_url=redis_server.url, data_dir=tmp_path_factory.mktemp("ap-redis"))
     server = _serve(settings, "redis")
     yield server
     server.live.stop()

@@ -9,8 +9,8 @@ graph the template runs.
 from __future__ import annotations
 
 import contextlib
-import warnings
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,7 +122,10 @@ class Assistants:
     ) -> dict[str, Any]:
         """Schemas of the graph's subgraphs by namespace (``namespace``: only that one)."""
         graph = self.graph(assistant)
-        return {ns: self.schemas(assistant, sub) async for ns, sub in graph.aget_subgraphs(namespace=namespace, recurse=recurse)}
+        return {
+            ns: self.schemas(assistant, sub)
+            async for ns, sub in graph.aget_subgraphs(namespace=namespace, recurse=recurse)
+        }
 
 
 def _schema(make: Callable[[], Any], *, legacy: bool = False) -> dict[str, Any] | None:

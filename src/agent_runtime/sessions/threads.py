@@ -195,7 +195,9 @@ class Threads:
             ttl_s=session.ttl_s,
         )
         await copy_checkpoints(await self.sessions.saver(), session.key, clone.key)
-        return await self.sessions.record_run(clone.id, session.message_count, tenant=clone.tenant, user_id=clone.user_id)
+        return await self.sessions.record_run(
+            clone.id, session.message_count, tenant=clone.tenant, user_id=clone.user_id
+        )
 
     # -- views -------------------------------------------------------------------------------------
     async def view(self, session: Session) -> ThreadView:
@@ -221,7 +223,8 @@ class Threads:
         selected = [
             s
             for s in sessions
-            if (wanted is None or s.id in wanted) and _matches(client_metadata(s), query.metadata or {})
+            if (wanted is None or s.id in wanted)
+            and _matches(client_metadata(s), query.metadata or {})
             and not s.metadata.get("implicit")
         ]
         if query.status is None and query.sort_by != "status":
@@ -259,14 +262,15 @@ class Threads:
         """The thread's state at ``checkpoint_id`` (default: the latest); an empty snapshot (no
         ``config``) before the first checkpoint. ``NotFoundError`` for a checkpoint it does not hold."""
         config = self.config(session, checkpoint_id)
+        found = await (await self.sessions.saver()).aget_tuple(config)
+        if found is None:
+            if checkpoint_id is not None:
+                raise NotFoundError(f"checkpoint {checkpoint_id} not found in thread {session.id}")
+            return _EMPTY
         graph = self.graph(session)
-        if graph is not None:
-            snapshot: StateSnapshot = await graph.aget_state(config, subgraphs=subgraphs)
-        else:
-            found = await (await self.sessions.saver()).aget_tuple(config)
-            snapshot = _raw_snapshot(found) if found is not None else _EMPTY
-        if checkpoint_id is not None and not snapshot.config:
-            raise NotFoundError(f"checkpoint {checkpoint_id} not found in thread {session.id}")
+        if graph is None:
+            return _raw_snapshot(found)
+        snapshot: StateSnapshot = await graph.aget_state(config, subgraphs=subgraphs)
         return snapshot
 
     async def history(
@@ -286,7 +290,9 @@ class Threads:
         filter_ = dict(metadata) if metadata else None
         graph = self.graph(session)
         if graph is not None:
-            return [s async for s in graph.aget_state_history(config, filter=filter_, before=before_config, limit=limit)]
+            return [
+                s async for s in graph.aget_state_history(config, filter=filter_, before=before_config, limit=limit)
+            ]
         saver = await self.sessions.saver()
         return [_raw_snapshot(t) async for t in saver.alist(config, filter=filter_, before=before_config, limit=limit)]
 
@@ -338,14 +344,14 @@ def _raw_snapshot(found: CheckpointTuple) -> StateSnapshot:
     """A state read without its graph: channel values, and interrupts from the pending writes."""
     values = {k: v for k, v in found.checkpoint["channel_values"].items() if not k.startswith("__") and ":" not in k}
     interrupts = tuple(
-        v for _, channel, value in found.pending_writes or () if channel == "__interrupt__"
+        v
+        for _, channel, value in found.pending_writes or ()
+        if channel == "__interrupt__"
         for v in (value if isinstance(value, list | tuple) else [value])
         if isinstance(v, Interrupt)
     )
     created = found.checkpoint.get("ts")
-    return StateSnapshot(
-        values, (), found.config, dict(found.metadata or {}), created, found.parent_config, (), interrupts
-    )
+    return StateSnapshot(values, (), found.config, found.metadata, created, found.parent_config, (), interrupts)
 
 
 def _waiting(state: StateSnapshot) -> bool:

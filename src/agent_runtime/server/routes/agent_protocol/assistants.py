@@ -24,26 +24,31 @@ __all__ = ["router"]
 router = APIRouter(tags=["agent protocol: assistants"])
 AssistantId = Annotated[str, Path(max_length=200, description="Template name or the assistant's UUID.")]
 SelectField = Literal[
-    "assistant_id", "graph_id", "name", "description", "config", "context", "created_at", "updated_at", "metadata",
+    "assistant_id",
+    "graph_id",
+    "name",
+    "description",
+    "config",
+    "context",
+    "created_at",
+    "updated_at",
+    "metadata",
     "version",
 ]
-
-
-class AssistantSearch(APModel):
-    metadata: dict[str, Any] | None = None
-    graph_id: str | None = Field(default=None, max_length=200)
-    name: str | None = Field(default=None, max_length=200)
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
-    sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
-    sort_order: Literal["asc", "desc"] | None = None
-    select: list[SelectField] | None = None
 
 
 class AssistantCount(APModel):
     metadata: dict[str, Any] | None = None
     graph_id: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=200)
+
+
+class AssistantSearch(AssistantCount):
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+    sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
+    sort_order: Literal["asc", "desc"] | None = None
+    select: list[SelectField] | None = None
 
 
 def _assistants(runtime: CurrentRuntime) -> Assistants:
@@ -53,17 +58,18 @@ def _assistants(runtime: CurrentRuntime) -> Assistants:
 CurrentAssistants = Annotated[Assistants, Depends(_assistants)]
 
 
-def _query(body: AssistantSearch | AssistantCount, limit: int = 1000, offset: int = 0) -> AssistantQuery:
-    sort_by = getattr(body, "sort_by", None) or "created_at"
-    return AssistantQuery(
-        metadata=body.metadata,
-        graph_id=body.graph_id,
-        name=body.name,
-        sort_by=sort_by,
-        descending=getattr(body, "sort_order", None) != "asc",
-        limit=limit,
-        offset=offset,
-    )
+def _query(body: AssistantCount, limit: int = 1000, offset: int = 0) -> AssistantQuery:
+    if isinstance(body, AssistantSearch):
+        return AssistantQuery(
+            metadata=body.metadata,
+            graph_id=body.graph_id,
+            name=body.name,
+            sort_by=body.sort_by or "created_at",
+            descending=body.sort_order != "asc",
+            limit=limit,
+            offset=offset,
+        )
+    return AssistantQuery(metadata=body.metadata, graph_id=body.graph_id, name=body.name, limit=limit, offset=offset)
 
 
 @router.post("/assistants/search", responses=errors(401, 422), summary="Search assistants")

@@ -8,7 +8,7 @@ user's thread is 404 (an admin reaches every thread of his tenant).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import Field, field_validator
@@ -54,13 +54,13 @@ class ThreadPatch(APModel):
 
 
 class ThreadCount(APModel):
-    unsupported = ("values",)
+    unsupported: ClassVar[tuple[str, ...]] = ("values",)
     metadata: dict[str, Any] | None = None
     status: ThreadStatus | None = None
 
 
 class ThreadSearch(ThreadCount):
-    unsupported = ("values", "select", "extract")
+    unsupported: ClassVar[tuple[str, ...]] = ("values", "select", "extract")
     ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(default=None, max_length=1000)
     limit: int = Field(default=10, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
@@ -159,9 +159,7 @@ async def count_threads(body: ThreadCount, owner: CurrentOwner, threads: Current
     return len(await threads.search(owner, query))
 
 
-@router.get(
-    "/threads/{thread_id}", responses=errors(401, 403, 404, 422), dependencies=[Depends(only_query())]
-)
+@router.get("/threads/{thread_id}", responses=errors(401, 403, 404, 422), dependencies=[Depends(only_query())])
 async def get_thread(thread_id: ThreadId, owner: CurrentOwner, threads: CurrentThreads) -> dict[str, Any]:
     return thread_out(await threads.view(await _thread(threads, thread_id, owner)))
 
