@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agent_runtime.server.routes.agent_protocol import assistants, threads
+from agent_runtime.server.routes.agent_protocol import assistants, info, threads
 
 __all__ = ["router"]
 
 router = APIRouter()
+router.include_router(info.router)
 router.include_router(assistants.router)
 router.include_router(threads.router)
 # runs (helper ap-runs): router.include_router(runs.router)

@@ -70,14 +70,14 @@ class ThreadSearch(ThreadCount):
 
 class CheckpointRef(APModel):
     thread_id: str | None = None
-    checkpoint_ns: str = ""
+    checkpoint_ns: str = Field(default="", max_length=0, description='Only the root graph\'s namespace, `""`.')
     checkpoint_id: str | None = Field(default=None, max_length=200)
     checkpoint_map: dict[str, Any] | None = None
 
-    @field_validator("checkpoint_ns")
+    @field_validator("checkpoint_ns", mode="before")
     @classmethod
-    def _root_only(cls, value: str) -> str:
-        if value:
+    def _root_only(cls, value: Any) -> Any:
+        if isinstance(value, str) and value:
             raise ValueError("checkpoints of subgraph namespaces are not supported by agent-runtime")
         return value
 
