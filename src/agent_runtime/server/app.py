@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from agent_runtime.orchestration.middleware.auth import AuthMiddleware
 from agent_runtime.orchestration.middleware.defaults import jwt_verifier_from
@@ -123,6 +124,15 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_request_bytes)
     app.add_middleware(InFlightMiddleware, inflight=inflight, exempt=PROBE_PATHS)
     app.add_middleware(RequestIdMiddleware)
+    if settings.cors_origins:  # browser clients (Studio, Agent Chat UI): preflights answered before anything else
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Content-Location", "Location", "X-Pagination-Next", "X-Request-Id"],
+            max_age=600,
+        )
     if configure_tracing():  # outermost: the server span covers the whole request
         app.add_middleware(TracingASGIMiddleware)
     return app
