@@ -73,6 +73,13 @@ def _serve(settings: Settings, backend: str) -> APServer:
 
 
 @pytest.fixture(scope="session")
+def ap_memory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APServer]:
+    server = _serve(Settings(state_backend="memory", data_dir=tmp_path_factory.mktemp("ap-memory")), "memory")
+    yield server
+    server.live.stop()
+
+
+@pytest.fixture(scope="session")
 def ap_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APServer]:
     server = _serve(Settings(state_backend="sqlite", data_dir=tmp_path_factory.mktemp("ap-sqlite")), "sqlite")
     yield server
@@ -87,8 +94,8 @@ def ap_redis(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
     server.live.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def ap(request: pytest.FixtureRequest) -> APServer:
-    """Each test once on SQLite and once on Redis."""
+    """Each test once per state backend: memory, SQLite files, a real redis-server."""
     server: APServer = request.getfixturevalue(f"ap_{request.param}")
     return server

@@ -72,6 +72,13 @@ async def test_creating_assistants_is_refused_properly(ap: APServer) -> None:
     with pytest.raises(UnprocessableEntityError) as info:
         await ap.client(ap.admin).assistants.create(graph_id="writer")
     assert "template file" in info.value.response.json()["error"]["message"]
+    with pytest.raises(httpx.HTTPStatusError) as status:
+        await ap.client(ap.admin).assistants.update("writer", metadata={"x": 1})
+    assert status.value.response.status_code == 405
+    with pytest.raises(httpx.HTTPStatusError) as status:
+        await ap.client(ap.admin).assistants.delete("writer")
+    assert status.value.response.status_code == 405
+    assert (await ap.client().assistants.get("writer"))["metadata"].get("x") is None
 
 
 async def test_bad_input_names_the_field(ap: APServer) -> None:
