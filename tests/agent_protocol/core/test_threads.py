@@ -8,7 +8,7 @@ import httpx
 import pytest
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
-from tests.agent_protocol.conftest import APServer
+from tests.agent_protocol.core.conftest import APServer
 
 
 async def test_create_get_patch_delete(ap: APServer) -> None:

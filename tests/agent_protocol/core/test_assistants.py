@@ -9,7 +9,7 @@ import pytest
 from langgraph_sdk.errors import NotFoundError, PermissionDeniedError, UnprocessableEntityError
 
 from agent_runtime.agents.assistants import ASSISTANT_NAMESPACE
-from tests.agent_protocol.conftest import APServer
+from tests.agent_protocol.core.conftest import APServer
 
 
 async def test_search_lists_every_template_with_a_stable_uuid(ap: APServer) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
-from tests.agent_protocol.conftest import APServer
+from tests.agent_protocol.core.conftest import APServer
 
 
 async def _conversation(ap: APServer, turns: int = 2) -> str:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from agent_runtime.settings import Settings
-from tests.agent_protocol.conftest import APServer
+from tests.agent_protocol.core.conftest import APServer
 from tests.server.conftest import LiveServer
 
 STUDIO = "https://smith.langchain.com"

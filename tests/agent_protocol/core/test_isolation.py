@@ -7,7 +7,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 
-from tests.agent_protocol.conftest import APServer
+from tests.agent_protocol.core.conftest import APServer
 
 
 async def test_x_api_key_and_bearer_are_the_same_principal(ap: APServer) -> None:
