@@ -54,3 +54,15 @@ async def test_reserved_metadata_and_bad_history_limits(threads: Threads) -> Non
     session = await threads.create(ALICE, thread_id=None, metadata=None)
     with pytest.raises(ValidationError):
         await threads.history(session, limit=0)
+
+
+async def test_a_thread_without_a_graph_is_read_from_the_checkpointer(threads: Threads) -> None:
+    session = await threads.create(ALICE, thread_id=None, metadata=None)
+    graph = AgentFactory().create_from_template("writer", checkpointer=threads.sessions.checkpointer)
+    await graph.ainvoke({"messages": [{"role": "user", "content": "hello"}]}, threads.config(session))
+    assert threads.graph(session) is None  # never bound: read straight from the saver
+    state = await threads.state(session)
+    assert [m.type for m in state.values["messages"]] == ["human", "ai"] and state.config
+    history = await threads.history(session, limit=100)
+    assert history[0].config == state.config and len(history) >= 2
+    assert (await threads.view(session)).status == "idle"

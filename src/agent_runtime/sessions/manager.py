@@ -331,12 +331,17 @@ class SessionManager:
         template: str | None = None,
         create_missing: bool = False,
     ) -> Session:
-        """The session a run will use: ownership-checked, created with this id when asked to."""
+        """The session a run will use: ownership-checked, created with this id when asked to. A session
+        without a template is bound to the run's (so its thread states are read through that graph)."""
         try:
-            return await self.get_session(session_id, tenant=tenant, user_id=user_id)
+            session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
         except SessionNotFoundError:
             if not create_missing:
                 raise
+        else:
+            if session.template is None and template is not None:
+                session = await self.update_session(session, template=template)
+            return session
         try:
             return await self.create_session(user_id, tenant=tenant, template=template, session_id=session_id)
         except ConflictError:

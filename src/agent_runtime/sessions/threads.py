@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple
 from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.types import Interrupt, StateSnapshot
 
+from agent_runtime.agents.assistants import assistant_id
 from agent_runtime.errors import (
     AgentRuntimeError,
     ConflictError,
@@ -46,6 +47,7 @@ ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 THREAD_STATUSES: tuple[ThreadStatus, ...] = ("idle", "busy", "interrupted", "error")
 GRAPH_ID_KEY = "graph_id"
 """Thread metadata naming the template the thread runs (LangGraph's clients set it)."""
+ASSISTANT_ID_KEY = "assistant_id"
 CHECKPOINT_NS = ""
 MAX_HISTORY = 1000
 GraphResolver = Callable[[str], Any]
@@ -101,8 +103,14 @@ class ThreadView:
 
 
 def client_metadata(session: Session) -> dict[str, Any]:
-    """The session's metadata as a client sees it (the runtime's own keys left out)."""
-    return {k: v for k, v in session.metadata.items() if k not in RESERVED_METADATA}
+    """The session's metadata as a client sees it: the runtime's own keys left out, and, as LangGraph's
+    server adds them, the ``graph_id`` and ``assistant_id`` of the template it runs (Agent Chat UI
+    finds an assistant's threads by them)."""
+    out = {k: v for k, v in session.metadata.items() if k not in RESERVED_METADATA}
+    if session.template is not None:
+        out.setdefault(GRAPH_ID_KEY, session.template)
+        out.setdefault(ASSISTANT_ID_KEY, assistant_id(session.template))
+    return out
 
 
 def check_client_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -191,7 +199,7 @@ class Threads:
             session.user_id,
             tenant=session.tenant,
             template=session.template,
-            metadata=client_metadata(session),
+            metadata={k: v for k, v in session.metadata.items() if k not in RESERVED_METADATA},
             ttl_s=session.ttl_s,
         )
         await copy_checkpoints(await self.sessions.saver(), session.key, clone.key)

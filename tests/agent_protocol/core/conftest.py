@@ -12,6 +12,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
+from agent_runtime.agents.assistants import assistant_id
 from agent_runtime.settings import Settings
 from tests.conftest import RedisServer
 from tests.server.conftest import LiveServer
@@ -43,6 +44,11 @@ class APServer:
         assert response.status_code in (200, 202), response.text
         result: dict[str, Any] = response.json()
         return result
+
+
+def bound(template: str) -> dict[str, str]:
+    """The metadata a thread bound to ``template`` shows (as LangGraph's server adds it)."""
+    return {"graph_id": template, "assistant_id": assistant_id(template)}
 
 
 GATED = """

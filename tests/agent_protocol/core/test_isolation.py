@@ -7,7 +7,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 
-from tests.agent_protocol.core.conftest import APServer
+from tests.agent_protocol.core.conftest import APServer, bound
 
 
 async def test_x_api_key_and_bearer_are_the_same_principal(ap: APServer) -> None:
@@ -55,7 +55,7 @@ async def test_other_users_and_tenants_get_404(ap: APServer) -> None:
                 await call
         assert thread_id not in {t["thread_id"] for t in await other.threads.search(limit=1000)}
     # the admin of alice's tenant reaches it; alice's thread is untouched by all the above
-    assert (await ap.client(ap.admin).threads.get(thread_id))["metadata"] == {"owner": "alice", "graph_id": "writer"}
+    assert (await ap.client(ap.admin).threads.get(thread_id))["metadata"] == {"owner": "alice", **bound("writer")}
     assert len((await alice.threads.get_state(thread_id))["values"]["messages"]) == 2
 
 
@@ -68,11 +68,16 @@ async def test_same_thread_id_in_two_tenants_are_two_threads(ap: APServer) -> No
     assert (await ap.client(ap.eve).threads.get(thread_id))["metadata"] == {"t": "evil"}
 
 
-async def test_state_of_a_thread_run_without_a_graph_binding(ap: APServer) -> None:
-    """A bare thread run through /v1 is read straight from the checkpointer."""
+async def test_a_bare_thread_is_bound_to_the_template_of_its_first_run(ap: APServer) -> None:
+    """As Agent Chat UI finds an assistant's threads: by ``graph_id`` or ``assistant_id`` metadata."""
     client = ap.client()
     thread = await client.threads.create()
-    ap.run(ap.alice, thread["thread_id"], "hello there")
+    assert (await client.threads.get(thread["thread_id"]))["metadata"] == {}
+    ap.run(ap.alice, thread["thread_id"], "hello there", template="analyst")
+    got = await client.threads.get(thread["thread_id"])
+    assert got["metadata"] == bound("analyst")
+    for metadata in ({"graph_id": "analyst"}, {"assistant_id": bound("analyst")["assistant_id"]}):
+        found = await client.threads.search(metadata=metadata, limit=1000)
+        assert thread["thread_id"] in {t["thread_id"] for t in found}
     state = await client.threads.get_state(thread["thread_id"])
     assert [m["type"] for m in state["values"]["messages"]] == ["human", "ai"]
-    assert len(await client.threads.get_history(thread["thread_id"])) >= 1

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
-from tests.agent_protocol.core.conftest import APServer
+from tests.agent_protocol.core.conftest import APServer, bound
 
 
 async def test_create_get_patch_delete(ap: APServer) -> None:
@@ -79,7 +79,7 @@ async def test_copy_keeps_state_and_history(ap: APServer) -> None:
     ap.run(ap.alice, thread["thread_id"], "a line about the sea")
     copied = await client.threads.copy(thread["thread_id"])
     assert copied["thread_id"] != thread["thread_id"]
-    assert copied["metadata"] == {"kind": "original", "graph_id": "writer"}
+    assert copied["metadata"] == {"kind": "original", **bound("writer")}
     original_state = await client.threads.get_state(thread["thread_id"])
     copy_state = await client.threads.get_state(copied["thread_id"])
     assert copy_state["values"] == original_state["values"]

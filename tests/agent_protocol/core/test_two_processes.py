@@ -13,6 +13,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError
 
+from tests.agent_protocol.core.conftest import bound
 from tests.server.conftest import ServeProcess
 
 
@@ -51,7 +52,7 @@ async def test_a_thread_is_shared_by_two_processes(pair: tuple[ServeProcess, Ser
     )
     assert ran.status_code == 200, ran.text
     seen = await two.threads.get(thread_id)
-    assert seen["metadata"] == {"made_in": "first", "graph_id": "writer"} and seen["status"] == "idle"
+    assert seen["metadata"] == {"made_in": "first", **bound("writer")} and seen["status"] == "idle"
     assert [m["type"] for m in seen["values"]["messages"]] == ["human", "ai"]
     await two.threads.update_state(
         thread_id, {"messages": [{"type": "ai", "content": "edited in two"}]}, as_node="model"
