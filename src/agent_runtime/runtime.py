@@ -75,8 +75,11 @@ class Runtime:
     @property
     def threads(self) -> Threads:
         """Sessions as LangGraph threads (states, history, copies), over this runtime's templates."""
+        factory, sessions = self.factory, self.sessions
         return Threads(
-            self.sessions, lambda name: self.factory.create_from_template(name, checkpointer=self.sessions.checkpointer)
+            sessions,
+            lambda name: factory.create_from_template(name, checkpointer=sessions.checkpointer),
+            factory.has_template,
         )
 
     @classmethod

@@ -18,7 +18,11 @@ ALICE = Principal(tenant="acme", user="alice", scopes=frozenset({"sessions"}))
 def threads() -> Threads:
     sessions = SessionManager(MemorySessionStore())
     factory = AgentFactory()
-    return Threads(sessions, lambda name: factory.create_from_template(name, checkpointer=sessions.checkpointer))
+    return Threads(
+        sessions,
+        lambda name: factory.create_from_template(name, checkpointer=sessions.checkpointer),
+        factory.has_template,
+    )
 
 
 async def test_a_failed_run_marks_the_thread_error_until_the_next_one(threads: Threads) -> None:
@@ -66,3 +70,15 @@ async def test_a_thread_without_a_graph_is_read_from_the_checkpointer(threads: T
     history = await threads.history(session, limit=100)
     assert history[0].config == state.config and len(history) >= 2
     assert (await threads.view(session)).status == "idle"
+
+
+async def test_a_template_whose_graph_cannot_be_built_is_read_raw(threads: Threads) -> None:
+    from agent_runtime.errors import ConfigurationError
+
+    def unbuildable(name: str) -> object:
+        raise ConfigurationError(f"cannot build model for {name}")
+
+    broken = Threads(threads.sessions, unbuildable, lambda name: True)
+    session = await broken.create(ALICE, thread_id=None, metadata={"graph_id": "writer"})
+    assert session.template == "writer" and broken.graph(session) is None
+    assert (await broken.view(session)).status == "idle"

@@ -12,6 +12,7 @@ thread without one (created bare, not run yet) is read straight from the checkpo
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from agent_runtime.errors import (
     ValidationError,
 )
 from agent_runtime.sessions.manager import SessionManager
-from agent_runtime.sessions.models import PENDING_RUN_KEY, RESERVED_METADATA, RUN_ERROR_KEY, Session
+from agent_runtime.sessions.models import IMPLICIT_KEY, PENDING_RUN_KEY, RESERVED_METADATA, RUN_ERROR_KEY, Session
 from agent_runtime.types import Principal
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "Threads",
     "check_client_metadata",
 ]
+
+logger = logging.getLogger(__name__)
 
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 THREAD_STATUSES: tuple[ThreadStatus, ...] = ("idle", "busy", "interrupted", "error")
@@ -127,11 +130,13 @@ class Threads:
     Args:
         sessions: the session manager (its store and checkpointer are the threads').
         graph_for: compiles (or returns the cached) graph of a template, bound to ``sessions.checkpointer``.
+        is_template: whether a name is a registered template (without compiling it).
     """
 
-    def __init__(self, sessions: SessionManager, graph_for: GraphResolver) -> None:
+    def __init__(self, sessions: SessionManager, graph_for: GraphResolver, is_template: Callable[[str], bool]) -> None:
         self.sessions = sessions
         self._graph_for = graph_for
+        self._is_template = is_template
 
     # -- records -----------------------------------------------------------------------------------
     async def create(
@@ -233,7 +238,7 @@ class Threads:
             for s in sessions
             if (wanted is None or s.id in wanted)
             and _matches(client_metadata(s), query.metadata or {})
-            and not s.metadata.get("implicit")
+            and not s.metadata.get(IMPLICIT_KEY)
         ]
         if query.status is None and query.sort_by != "status":
             selected.sort(key=lambda s: _sort_key(s, query.sort_by), reverse=query.descending)
@@ -254,7 +259,8 @@ class Threads:
             return None
         try:
             graph = self._graph_for(name)
-        except NotFoundError:
+        except AgentRuntimeError:  # removed since, or its model cannot be built here: read the saver
+            logger.warning("thread %s: template %r has no usable graph; reading its checkpoints raw", session.id, name)
             return None
         return graph if getattr(graph, "checkpointer", None) is not None else None
 
@@ -336,13 +342,7 @@ class Threads:
 
     def _known(self, name: Any) -> str | None:
         """``name`` when it is a template (of a graph this runtime can run), else ``None``."""
-        if not isinstance(name, str):
-            return None
-        try:
-            self._graph_for(name)
-        except NotFoundError:
-            return None
-        return name
+        return name if isinstance(name, str) and self._is_template(name) else None
 
 
 _EMPTY = StateSnapshot({}, (), {}, {}, None, None, (), ())
