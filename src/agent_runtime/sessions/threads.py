@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from langgraph.checkpoint.base import CheckpointTuple
-from langgraph.types import Interrupt, StateSnapshot
+from langgraph.errors import InvalidUpdateError
+from langgraph.types import Interrupt, StateSnapshot, StateUpdate
 
 from agent_runtime.agents.assistants import assistant_id
 from agent_runtime.errors import (
@@ -148,13 +149,19 @@ class Threads:
         if_exists: Literal["raise", "do_nothing"] = "raise",
         ttl_s: float | None = None,
         template: str | None = None,
+        supersteps: Sequence[Sequence[tuple[Any, str]]] | None = None,
     ) -> Session:
-        """A new thread of ``principal`` (``if_exists="do_nothing"``: its existing one of that id)."""
+        """A new thread of ``principal`` (``if_exists="do_nothing"``: its existing one of that id),
+        seeded with ``supersteps`` (each a list of ``(values, as_node)`` updates) when given."""
         data = check_client_metadata(metadata)
         if template is None and isinstance(data.get(GRAPH_ID_KEY), str):
             template = self._known(data[GRAPH_ID_KEY])
+        if supersteps and template is None:
+            raise ValidationError(
+                "supersteps need the thread's graph: give metadata graph_id", details={"param": "supersteps"}
+            )
         try:
-            return await self.sessions.create_session(
+            session = await self.sessions.create_session(
                 principal.user,
                 tenant=principal.tenant,
                 template=template,
@@ -165,7 +172,28 @@ class Threads:
         except ConflictError:
             if if_exists != "do_nothing" or thread_id is None:
                 raise
-        return await self.get(thread_id, Owner(principal.tenant, principal.user, principal.user))
+            return await self.get(thread_id, Owner(principal.tenant, principal.user, principal.user))
+        if supersteps:
+            await self._seed(session, supersteps)
+        return session
+
+    async def _seed(self, session: Session, supersteps: Sequence[Sequence[tuple[Any, str]]]) -> None:
+        """Apply ``supersteps`` as successive checkpoints (LangGraph's bulk update); on failure the
+        thread is deleted again, so a refused request leaves nothing behind."""
+        graph = self.graph(session)
+        try:
+            if graph is None:
+                raise ValidationError(f"template {session.template!r} keeps no checkpoints: supersteps cannot apply")
+            for step in supersteps:
+                for values, _ in step:
+                    check_state_keys(graph, values)
+            steps = [[StateUpdate(values, as_node, None) for values, as_node in step] for step in supersteps]
+            await graph.abulk_update_state(self.config(session), steps)
+        except (ValidationError, InvalidUpdateError, ValueError, TypeError, KeyError, NotImplementedError) as exc:
+            await self.sessions.delete_session(session.id, tenant=session.tenant, user_id=session.user_id)
+            if isinstance(exc, ValidationError):
+                raise
+            raise ValidationError(f"supersteps: {exc}", details={"param": "supersteps"}) from exc
 
     async def get(self, thread_id: str, owner: Owner) -> Session:
         return await self.sessions.get_session(thread_id, **owner.lookup())
@@ -330,12 +358,13 @@ class Threads:
                 f"as_node {as_node!r} is not a node of graph {session.template!r}: choose from {sorted(graph.nodes)}",
                 details={"param": "as_node"},
             )
+        check_state_keys(graph, values)
         async with self.sessions.lock(session.id, tenant=session.tenant, user_id=session.user_id):
             try:
                 config = await graph.aupdate_state(self.config(session, checkpoint_id), values, as_node=as_node)
             except AgentRuntimeError:
                 raise
-            except (ValueError, TypeError, KeyError) as exc:  # InvalidUpdateError is a ValueError
+            except (InvalidUpdateError, ValueError, TypeError, KeyError, NotImplementedError) as exc:
                 raise ValidationError(f"cannot update the state of thread {session.id}: {exc}") from exc
         configurable: dict[str, Any] = config["configurable"]
         return configurable
@@ -360,6 +389,19 @@ def _raw_snapshot(found: CheckpointTuple) -> StateSnapshot:
     )
     created = found.checkpoint.get("ts")
     return StateSnapshot(values, (), found.config, found.metadata, created, found.parent_config, (), interrupts)
+
+
+def check_state_keys(graph: Any, values: Any) -> None:
+    """Refuse values for keys the graph's state does not have (LangGraph would drop them silently)."""
+    if not isinstance(values, Mapping):
+        return
+    known = {name for name in graph.channels if not name.startswith("__") and ":" not in name}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValidationError(
+            f"values has keys the graph's state does not have: {unknown}; its state keys: {sorted(known)}",
+            details={"param": "values"},
+        )
 
 
 def _waiting(state: StateSnapshot) -> bool:

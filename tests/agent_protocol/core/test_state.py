@@ -97,6 +97,10 @@ async def test_update_state_refusals(ap: APServer) -> None:
     with pytest.raises(UnprocessableEntityError) as info:
         await client.threads.update_state(thread_id, {"messages": []}, as_node="no_such_node")
     assert "as_node" in info.value.response.json()["error"]["message"]
+    for values, named in (({"messages": 5}, "message"), ({"mood": "calm"}, "mood")):
+        with pytest.raises(UnprocessableEntityError) as info:
+            await client.threads.update_state(thread_id, values, as_node="model")
+        assert named in info.value.response.json()["error"]["message"]
     bare = await client.threads.create()
     with pytest.raises(ConflictError):  # no graph yet to write through
         await client.threads.update_state(bare["thread_id"], {"messages": []})

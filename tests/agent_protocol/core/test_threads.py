@@ -100,7 +100,7 @@ async def test_bad_bodies_and_unsupported_parameters_are_422_naming_them(ap: APS
     assert "extract" in info.value.response.json()["error"]["message"]
     with pytest.raises(UnprocessableEntityError) as info:
         await client.threads.create(supersteps=[{"updates": [{"values": {}, "as_node": "model"}]}])
-    assert "supersteps" in info.value.response.json()["error"]["message"]
+    assert "graph_id" in info.value.response.json()["error"]["message"]
     with pytest.raises(UnprocessableEntityError) as info:
         await client.threads.create(metadata={"pending_run": {}})
     assert "reserved" in info.value.response.json()["error"]["message"]
@@ -126,3 +126,37 @@ async def test_ttl_in_minutes_sets_the_session_lifetime(ap: APServer) -> None:
         f"{ap.url}/v1/sessions/{thread['thread_id']}", headers={"Authorization": f"Bearer {ap.alice}"}
     ).json()
     assert session["ttl_s"] == 1800
+
+
+async def test_create_with_supersteps_seeds_the_state(ap: APServer) -> None:
+    client = ap.client()
+    thread = await client.threads.create(
+        graph_id="writer",
+        supersteps=[
+            {
+                "updates": [
+                    {"values": {"messages": [{"type": "human", "content": "seeded question"}]}, "as_node": "model"}
+                ]
+            },
+            {"updates": [{"values": {"messages": [{"type": "ai", "content": "seeded answer"}]}, "as_node": "model"}]},
+        ],
+    )
+    state = await client.threads.get_state(thread["thread_id"])
+    assert [(m["type"], m["content"]) for m in state["values"]["messages"]] == [
+        ("human", "seeded question"),
+        ("ai", "seeded answer"),
+    ]
+    assert len(await client.threads.get_history(thread["thread_id"], limit=100)) >= 2
+    ap.run(ap.alice, thread["thread_id"], "and now?")  # a run continues the seeded conversation
+    assert len((await client.threads.get_state(thread["thread_id"]))["values"]["messages"]) == 4
+    with pytest.raises(UnprocessableEntityError) as info:
+        await client.threads.create(
+            graph_id="writer", supersteps=[{"updates": [{"values": {}, "command": {"resume": 1}, "as_node": "model"}]}]
+        )
+    assert "command" in info.value.response.json()["error"]["message"]
+    tag = uuid.uuid4().hex
+    with pytest.raises(UnprocessableEntityError):
+        await client.threads.create(
+            graph_id="writer", metadata={"tag": tag}, supersteps=[{"updates": [{"values": {}, "as_node": "nowhere"}]}]
+        )
+    assert await client.threads.search(metadata={"tag": tag}) == []  # the refused thread was not kept

@@ -40,8 +40,18 @@ class TTL(APModel):
         return self.ttl * 60
 
 
+class SuperstepUpdate(APModel):
+    unsupported: ClassVar[tuple[str, ...]] = ("command",)
+    values: dict[str, Any] | None = None
+    as_node: str = Field(max_length=200)
+
+
+class Superstep(APModel):
+    updates: list[SuperstepUpdate] = Field(min_length=1, max_length=100)
+
+
 class ThreadCreate(APModel):
-    unsupported = ("supersteps",)
+    supersteps: list[Superstep] | None = Field(default=None, max_length=100)
     thread_id: str | None = Field(default=None, pattern=ID_PATTERN)
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
@@ -135,6 +145,7 @@ async def create_thread(body: ThreadCreate, principal: CurrentPrincipal, threads
         metadata=body.metadata,
         if_exists=body.if_exists,
         ttl_s=body.ttl.seconds if body.ttl else None,
+        supersteps=[[(u.values, u.as_node) for u in step.updates] for step in body.supersteps or ()],
     )
     return thread_out(await threads.view(session))
 
