@@ -157,8 +157,9 @@ class Threads:
         if template is None and isinstance(data.get(GRAPH_ID_KEY), str):
             template = self._known(data[GRAPH_ID_KEY])
         if supersteps and template is None:
-            raise ValidationError(
-                "supersteps need the thread's graph: give metadata graph_id", details={"param": "supersteps"}
+            raise ConflictError(
+                "supersteps need the thread's graph: give metadata graph_id (a template)",
+                details={"param": "supersteps"},
             )
         try:
             session = await self.sessions.create_session(

@@ -98,9 +98,9 @@ async def test_bad_bodies_and_unsupported_parameters_are_422_naming_them(ap: APS
     with pytest.raises(UnprocessableEntityError) as info:
         await client.threads.search(extract={"x": "values.messages"})
     assert "extract" in info.value.response.json()["error"]["message"]
-    with pytest.raises(UnprocessableEntityError) as info:
+    with pytest.raises(ConflictError) as conflict:  # like a state update on a thread without a graph
         await client.threads.create(supersteps=[{"updates": [{"values": {}, "as_node": "model"}]}])
-    assert "graph_id" in info.value.response.json()["error"]["message"]
+    assert "graph_id" in conflict.value.response.json()["error"]["message"]
     with pytest.raises(UnprocessableEntityError) as info:
         await client.threads.create(metadata={"pending_run": {}})
     assert "reserved" in info.value.response.json()["error"]["message"]
