@@ -18,9 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.errors import InvalidUpdateError
-from langgraph.types import Interrupt, StateSnapshot, StateUpdate
+from langgraph.types import StateSnapshot, StateUpdate
 
 from agent_runtime.agents.assistants import assistant_id
 from agent_runtime.errors import (
@@ -30,6 +29,7 @@ from agent_runtime.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from agent_runtime.sessions._thread_state import EMPTY_STATE, check_state_keys, raw_snapshot, waiting
 from agent_runtime.sessions.manager import SessionManager
 from agent_runtime.sessions.models import IMPLICIT_KEY, PENDING_RUN_KEY, RESERVED_METADATA, RUN_ERROR_KEY, Session
 from agent_runtime.types import Principal
@@ -251,7 +251,7 @@ class Threads:
         after a failed run, else ``idle``."""
         if await self.sessions.is_busy(session):
             return "busy"
-        if session.metadata.get(PENDING_RUN_KEY) or (state is not None and (state.interrupts or _waiting(state))):
+        if session.metadata.get(PENDING_RUN_KEY) or (state is not None and (state.interrupts or waiting(state))):
             return "interrupted"
         if session.metadata.get(RUN_ERROR_KEY):
             return "error"
@@ -309,10 +309,10 @@ class Threads:
         if found is None:
             if checkpoint_id is not None:
                 raise NotFoundError(f"checkpoint {checkpoint_id} not found in thread {session.id}")
-            return _EMPTY
+            return EMPTY_STATE
         graph = self.graph(session)
         if graph is None:
-            return _raw_snapshot(found)
+            return raw_snapshot(found)
         snapshot: StateSnapshot = await graph.aget_state(config, subgraphs=subgraphs)
         return snapshot
 
@@ -337,7 +337,7 @@ class Threads:
                 s async for s in graph.aget_state_history(config, filter=filter_, before=before_config, limit=limit)
             ]
         saver = await self.sessions.saver()
-        return [_raw_snapshot(t) async for t in saver.alist(config, filter=filter_, before=before_config, limit=limit)]
+        return [raw_snapshot(t) async for t in saver.alist(config, filter=filter_, before=before_config, limit=limit)]
 
     async def update_state(
         self,
@@ -373,40 +373,6 @@ class Threads:
     def _known(self, name: Any) -> str | None:
         """``name`` when it is a template (of a graph this runtime can run), else ``None``."""
         return name if isinstance(name, str) and self._is_template(name) else None
-
-
-_EMPTY = StateSnapshot({}, (), {}, {}, None, None, (), ())
-
-
-def _raw_snapshot(found: CheckpointTuple) -> StateSnapshot:
-    """A state read without its graph: channel values, and interrupts from the pending writes."""
-    values = {k: v for k, v in found.checkpoint["channel_values"].items() if not k.startswith("__") and ":" not in k}
-    interrupts = tuple(
-        v
-        for _, channel, value in found.pending_writes or ()
-        if channel == "__interrupt__"
-        for v in (value if isinstance(value, list | tuple) else [value])
-        if isinstance(v, Interrupt)
-    )
-    created = found.checkpoint.get("ts")
-    return StateSnapshot(values, (), found.config, found.metadata, created, found.parent_config, (), interrupts)
-
-
-def check_state_keys(graph: Any, values: Any) -> None:
-    """Refuse values for keys the graph's state does not have (LangGraph would drop them silently)."""
-    if not isinstance(values, Mapping):
-        return
-    known = {name for name in graph.channels if not name.startswith("__") and ":" not in name}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValidationError(
-            f"values has keys the graph's state does not have: {unknown}; its state keys: {sorted(known)}",
-            details={"param": "values"},
-        )
-
-
-def _waiting(state: StateSnapshot) -> bool:
-    return any(task.interrupts for task in state.tasks)
 
 
 def _matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
