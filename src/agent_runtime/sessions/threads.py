@@ -27,6 +27,7 @@ from agent_runtime.errors import (
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
+    SessionNotFoundError,
     ValidationError,
 )
 from agent_runtime.sessions._thread_state import EMPTY_STATE, check_state_keys, raw_snapshot, waiting
@@ -224,6 +225,22 @@ class Threads:
 
     async def delete(self, thread_id: str, owner: Owner) -> None:
         await self.sessions.delete_session(thread_id, **owner.lookup())
+
+    async def prune(self, owner: Owner, thread_ids: Sequence[str], strategy: Literal["delete", "keep_latest"]) -> int:
+        """Delete the owner's threads among ``thread_ids``, or (``keep_latest``) drop all but their latest
+        checkpoint; ids the owner does not have are skipped unseen. Returns how many were pruned."""
+        pruned = 0
+        for thread_id in dict.fromkeys(thread_ids):
+            try:
+                session = await self.get(thread_id, owner)
+            except SessionNotFoundError:
+                continue
+            if strategy == "delete":
+                await self.sessions.delete_session(session.id, tenant=session.tenant, user_id=session.user_id)
+            else:
+                await (await self.sessions.saver()).aprune([session.key], strategy="keep_latest", keep_last=1)
+            pruned += 1
+        return pruned
 
     async def copy(self, session: Session) -> Session:
         """A new thread of the same owner holding the same checkpoints (and metadata)."""

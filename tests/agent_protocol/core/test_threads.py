@@ -160,3 +160,22 @@ async def test_create_with_supersteps_seeds_the_state(ap: APServer) -> None:
             graph_id="writer", metadata={"tag": tag}, supersteps=[{"updates": [{"values": {}, "as_node": "nowhere"}]}]
         )
     assert await client.threads.search(metadata={"tag": tag}) == []  # the refused thread was not kept
+
+
+async def test_prune_keep_latest_and_delete(ap: APServer) -> None:
+    client = ap.client()
+    thread_id = (await client.threads.create(graph_id="writer"))["thread_id"]
+    for text in ("one", "two"):
+        ap.run(ap.alice, thread_id, text)
+    latest = await client.threads.get_state(thread_id)
+    assert len(await client.threads.get_history(thread_id, limit=100)) > 1
+    others = (await ap.client(ap.bob).threads.create())["thread_id"]
+    result = await client.threads.prune([thread_id, others, str(uuid.uuid4())], strategy="keep_latest")
+    assert result == {"pruned_count": 1}  # bob's and the unknown id are skipped unseen
+    history = await client.threads.get_history(thread_id, limit=100)
+    assert [h["checkpoint"]["checkpoint_id"] for h in history] == [latest["checkpoint"]["checkpoint_id"]]
+    assert (await client.threads.get_state(thread_id))["values"] == latest["values"]
+    assert await client.threads.prune([thread_id]) == {"pruned_count": 1}
+    with pytest.raises(NotFoundError):
+        await client.threads.get(thread_id)
+    assert (await ap.client(ap.bob).threads.get(others))["thread_id"] == others

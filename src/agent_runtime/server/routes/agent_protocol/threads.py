@@ -78,6 +78,11 @@ class ThreadSearch(ThreadCount):
     sort_order: Literal["asc", "desc"] | None = None
 
 
+class ThreadPrune(APModel):
+    thread_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(min_length=1, max_length=1000)
+    strategy: Literal["delete", "keep_latest"] = "delete"
+
+
 class CheckpointRef(APModel):
     thread_id: str | None = None
     checkpoint_ns: str = Field(default="", max_length=0, description='Only the root graph\'s namespace, `""`.')
@@ -168,6 +173,13 @@ async def search_threads(body: ThreadSearch, owner: CurrentOwner, threads: Curre
 async def count_threads(body: ThreadCount, owner: CurrentOwner, threads: CurrentThreads) -> int:
     query = ThreadFilter(metadata=body.metadata, status=body.status, limit=1_000_000)
     return len(await threads.search(owner, query))
+
+
+@router.post(
+    "/threads/prune", responses=errors(401, 403, 422), summary="Delete threads, or keep only their latest state"
+)
+async def prune_threads(body: ThreadPrune, owner: CurrentOwner, threads: CurrentThreads) -> dict[str, int]:
+    return {"pruned_count": await threads.prune(owner, body.thread_ids, body.strategy)}
 
 
 @router.get("/threads/{thread_id}", responses=errors(401, 403, 404, 422), dependencies=[Depends(only_query())])
