@@ -32,6 +32,7 @@ from agent_runtime.orchestration.retry_budget import RetryBudget
 from agent_runtime.orchestration.runs import AbandonedHook, RunReaper, RunRecord, RunTracker, build_run_store
 from agent_runtime.runs import Run, RunDispatcher, RunRecorder, RunRecordStore, build_run_records
 from agent_runtime.sessions import SessionManager, build_session_manager
+from agent_runtime.sessions.threads import Threads
 from agent_runtime.settings import Settings, load_settings
 from agent_runtime.tracing import TracingObserver, configure_tracing
 from agent_runtime.types import AgentContext, AgentResult
@@ -70,6 +71,16 @@ class Runtime:
     @property
     def keys(self) -> Any:
         return self.security.keys
+
+    @property
+    def threads(self) -> Threads:
+        """Sessions as LangGraph threads (states, history, copies), over this runtime's templates."""
+        factory, sessions = self.factory, self.sessions
+        return Threads(
+            sessions,
+            lambda name: factory.create_from_template(name, checkpointer=sessions.checkpointer),
+            factory.has_template,
+        )
 
     @classmethod
     async def create(

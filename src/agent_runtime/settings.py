@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     when it listens on a non-loopback host with this off)."""
     host: str = "127.0.0.1"
     port: int = 8000
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (CORS), e.g. ``["https://smith.langchain.com"]`` for
+    LangGraph Studio or Agent Chat UI's origin; empty (the default): no CORS headers at all."""
     redis: RedisSettings = Field(default_factory=RedisSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)

@@ -70,6 +70,16 @@ ROUTES = [
     route("GET", "/dashboard/data", {"admin"}, 200),
     route("GET", "/healthz", set(), 200),
     route("GET", "/readyz", set(), 200),
+    route("POST", "/assistants/search", set(), 200, body={}),
+    route("GET", "/assistants/writer", set(), 200),
+    route("GET", "/assistants/writer/schemas", set(), 200),
+    route("POST", "/threads", {"sessions"}, 200, body={}),
+    route("POST", "/threads/search", {"sessions"}, 200, body={}),
+    route("GET", f"/threads/{NOWHERE}", {"sessions"}, 404),
+    route("GET", f"/threads/{NOWHERE}/state", {"sessions"}, 404),
+    route("POST", f"/threads/{NOWHERE}/history", {"sessions"}, 404, body={}),
+    route("DELETE", f"/threads/{NOWHERE}", {"sessions"}, 404),
+    route("GET", "/info", set(), 200),
 ]
 
 

@@ -134,6 +134,9 @@ class AgentFactory:
         except KeyError:
             raise TemplateNotFoundError(f"template {name!r} does not exist") from None
 
+    def has_template(self, name: str) -> bool:
+        return name in self._templates
+
     def list_templates(self) -> list[AgentTemplate]:
         return [self._templates[name] for name in sorted(self._templates)]
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_runtime.errors import AuthenticationError, ConflictError, SessionNotFoundError
 from agent_runtime.orchestration.middleware.base import AgentMiddleware
+from agent_runtime.sessions.models import PENDING_RUN_KEY
 from agent_runtime.types import AgentContext, Principal
 from agent_runtime.workflows.approval import RESUME_KEY, Decisions, ResumeRequest, decision_kinds
 
@@ -28,8 +29,7 @@ __all__ = [
 
 log = logging.getLogger("agent_runtime.sessions")
 
-PENDING_KEY = "pending_run"
-"""Session metadata: ``{"run_id", "template"}`` of the run paused for approval in it, until it is answered."""
+PENDING_KEY = PENDING_RUN_KEY
 
 
 async def open_run_session(

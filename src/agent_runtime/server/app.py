@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from agent_runtime.orchestration.middleware.auth import AuthMiddleware
 from agent_runtime.orchestration.middleware.defaults import jwt_verifier_from
@@ -32,7 +33,7 @@ from agent_runtime.server.asgi import BodyLimitMiddleware, InFlight, InFlightMid
 from agent_runtime.server.dashboard import build_dashboard_router
 from agent_runtime.server.deps import authenticate, get_runtime
 from agent_runtime.server.errors import install_error_handlers
-from agent_runtime.server.routes import health, openai, run_records, runs, sessions, templates, usage
+from agent_runtime.server.routes import agent_protocol, health, openai, run_records, runs, sessions, templates, usage
 from agent_runtime.settings import Settings, load_settings
 from agent_runtime.tracing import TracingASGIMiddleware, configure_tracing
 
@@ -116,13 +117,22 @@ def create_app(
     if runtime is not None:
         _attach(app, runtime)
     install_error_handlers(app)
-    for module in (health, templates, sessions, run_records, runs, usage, openai):
+    for module in (health, templates, sessions, run_records, runs, usage, openai, agent_protocol):
         app.include_router(module.router)
     app.include_router(build_dashboard_router(lambda request: get_runtime(request).series, authenticate))
     # added innermost first: request id -> in-flight/drain -> body limit -> routes
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_request_bytes)
     app.add_middleware(InFlightMiddleware, inflight=inflight, exempt=PROBE_PATHS)
     app.add_middleware(RequestIdMiddleware)
+    if settings.cors_origins:  # browser clients (Studio, Agent Chat UI): preflights answered before anything else
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Content-Location", "Location", "X-Pagination-Next", "X-Request-Id"],
+            max_age=600,
+        )
     if configure_tracing():  # outermost: the server span covers the whole request
         app.add_middleware(TracingASGIMiddleware)
     return app

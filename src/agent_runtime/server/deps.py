@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from agent_runtime.errors import AuthenticationError, PermissionDeniedError
 from agent_runtime.orchestration.middleware.auth import AuthMiddleware
@@ -31,6 +31,9 @@ __all__ = [
 
 ADMIN_SCOPE = ADMIN
 _bearer = HTTPBearer(auto_error=False, description="An agent-runtime API key (`ar_…`) or a JWT.")
+_api_key = APIKeyHeader(
+    name="x-api-key", auto_error=False, description="The same key or JWT, as LangGraph's clients send it."
+)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -52,7 +55,7 @@ def request_id(request: Request) -> str | None:
 async def authenticate(request: Request, token: str | None) -> Principal:
     """The principal of ``token``; ``AuthenticationError`` when absent or invalid."""
     if not token:
-        raise AuthenticationError("missing bearer token (Authorization: Bearer <API key or JWT>)")
+        raise AuthenticationError("missing credentials (Authorization: Bearer <API key or JWT>, or x-api-key)")
     authenticator: AuthMiddleware = request.app.state.authenticator
     principal = await authenticator.authenticate(token)
     request.scope.setdefault("state", {})["principal"] = principal
@@ -60,9 +63,16 @@ async def authenticate(request: Request, token: str | None) -> Principal:
 
 
 async def get_principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
-    return await authenticate(request, credentials.credentials if credentials else None)
+    """The principal of ``Authorization: Bearer`` or, as langgraph-sdk sends it, ``x-api-key``; both
+    are verified alike (API key or JWT). Two different credentials in one request are refused."""
+    bearer = credentials.credentials if credentials else None
+    if bearer and api_key and bearer != api_key:
+        raise AuthenticationError("Authorization and x-api-key carry different credentials: send one")
+    return await authenticate(request, bearer or api_key)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -85,6 +85,10 @@ class SessionStore(ABC):
     async def release_lease(self, key: str, token: str) -> None:
         """Drop the lease only if this token still holds it."""
 
+    async def lease_held(self, key: str) -> bool:
+        """Whether a live run lease is held on ``key`` (by any worker): a thread's ``busy`` status."""
+        raise NotImplementedError(f"the {self.name} session store cannot tell whether a run lease is held")
+
     @abstractmethod
     def make_checkpointer(self, history: int | None = DEFAULT_CHECKPOINT_HISTORY) -> Any:
         """The LangGraph ``BaseCheckpointSaver`` for this backend (call inside the event loop), keeping
@@ -128,6 +132,16 @@ class SessionLocks:
             lock = asyncio.Lock()
             self._local[session_id] = lock
         return lock
+
+    async def held(self, session_id: str) -> bool:
+        """Whether a run holds (or is queued for) the lock of ``session_id``, here or in another worker."""
+        local = self._local.get(session_id)
+        if local is not None and local.locked():
+            return True
+        try:
+            return await self._store.lease_held(session_id)
+        except NotImplementedError:
+            return False  # a store without the check: only this process's runs are seen
 
     @contextlib.asynccontextmanager
     async def hold(self, session_id: str) -> AsyncIterator[None]:

@@ -120,6 +120,32 @@ class SessionManager:
             self._checkpointer_ready = True
         return saver
 
+    async def saver(self) -> Any:
+        """The checkpointer, set up (tables, connections) on first use: for reading a thread's states."""
+        return await self._saver()
+
+    async def is_busy(self, session: Session) -> bool:
+        """Whether a run holds the session's run lock (in this worker or any other): a thread's ``busy``."""
+        return await self._locks.held(_keys(session.tenant, session.id, session.user_id)[0])
+
+    async def update_session(
+        self,
+        session: Session,
+        *,
+        metadata: dict[str, Any] | None = None,
+        ttl_s: float | None = None,
+        template: str | None = None,
+    ) -> Session:
+        """Merge ``metadata`` into the session's (a ``None`` value removes its key), with ``ttl_s`` give
+        it a new lifetime, with ``template`` bind it to a template; either way its expiry slides forward."""
+        if ttl_s is not None and ttl_s <= 0:
+            raise ValidationError("ttl_s must be positive")
+        merged = {k: v for k, v in {**session.metadata, **(metadata or {})}.items() if v is not None}
+        changes: dict[str, Any] = {"metadata": merged}
+        if template is not None:
+            changes["template"] = template
+        return await self._save(session, ttl_s=ttl_s, **changes)
+
     async def create_session(
         self,
         user_id: str,
@@ -305,12 +331,17 @@ class SessionManager:
         template: str | None = None,
         create_missing: bool = False,
     ) -> Session:
-        """The session a run will use: ownership-checked, created with this id when asked to."""
+        """The session a run will use: ownership-checked, created with this id when asked to. A session
+        without a template is bound to the run's (so its thread states are read through that graph)."""
         try:
-            return await self.get_session(session_id, tenant=tenant, user_id=user_id)
+            session = await self.get_session(session_id, tenant=tenant, user_id=user_id)
         except SessionNotFoundError:
             if not create_missing:
                 raise
+        else:
+            if session.template is None and template is not None:
+                session = await self.update_session(session, template=template)
+            return session
         try:
             return await self.create_session(user_id, tenant=tenant, template=template, session_id=session_id)
         except ConflictError:

@@ -106,6 +106,10 @@ class MemorySessionStore(SessionStore):
         self._leases[key] = (token, now + lease_s)
         return True
 
+    async def lease_held(self, key: str) -> bool:
+        held = self._leases.get(key)
+        return held is not None and held[1] > time.monotonic()
+
     async def renew_lease(self, key: str, token: str, lease_s: float) -> bool:
         held = self._leases.get(key)
         if held is None or held[0] != token:

@@ -21,7 +21,11 @@ from agent_runtime._redis import check_key_part
 from agent_runtime.errors import BackendError, InputTooLargeError, ValidationError
 
 __all__ = [
+    "IMPLICIT_KEY",
     "MAX_CHOSEN_ID",
+    "PENDING_RUN_KEY",
+    "RESERVED_METADATA",
+    "RUN_ERROR_KEY",
     "ResumedSession",
     "Session",
     "SessionStatus",
@@ -44,6 +48,16 @@ _USER_TAG = ".u." + "0" * 16
 _USER_SUFFIX = re.compile(r".+\.u\.[0-9a-f]{16}")
 MAX_CHOSEN_ID = 200 - len(_USER_TAG)
 """Longest client-chosen session id: its key part (id plus user tag) must fit the 200-character limit."""
+
+
+PENDING_RUN_KEY = "pending_run"
+"""Session metadata: ``{"run_id", "template"}`` of the run paused for approval in it, until it is answered."""
+RUN_ERROR_KEY = "run_error"
+"""Session metadata: the error of the session's last run when it failed (a thread's ``error`` status)."""
+IMPLICIT_KEY = "implicit"
+"""Session metadata: the session was made by a run that may pause (it lives only until the run ends)."""
+RESERVED_METADATA = frozenset({PENDING_RUN_KEY, RUN_ERROR_KEY, IMPLICIT_KEY})
+"""Metadata keys the runtime keeps in a session: clients can neither set nor see them as thread metadata."""
 
 
 def now_ts() -> float:

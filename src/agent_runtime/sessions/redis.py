@@ -218,6 +218,11 @@ class RedisSessionStore(SessionStore):
             result = bool(await self.client.set(self.key(key, "lock"), token, nx=True, px=int(lease_s * 1000)))
         return result
 
+    async def lease_held(self, key: str) -> bool:
+        async with redis_op(self.client, "sessions.lock_held"):
+            result = bool(await self.client.exists(self.key(key, "lock")))
+        return result
+
     async def renew_lease(self, key: str, token: str, lease_s: float) -> bool:
         async with redis_op(self.client, "sessions.lock_renew"):
             result = bool(await self._renew(keys=[self.key(key, "lock")], args=[token, int(lease_s * 1000)]))

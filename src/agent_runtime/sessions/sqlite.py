@@ -165,6 +165,10 @@ class SqliteSessionStore(SessionStore):
         )
         return await self._write("sessions.lock", sql, (key, token, now + lease_s, now)) > 0
 
+    async def lease_held(self, key: str) -> bool:
+        sql = "SELECT 1 FROM ar_session_locks WHERE id = ? AND expires_at > ?"
+        return await self._one("sessions.lock_held", sql, (key, time.time())) is not None
+
     async def renew_lease(self, key: str, token: str, lease_s: float) -> bool:
         sql = "UPDATE ar_session_locks SET expires_at = ? WHERE id = ? AND token = ?"
         return await self._write("sessions.lock_renew", sql, (time.time() + lease_s, key, token)) > 0

@@ -20,6 +20,7 @@ from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, get_prin
 from agent_runtime.server.routes._docs import errors
 from agent_runtime.server.schemas import ID_PATTERN, MessageList, SessionCreate, SessionList, SessionOut
 from agent_runtime.sessions.models import Session
+from agent_runtime.sessions.threads import Owner
 from agent_runtime.types import Principal
 
 __all__ = ["router"]
@@ -39,11 +40,7 @@ UserQuery = Annotated[str | None, Query(pattern=ID_PATTERN, description="Admins:
 def _owner(principal: Principal, user: str | None) -> dict[str, Any]:
     """The ownership filter: admins see their whole tenant (chosen ids: their own, or ``user``'s),
     everyone else only their own."""
-    if user is not None and user != principal.user and not is_admin(principal):
-        raise PermissionDeniedError("another user's sessions need the admin scope")
-    if is_admin(principal):
-        return {"tenant": principal.tenant, "user_id": None, "namespace": user or principal.user}
-    return {"tenant": principal.tenant, "user_id": principal.user}
+    return Owner.of(principal, admin=is_admin(principal), user=user).lookup()
 
 
 def _out(session: Session) -> dict[str, Any]:

@@ -1,0 +1,34 @@
+"""Copy one LangGraph thread's checkpoints into another, through any ``BaseCheckpointSaver``.
+
+The savers of this package (memory, SQLite, Redis) do not implement LangGraph's optional
+``acopy_thread``; replaying ``aput`` / ``aput_writes`` oldest first keeps every checkpoint id, parent
+link and pending write, so time travel and forks work on the copy exactly as on the original.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+__all__ = ["copy_checkpoints"]
+
+
+async def copy_checkpoints(saver: Any, source: str, target: str) -> int:
+    """Copy every checkpoint (all namespaces) of thread ``source`` into ``target``; returns how many."""
+    found = [t async for t in saver.alist({"configurable": {"thread_id": source}})]
+    for item in reversed(found):  # oldest first: each parent exists before its children
+        configurable = item.config["configurable"]
+        parent = (item.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        config: dict[str, Any] = {
+            "configurable": {"thread_id": target, "checkpoint_ns": configurable.get("checkpoint_ns", "")}
+        }
+        if parent is not None:
+            config["configurable"]["checkpoint_id"] = parent
+        checkpoint = item.checkpoint
+        stored = await saver.aput(config, checkpoint, item.metadata, dict(checkpoint["channel_versions"]))
+        writes: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+        for task_id, channel, value in item.pending_writes or ():
+            writes[task_id].append((channel, value))
+        for task_id, task_writes in writes.items():
+            await saver.aput_writes(stored, task_writes, task_id)
+    return len(found)
