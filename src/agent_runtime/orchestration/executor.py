@@ -48,6 +48,7 @@ from agent_runtime.orchestration._streaming import StreamControl, run_streaming,
 from agent_runtime.orchestration._sync import SyncPortal
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
 from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
+from agent_runtime.orchestration.recovery import DURABLE_KEY, RECOVER_KEY, SALVAGED_KEY, CheckpointTurn, checkpoint_turn
 from agent_runtime.orchestration.retry_budget import RetryBudget, RetryPolicy
 from agent_runtime.settings import Settings
 from agent_runtime.tracing import run_callbacks
@@ -125,13 +126,13 @@ class AgentExecutor:
     async def execute_with_retry(self, context: AgentContext, max_retries: int | None = None) -> AgentResult:
         """``execute_async``, retrying retriable errors (provider rate limit, timeout, connection)."""
         retries = self._max_retries(context, max_retries)
-        attempt = 1
+        first = attempt = context.attempt  # a queued run's later claims continue its attempt numbers
         while True:
             attempt_context = context.model_copy(update={"attempt": attempt, "state": {}})
             try:
                 result = await self._observed(attempt_context)
             except AgentRuntimeError as exc:
-                if not exc.retriable or attempt > retries or not self._may_retry(attempt_context, exc):
+                if not exc.retriable or attempt - first >= retries or not self._may_retry(attempt_context, exc):
                     exc.details.setdefault("attempts", attempt)
                     raise
                 await asyncio.sleep(self.retry_policy.delay(attempt, exc))
@@ -313,7 +314,8 @@ class AgentExecutor:
         timeout_s = context.timeout_s or template.timeout_s or self.settings.limits.run_timeout_s
         context.deadline = time.monotonic() + timeout_s
         workflow = template.workflow  # the name of the workflow this template runs, if any
-        if context.session_id is None and not ((template.middleware or workflow) and self._can_pause(template)):
+        durable = bool(context.metadata.get(DURABLE_KEY))  # a queued run: checkpointed, to resume after a crash
+        if context.session_id is None and not durable and not ((template.middleware or workflow) and self._can_pause(template)):
             agent = self.factory.create_from_template(template.name, model=model_name)
             return await self._invoke(context, agent, model_name, timeout_s, config={}, workflow=workflow)
         sessions = self._sessions()
@@ -390,7 +392,20 @@ class AgentExecutor:
             config["callbacks"] = callbacks
         if context.generation is not None:  # read by every model call (agents.generation)
             config.setdefault("configurable", {})[GENERATION_KEY] = context.generation.model_settings()
+        if context.metadata.get(DURABLE_KEY):  # tools are at-least-once: this is what they key idempotency on
+            config.setdefault("configurable", {}).update(run_id=context.run_id, run_attempt=context.attempt)
         return handler
+
+    async def _checkpoint_turn(
+        self, context: AgentContext, agent: Any, config: dict[str, Any], latest: dict[str, Any]
+    ) -> CheckpointTurn | None:
+        """A later claim of a queued run: what its earlier attempt left on the thread, to continue from."""
+        if not context.metadata.get(RECOVER_KEY) or "thread_id" not in config.get("configurable", {}):
+            return None
+        turn = await checkpoint_turn(agent, config, context.run_id)
+        if turn is not None:
+            latest.update(before=turn.before, values=turn.values)
+        return turn
 
     async def _invoke(
         self,
@@ -405,20 +420,23 @@ class AgentExecutor:
         handler = self._configure(config, context, workflow)
         flow = self._workflow_run(agent, config, context, workflow) if workflow else None
         resume = context.metadata.get(RESUME_KEY)
+        control: StreamControl | None = context.state.get("stream")
+        latest: dict[str, Any] = {}
+        turn = None
         if isinstance(resume, ResumeRequest):
             graph_input, anchor, prefix = await resume_input(agent, config, resume)
             if flow is not None:
                 anchor = await flow.resuming()
+        elif flow is None and control is None and (turn := await self._checkpoint_turn(context, agent, config, latest)):
+            graph_input, anchor, prefix = None, None, None  # continue where the dead attempt's checkpoint left it
         else:
             turns = [*history_messages(context.history, context.run_id), HumanMessage(context.input, id=context.run_id)]
             graph_input, anchor, prefix = {"messages": turns}, None, None
             if flow is not None:
                 flow.starting(graph_input)
         started_wall, started = time.time(), time.perf_counter()
-        control: StreamControl | None = context.state.get("stream")
         steps = None
         streamed: list[BaseMessage] = []
-        latest: dict[str, Any] = {}
         try:
             async with asyncio.timeout(timeout_s):
                 if control is not None:
@@ -457,7 +475,14 @@ class AgentExecutor:
         if flow is not None and interrupts:  # a paused step's model calls so far are this run's to pay
             paused, records = await flow.paused(context.run_id, model_name)
             messages, steps = [*messages, *paused], [*(steps or ()), *records]
-        output, usage, tool_calls = summarize_messages(messages, model_name, self.prices)
+        salvaged = None
+        if turn is not None:  # the turn is the earlier attempts' steps plus this one's; only this one's are charged
+            salvaged = summarize_messages(turn.done, model_name, self.prices)[1]
+            usage = summarize_messages(messages, model_name, self.prices)[1]
+            messages = [*turn.done, *messages]
+            output, _, tool_calls = summarize_messages(messages, model_name, self.prices)
+        else:
+            output, usage, tool_calls = summarize_messages(messages, model_name, self.prices)
         if control is not None and usage.total_tokens == 0 and control.tokens:
             usage = control.estimated_usage(context.input, model_name, self.prices)
         result = AgentResult(
@@ -482,6 +507,9 @@ class AgentExecutor:
             attach_steps(result, steps, context.run_id)
         if resume is not None:
             result.metadata["resumed"] = True
+        if salvaged is not None:
+            result.metadata[SALVAGED_KEY] = salvaged
+            result.metadata["resumed_from_checkpoint"] = True
         result.metadata["finish_reason"] = finish_reason(messages)
         if model_name.startswith("offline"):
             result.metadata["offline"] = True
