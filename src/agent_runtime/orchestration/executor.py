@@ -52,7 +52,7 @@ from agent_runtime.orchestration.recovery import DURABLE_KEY, RECOVER_KEY, SALVA
 from agent_runtime.orchestration.retry_budget import RetryBudget, RetryPolicy
 from agent_runtime.settings import Settings
 from agent_runtime.tracing import run_callbacks
-from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
+from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent, ToolCallRecord, Usage
 from agent_runtime.workflows._charges import WorkflowRun
 from agent_runtime.workflows.approval import (
     RESUME_KEY,
@@ -314,8 +314,7 @@ class AgentExecutor:
         timeout_s = context.timeout_s or template.timeout_s or self.settings.limits.run_timeout_s
         context.deadline = time.monotonic() + timeout_s
         workflow = template.workflow  # the name of the workflow this template runs, if any
-        durable = bool(context.metadata.get(DURABLE_KEY))  # a queued run: checkpointed, to resume after a crash
-        if context.session_id is None and not durable and not ((template.middleware or workflow) and self._can_pause(template)):
+        if not self._needs_thread(context, template, workflow):
             agent = self.factory.create_from_template(template.name, model=model_name)
             return await self._invoke(context, agent, model_name, timeout_s, config={}, workflow=workflow)
         sessions = self._sessions()
@@ -356,6 +355,27 @@ class AgentExecutor:
                         metadata=pending_after(session, context, result.status),
                     )
         return result
+
+    def _summarize(
+        self, messages: list[BaseMessage], turn: CheckpointTurn | None, model_name: str
+    ) -> tuple[list[BaseMessage], str, Usage, list[ToolCallRecord], Usage | None]:
+        """Messages, output, usage and tool calls of the attempt; a resumed one's turn is the earlier
+        attempts' steps plus its own, but only its own are its usage (the others' come back as salvaged)."""
+        if turn is None:
+            output, usage, tool_calls = summarize_messages(messages, model_name, self.prices)
+            return messages, output, usage, tool_calls, None
+        salvaged = summarize_messages(turn.done, model_name, self.prices)[1]
+        usage = summarize_messages(messages, model_name, self.prices)[1]
+        whole = [*turn.done, *messages]
+        output, _, tool_calls = summarize_messages(whole, model_name, self.prices)
+        return whole, output, usage, tool_calls, salvaged
+
+    def _needs_thread(self, context: AgentContext, template: AgentTemplate, workflow: str | None) -> bool:
+        """Whether the run needs a checkpointed thread: it names a session, may pause for approval, or is
+        queued (``DURABLE_KEY``: checkpointed so that another worker can resume it after a crash)."""
+        if context.session_id is not None or context.metadata.get(DURABLE_KEY):
+            return True
+        return bool((template.middleware or workflow) and self._can_pause(template))
 
     def _sessions(self) -> SessionManager:
         if self.session_manager is None:
@@ -475,14 +495,7 @@ class AgentExecutor:
         if flow is not None and interrupts:  # a paused step's model calls so far are this run's to pay
             paused, records = await flow.paused(context.run_id, model_name)
             messages, steps = [*messages, *paused], [*(steps or ()), *records]
-        salvaged = None
-        if turn is not None:  # the turn is the earlier attempts' steps plus this one's; only this one's are charged
-            salvaged = summarize_messages(turn.done, model_name, self.prices)[1]
-            usage = summarize_messages(messages, model_name, self.prices)[1]
-            messages = [*turn.done, *messages]
-            output, _, tool_calls = summarize_messages(messages, model_name, self.prices)
-        else:
-            output, usage, tool_calls = summarize_messages(messages, model_name, self.prices)
+        messages, output, usage, tool_calls, salvaged = self._summarize(messages, turn, model_name)
         if control is not None and usage.total_tokens == 0 and control.tokens:
             usage = control.estimated_usage(context.input, model_name, self.prices)
         result = AgentResult(

@@ -79,7 +79,7 @@ async def claim(
 @dataclass
 class _Held:
     delivery: Delivery
-    stop: Callable[[StopReason], None]
+    stop: Callable[[StopReason], object]
 
 
 class LeaseKeeper:
@@ -112,7 +112,7 @@ class LeaseKeeper:
     def held(self) -> list[str]:
         return list(self._held)
 
-    def hold(self, delivery: Delivery, stop: Callable[[StopReason], None]) -> None:
+    def hold(self, delivery: Delivery, stop: Callable[[StopReason], object]) -> None:
         """Keep ``delivery``'s run leased until ``drop``; ``stop`` is called when it must stop here."""
         self._held[delivery.run_id] = _Held(delivery, stop)
         if self._task is None or self._task.done():
@@ -133,7 +133,9 @@ class LeaseKeeper:
         """Extend every held lease now; stop the runs that are no longer this worker's."""
         until = self._clock() + self.lease_s
         for run_id, held in list(self._held.items()):
-            renewed = await self.store.transition(run_id, ("running",), match={"worker": self.worker}, lease_until=until)
+            renewed = await self.store.transition(
+                run_id, ("running",), match={"worker": self.worker}, lease_until=until
+            )
             if renewed is None:
                 log.warning("run %s is no longer held by this worker (taken over or ended): stopping it", run_id)
                 self._held.pop(run_id, None)

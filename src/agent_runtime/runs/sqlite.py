@@ -142,7 +142,9 @@ class SQLiteRunRecordStore(RunRecordStore):
 
     async def expired(self, now: float, limit: int = 100) -> list[Run]:
         # running rows are few (workers x their concurrency): the lease is read from the record itself
-        running = await self._select("run_records.expired", "SELECT record FROM run_records WHERE status = 'running'", ())
+        running = await self._select(
+            "run_records.expired", "SELECT record FROM run_records WHERE status = 'running'", ()
+        )
         found = sorted((r for r in running if lease_expired(r, now)), key=lambda r: r.lease_until or 0.0)
         return found[:limit]
 

@@ -160,9 +160,9 @@ class RunWorker:
                     taken = []
                     if not len(self._intake):
                         await asyncio.sleep(self.scan_s)  # the backend is down: back off, then try again
-                for delivery in taken:
-                    if delivery.run_id in self._running or not self._intake.push(delivery):
-                        await self._ack(delivery)  # a duplicate of a run we hold already
+                for duplicate in taken:
+                    if duplicate.run_id in self._running or not self._intake.push(duplicate):
+                        await self._ack(duplicate)  # a run we hold already
             delivery = self._intake.pop()
             if delivery is not None:
                 return delivery
