@@ -61,7 +61,7 @@ def test_the_worker_command_executes_queued_runs(tmp_path: Path) -> None:
         "AGENT_RUNTIME_RUNS__SCAN_S": "0.1",
     }
     cli = Path(sys.executable).parent / "agent-runtime"
-    out, err = open(tmp_path / "out", "w"), open(tmp_path / "err", "w")  # noqa: SIM115
+    out, err = open(tmp_path / "out", "w"), open(tmp_path / "err", "w")
     proc = subprocess.Popen([str(cli), "worker", "--max-concurrent-runs", "2"], env=env, stdout=out, stderr=err)
     try:
         runs, most = asyncio.run(drive(Settings(data_dir=tmp_path).sqlite_path, proc))
