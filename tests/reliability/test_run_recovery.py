@@ -64,8 +64,10 @@ def until(what: str, probe: Callable[[], Any], timeout: float = 30.0) -> Any:
     pytest.fail(f"timed out waiting for {what}")
 
 
-def roles(http: httpx.Client, session: str) -> list[str]:
+def roles(http: httpx.Client, session: str, *, missing_ok: bool = False) -> list[str]:
     answer = http.get(f"/v1/sessions/{session}/messages")
+    if missing_ok and answer.status_code == 404:  # a temporary session not created yet
+        return []
     assert answer.status_code == 200, answer.text
     return [m["role"] for m in answer.json()["data"]]
 
@@ -76,25 +78,30 @@ def usage_totals(http: httpx.Client) -> dict[str, Any]:
     return dict(answer.json()["totals"])
 
 
-def start_run(http: httpx.Client) -> tuple[str, str]:
-    """A session and a background run in it; returns once the run's tool step is in its checkpoint."""
-    session = http.post("/v1/sessions", json={"template": "analyst"}).json()["id"]
+def start_run(http: httpx.Client, *, in_session: bool = True) -> tuple[str | None, str]:
+    """A background run (in a new session, or stateless); returns once its tool step is in its checkpoint."""
+    session = http.post("/v1/sessions", json={"template": "analyst"}).json()["id"] if in_session else None
     body = {"template": "analyst", "input": INPUT, "background": True, "session_id": session}
-    queued = http.post("/v1/runs", json=body)
+    queued = http.post("/v1/runs", json={k: v for k, v in body.items() if v is not None})
     assert queued.status_code == 202, queued.text
     run_id = queued.json()["run_id"]
-    until("the tool step to be checkpointed", lambda: "tool" in roles(http, session))
+    thread = session or run_id  # a stateless background run runs on a temporary session named after it
+    until("the tool step to be checkpointed", lambda: "tool" in roles(http, thread, missing_ok=True))
     run = http.get(f"/v1/runs/{run_id}").json()
     assert run["status"] == "running" and run["attempts"] == 1, run
     return session, run_id
 
 
-def check_recovered(http: httpx.Client, reference: httpx.Client, session: str, run_id: str, survivor: int) -> None:
+def check_recovered(
+    http: httpx.Client, reference: httpx.Client, session: str | None, run_id: str, survivor: int
+) -> None:
     done = http.get(f"/v1/runs/{run_id}/wait", params={"timeout": 60}).json()
     assert done["status"] == "success" and done["output"] == ANSWER, done
     assert done["attempts"] == 2 and done["worker"].endswith(f":{survivor}"), done
-    # the turn exactly once: the input, the tool call, its result, the answer
-    assert Counter(roles(http, session)) == {"user": 1, "assistant": 2, "tool": 1}
+    if session is None:  # the temporary session went with the run's end
+        assert http.get(f"/v1/sessions/{run_id}").status_code == 404
+    else:  # the turn exactly once: the input, the tool call, its result, the answer
+        assert Counter(roles(http, session)) == {"user": 1, "assistant": 2, "tool": 1}
     # one usage entry per attempt (the dead one's finished model call, the resumed one's), summing to
     # what the same run costs uninterrupted
     plain = reference.post("/v1/runs", json={"template": "analyst", "input": INPUT})
@@ -137,14 +144,17 @@ def test_a_killed_workers_run_is_finished_by_another_worker(
     record("run_recovery_redis", takeover_s=round(takeover_s, 3), lease_s=LEASE_S)
 
 
-def test_a_killed_only_process_resumes_the_run_after_its_restart(worker_factory: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_session", [True, False], ids=["session", "stateless"])
+def test_a_killed_only_process_resumes_the_run_after_its_restart(
+    worker_factory: Any, tmp_path: Path, in_session: bool
+) -> None:
     data = tmp_path / "shared"
     env = ENV | {"AGENT_RUNTIME_STATE_BACKEND": "sqlite", "AGENT_RUNTIME_DATA_DIR": str(data)}
     first = worker_factory(env, name="first")
     settings = Settings(state_backend="sqlite", data_dir=data)
     key, other = make_key(settings, "tenant-a"), make_key(settings, "tenant-ref")
     with client(first, key) as a:
-        session, run_id = start_run(a)
+        session, run_id = start_run(a, in_session=in_session)
     first.proc.kill()
     first.proc.wait()
     second = worker_factory(env, name="second")
@@ -154,4 +164,4 @@ def test_a_killed_only_process_resumes_the_run_after_its_restart(worker_factory:
         takeover_s = time.monotonic() - restarted_at
         assert takeover_s <= LEASE_S + 2, takeover_s
         check_recovered(b, reference, session, run_id, second.proc.pid)
-    record("run_recovery_sqlite", takeover_s=round(takeover_s, 3), lease_s=LEASE_S)
+    record("run_recovery_sqlite", takeover_s=round(takeover_s, 3), lease_s=LEASE_S, in_session=in_session)
