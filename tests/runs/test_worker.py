@@ -152,3 +152,7 @@ async def test_a_tenants_burst_does_not_starve_another(runtime: Runtime) -> None
     assert all(r.status == "success" for r in ends)
     order = [r.run_id for r in sorted(ends, key=lambda r: r.started_at or 0.0)]
     assert order.index(late.run_id) <= 1  # b's run started right after the run a had in progress
+    rendered = runtime.metrics.render()[0].decode()
+    assert 'agent_runtime_queued_runs_ended_total{status="success"} 5.0' in rendered
+    assert "agent_runtime_run_queue_wait_seconds_count 5.0" in rendered
+    assert "agent_runtime_run_queue_depth" in rendered
