@@ -4,8 +4,8 @@
 store's pending records on memory / SQLite, a Redis stream on Redis); ``QueueFullError`` (503 with
 ``Retry-After``) when the queue holds its bound. A process that executes runs (``serve`` by default,
 ``agent-runtime worker``) also has a ``RunWorker`` (``runs.worker``): leases, heartbeats, take-over
-of a dead worker's runs and resume from their checkpoints live there. A process without one
-(``serve --no-workers``) only queues, reads and cancels.
+of a dead worker's runs and resume from their checkpoints live there. A dispatcher without one only
+queues, reads and cancels.
 
 Cancel works from any process: a pending run is cancelled in its record; a running one executing
 here is stopped at once, one executing elsewhere is flagged (``cancel_requested``) and its worker
@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 
-from agent_runtime.errors import ConflictError, RunNotFoundError, ServiceUnavailableError
+from agent_runtime.errors import AgentRuntimeError, ConflictError, RunNotFoundError, ServiceUnavailableError
 from agent_runtime.runs.base import RunRecordStore
 from agent_runtime.runs.queue.base import QueueFullError, RunQueue
 from agent_runtime.runs.record import Run
@@ -76,9 +76,10 @@ class RunDispatcher:
         await self.store.create(run)
         try:
             await self.queue.put(run)
-        except QueueFullError as exc:  # refused: the record must not stay pending (nothing would run it)
+        except AgentRuntimeError as exc:  # refused (full, or the queue is down): the record must not stay pending
             error = {"code": exc.code, "message": exc.message}
-            await self.store.transition(run.run_id, ("pending",), status="error", ended_at=time.time(), error=error)
+            with contextlib.suppress(AgentRuntimeError):
+                await self.store.transition(run.run_id, ("pending",), status="error", ended_at=time.time(), error=error)
             raise
         if self.publish is not None:
             self.publish("run.queued", run, {})
