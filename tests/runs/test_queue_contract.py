@@ -158,3 +158,16 @@ async def test_the_local_queue_hands_tenants_out_in_turn(tmp_path: Path) -> None
         await queue.put(run(f"a{i}", "a"))
     await queue.put(run("b0", "b"))
     assert [d.run_id for d in await queue.take(3, 0.0)] == ["a0", "b0", "a1"]
+
+
+@pytest.mark.redis
+async def test_the_redis_queue_survives_its_stream_being_deleted(redis_server: Any, redis_url: str) -> None:
+    queue = RedisRunQueue(redis_url, consumer="w1", scan_s=0.0)
+    try:
+        await queue.put(run("run_1"))
+        redis_server.flushall()  # the stream and its group are gone
+        assert await queue.take(1, 0.05) == []  # NOGROUP: the group is made again
+        await queue.put(run("run_2"))
+        assert [d.run_id for d in await take_all(queue, 1)] == ["run_2"]
+    finally:
+        await queue.aclose()

@@ -155,8 +155,8 @@ class RunWorker:
             if room > 0:
                 try:
                     taken = await self.queue.take(room, 0.0 if len(self._intake) else self.scan_s)
-                except AgentRuntimeError as exc:
-                    log.warning("run queue: take failed: %s", exc.message)
+                except Exception as exc:  # the intake must outlive any backend failure
+                    log.warning("run queue: take failed: %s", getattr(exc, "message", None) or repr(exc))
                     taken = []
                     if not len(self._intake):
                         await asyncio.sleep(self.scan_s)  # the backend is down: back off, then try again
@@ -173,8 +173,8 @@ class RunWorker:
             await asyncio.sleep(self.scan_s)
             try:
                 await self._scan()
-            except AgentRuntimeError as exc:
-                log.warning("run queue: scan failed: %s", exc.message)
+            except Exception as exc:  # logged; the next pass tries again
+                log.warning("run queue: scan failed: %s", getattr(exc, "message", None) or repr(exc))
 
     async def _scan(self) -> None:
         for run in await self.store.expired(self._clock(), limit=self.max_concurrent):

@@ -87,16 +87,25 @@ class RedisRunQueue(RunQueue):
 
     async def take(self, limit: int, timeout_s: float) -> list[Delivery]:
         async with redis_errors("run_queue.take"):
-            await self._group()
-            if self._claimed_at is None or self._clock() - self._claimed_at >= self.scan_s:
-                self._claimed_at = self._clock()
-                taken = await self._autoclaim(limit)
-                if taken:
-                    return taken
-            block = max(1, min(self._block_ms, int(timeout_s * 1000)))
-            answer = await self._redis.xreadgroup(
-                GROUP, self.consumer, {self._stream: ">"}, count=limit, block=block if timeout_s > 0 else None
-            )
+            try:
+                return await self._take(limit, timeout_s)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self._group_ready = False  # the stream was deleted (FLUSHALL, a restored backup): make it again
+                return []
+
+    async def _take(self, limit: int, timeout_s: float) -> list[Delivery]:
+        await self._group()
+        if self._claimed_at is None or self._clock() - self._claimed_at >= self.scan_s:
+            self._claimed_at = self._clock()
+            taken = await self._autoclaim(limit)
+            if taken:
+                return taken
+        block = max(1, min(self._block_ms, int(timeout_s * 1000)))
+        answer = await self._redis.xreadgroup(
+            GROUP, self.consumer, {self._stream: ">"}, count=limit, block=block if timeout_s > 0 else None
+        )
         return [_delivery(entry_id, fields) for _, entries in answer or () for entry_id, fields in entries]
 
     async def _autoclaim(self, limit: int) -> list[Delivery]:
