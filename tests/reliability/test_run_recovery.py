@@ -42,7 +42,8 @@ def make_key(settings: Settings, tenant: str) -> str:
     async def go() -> str:
         security = open_security_stores(settings)
         try:
-            return (await security.keys.create_key(tenant, "ann", ["agents:run:*", "sessions", "usage"]))[0]
+            scopes = ["agents:run:*", "sessions", "usage"]
+            return (await security.keys.create_key(tenant, "ann", scopes, daily_tokens=100_000))[0]
         finally:
             await security.aclose()
 
@@ -73,9 +74,11 @@ def roles(http: httpx.Client, session: str, *, missing_ok: bool = False) -> list
 
 
 def usage_totals(http: httpx.Client) -> dict[str, Any]:
+    """The usage ledger's totals, with the key's daily token quota spent and reserved."""
     answer = http.get("/v1/usage")
     assert answer.status_code == 200, answer.text
-    return dict(answer.json()["totals"])
+    (quota,) = [q for q in answer.json()["quotas"] if q["kind"] == "daily_tokens" and q["scope"] == "key"]
+    return dict(answer.json()["totals"]) | {"quota_spent": quota["spent"], "quota_reserved": quota["reserved"]}
 
 
 def start_run(http: httpx.Client, *, in_session: bool = True) -> tuple[str | None, str]:
@@ -108,8 +111,9 @@ def check_recovered(
     assert plain.status_code == 200 and plain.json()["output"] == ANSWER, plain.text
     spent, expected = usage_totals(http), usage_totals(reference)
     assert expected["runs"] == 1 and spent["runs"] == 2, (spent, expected)
-    for column in ("input_tokens", "output_tokens", "total_tokens"):
+    for column in ("input_tokens", "output_tokens", "total_tokens", "quota_spent"):
         assert spent[column] == expected[column] > 0, (column, spent, expected)
+    assert spent["quota_reserved"] == 0  # the dead attempt's reservation did not stay behind
     assert done["usage"]["total_tokens"] == expected["total_tokens"]
 
 
