@@ -14,8 +14,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import BaseMessage, HumanMessage
-
 from agent_runtime.agents.factory import AgentFactory
 from agent_runtime.agents.generation import GENERATION_KEY
 from agent_runtime.callbacks.handler import AgentCallbackHandler, langsmith_tracer
@@ -27,16 +25,9 @@ from agent_runtime.errors import (
     ValidationError,
 )
 from agent_runtime.monitoring.pricing import PriceTable
+from agent_runtime.orchestration._attempt import Attempt, assemble, charge_failure, drive, prepare
 from agent_runtime.orchestration._errors import map_error
-from agent_runtime.orchestration._history import history_chars, history_ids, history_messages, newer_turns
-from agent_runtime.orchestration._results import (
-    attach_steps,
-    attempt_messages,
-    finish_reason,
-    message_dict,
-    new_since_pause,
-    summarize_messages,
-)
+from agent_runtime.orchestration._history import history_chars, history_ids, newer_turns
 from agent_runtime.orchestration._sessions import (
     check_no_pending_run,
     open_run_session,
@@ -44,21 +35,20 @@ from agent_runtime.orchestration._sessions import (
     resume_context,
     roll_back_turn,
 )
-from agent_runtime.orchestration._streaming import StreamControl, run_streaming, run_to_end
+from agent_runtime.orchestration._streaming import StreamControl
 from agent_runtime.orchestration._sync import SyncPortal
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
 from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
-from agent_runtime.orchestration.recovery import DURABLE_KEY, RECOVER_KEY, SALVAGED_KEY, CheckpointTurn, checkpoint_turn
+from agent_runtime.orchestration.recovery import DURABLE_KEY
 from agent_runtime.orchestration.retry_budget import RetryBudget, RetryPolicy
 from agent_runtime.settings import Settings
 from agent_runtime.tracing import run_callbacks
-from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent, ToolCallRecord, Usage
+from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
 from agent_runtime.workflows._charges import WorkflowRun
 from agent_runtime.workflows.approval import (
     RESUME_KEY,
     Decisions,
     ResumeRequest,
-    resume_input,
 )
 
 if TYPE_CHECKING:
@@ -356,20 +346,6 @@ class AgentExecutor:
                     )
         return result
 
-    def _summarize(
-        self, messages: list[BaseMessage], turn: CheckpointTurn | None, model_name: str
-    ) -> tuple[list[BaseMessage], str, Usage, list[ToolCallRecord], Usage | None]:
-        """Messages, output, usage and tool calls of the attempt; a resumed one's turn is the earlier
-        attempts' steps plus its own, but only its own are its usage (the others' come back as salvaged)."""
-        if turn is None:
-            output, usage, tool_calls = summarize_messages(messages, model_name, self.prices)
-            return messages, output, usage, tool_calls, None
-        salvaged = summarize_messages(turn.done, model_name, self.prices)[1]
-        usage = summarize_messages(messages, model_name, self.prices)[1]
-        whole = [*turn.done, *messages]
-        output, _, tool_calls = summarize_messages(whole, model_name, self.prices)
-        return whole, output, usage, tool_calls, salvaged
-
     def _needs_thread(self, context: AgentContext, template: AgentTemplate, workflow: str | None) -> bool:
         """Whether the run needs a checkpointed thread: it names a session, may pause for approval, or is
         queued (``DURABLE_KEY``: checkpointed so that another worker can resume it after a crash)."""
@@ -416,17 +392,6 @@ class AgentExecutor:
             config.setdefault("configurable", {}).update(run_id=context.run_id, run_attempt=context.attempt)
         return handler
 
-    async def _checkpoint_turn(
-        self, context: AgentContext, agent: Any, config: dict[str, Any], latest: dict[str, Any]
-    ) -> CheckpointTurn | None:
-        """A later claim of a queued run: what its earlier attempt left on the thread, to continue from."""
-        if not context.metadata.get(RECOVER_KEY) or "thread_id" not in config.get("configurable", {}):
-            return None
-        turn = await checkpoint_turn(agent, config, context.run_id)
-        if turn is not None:
-            latest.update(before=turn.before, values=turn.values)
-        return turn
-
     async def _invoke(
         self,
         context: AgentContext,
@@ -437,99 +402,27 @@ class AgentExecutor:
         config: dict[str, Any],
         workflow: str | None = None,
     ) -> AgentResult:
-        handler = self._configure(config, context, workflow)
-        flow = self._workflow_run(agent, config, context, workflow) if workflow else None
+        """One attempt on its agent, stage by stage (``_attempt``); errors are mapped here, once."""
         resume = context.metadata.get(RESUME_KEY)
-        control: StreamControl | None = context.state.get("stream")
-        latest: dict[str, Any] = {}
-        turn = None
-        if isinstance(resume, ResumeRequest):
-            graph_input, anchor, prefix = await resume_input(agent, config, resume)
-            if flow is not None:
-                anchor = await flow.resuming()
-        elif flow is None and control is None and (turn := await self._checkpoint_turn(context, agent, config, latest)):
-            graph_input, anchor, prefix = None, None, None  # continue where the dead attempt's checkpoint left it
-        else:
-            turns = [*history_messages(context.history, context.run_id), HumanMessage(context.input, id=context.run_id)]
-            graph_input, anchor, prefix = {"messages": turns}, None, None
-            if flow is not None:
-                flow.starting(graph_input)
-        started_wall, started = time.time(), time.perf_counter()
-        steps = None
-        streamed: list[BaseMessage] = []
+        attempt = Attempt(
+            context=context,
+            agent=agent,
+            model_name=model_name,
+            config=config,
+            workflow=workflow,
+            handler=self._configure(config, context, workflow),
+            flow=self._workflow_run(agent, config, context, workflow) if workflow else None,
+            control=context.state.get("stream"),
+            resume=resume if isinstance(resume, ResumeRequest) else None,
+        )
+        await prepare(attempt)
         try:
             async with asyncio.timeout(timeout_s):
-                if control is not None:
-                    messages, status, interrupts, steps = await run_streaming(
-                        agent,
-                        graph_input,
-                        context.run_id,
-                        config,
-                        control,
-                        workflow=flow is not None,
-                        collected=streamed,
-                    )
-                    messages = new_since_pause(messages, prefix)
-                else:
-                    state = await run_to_end(agent, graph_input, config, latest)
-                    messages, status = attempt_messages(latest, anchor or context.run_id), "completed"
-                    interrupts = state.get("__interrupt__")
-                    if workflow:
-                        steps = state.get("steps")
+                outcome = await drive(attempt)
         except Exception as exc:
             error = map_error(exc, timeout_s=timeout_s)
-            if flow is not None:
-                flow.failed(error)  # a workflow pays for the steps it finished
-            elif "usage" not in error.details:  # the model calls made before the failure were billed
-                spent = new_since_pause(streamed, prefix) or attempt_messages(latest, anchor or context.run_id)
-                if spent:
-                    error.details["usage"] = summarize_messages(spent, model_name, self.prices)[1].model_dump()
-            error.details.setdefault("model", model_name)
+            charge_failure(attempt, error, self.prices)
             if error is exc:
                 raise
             raise error from exc
-        if flow is not None:
-            messages = flow.settle(messages)
-        if prefix is not None:
-            messages = [*prefix, *messages]
-        if flow is not None and interrupts:  # a paused step's model calls so far are this run's to pay
-            paused, records = await flow.paused(context.run_id, model_name)
-            messages, steps = [*messages, *paused], [*(steps or ()), *records]
-        messages, output, usage, tool_calls, salvaged = self._summarize(messages, turn, model_name)
-        if control is not None and usage.total_tokens == 0 and control.tokens:
-            usage = control.estimated_usage(context.input, model_name, self.prices)
-        result = AgentResult(
-            run_id=context.run_id,
-            template=context.template,
-            model=model_name,
-            output=output,
-            status="interrupted" if interrupts else status,
-            session_id=context.session_id,
-            messages=[message_dict(m) for m in messages],
-            usage=usage,
-            tool_calls=tool_calls,
-            started_at=started_wall,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            time_to_first_token_ms=control.ttft_ms(started) if control is not None else None,
-            attempts=context.attempt,
-        )
-        if interrupts:
-            result.metadata["interrupts"] = [_interrupt_dict(i) for i in interrupts]
-            result.metadata["resume_id"] = context.session_id
-        if workflow:
-            attach_steps(result, steps, context.run_id)
-        if resume is not None:
-            result.metadata["resumed"] = True
-        if salvaged is not None:
-            result.metadata[SALVAGED_KEY] = salvaged
-            result.metadata["resumed_from_checkpoint"] = True
-        result.metadata["finish_reason"] = finish_reason(messages)
-        if model_name.startswith("offline"):
-            result.metadata["offline"] = True
-        if handler is not None:
-            result.metadata["callbacks"] = handler.get_summary().to_dict()
-        return result
-
-
-def _interrupt_dict(interrupt: Any) -> dict[str, Any]:
-    return {"id": getattr(interrupt, "id", None), "value": getattr(interrupt, "value", interrupt)}
+        return await assemble(attempt, outcome, self.prices)
