@@ -48,11 +48,15 @@ def main() -> None:
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default 8000).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
-def serve(host: str | None, port: int | None, workers: int) -> None:
-    """Serve the HTTP API (OpenAI-compatible /v1/chat/completions included)."""
+@click.option(
+    "--max-concurrent-runs", default=None, type=click.IntRange(1, 10_000), help="Background runs each worker executes."
+)
+def serve(host: str | None, port: int | None, workers: int, max_concurrent_runs: int | None) -> None:
+    """Serve the HTTP API (OpenAI-compatible /v1/chat/completions included) and execute queued runs."""
+    from agent_runtime.cli_worker import settings_with_concurrency
     from agent_runtime.server.serve import serve as run_server
 
-    settings = load_settings()
+    settings = settings_with_concurrency(max_concurrent_runs)
     run_server(settings, host=host or settings.host, port=port or settings.port, workers=workers)
 
 
@@ -188,7 +192,7 @@ def parse_when(value: str | None) -> datetime | None:
 
 
 def _register_commands() -> None:
-    from agent_runtime import cli_admin, cli_runs, cli_workflows  # noqa: F401  (register keys, usage, runs, resume)
+    from agent_runtime import cli_admin, cli_runs, cli_worker, cli_workflows  # noqa: F401  (keys, usage, runs, worker, resume)
 
     with contextlib.suppress(ImportError):
         importlib.import_module("agent_runtime.event_bus.cli")  # registers consume

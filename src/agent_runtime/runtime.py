@@ -31,6 +31,9 @@ from agent_runtime.orchestration.observers import RunObserver
 from agent_runtime.orchestration.retry_budget import RetryBudget
 from agent_runtime.orchestration.runs import AbandonedHook, RunReaper, RunRecord, RunTracker, build_run_store
 from agent_runtime.runs import Run, RunDispatcher, RunRecorder, RunRecordStore, build_run_records
+from agent_runtime.runs.queue import build_run_queue
+from agent_runtime.runs.recorder import worker_id
+from agent_runtime.runs.worker import RunWorker, SalvageHook
 from agent_runtime.sessions import SessionManager, build_session_manager
 from agent_runtime.sessions.threads import Threads
 from agent_runtime.settings import Settings, load_settings
@@ -155,14 +158,8 @@ class Runtime:
             retry_budget=budget,
             run_tracker=tracker,
         )
-        dispatcher = RunDispatcher(
-            run_records,
-            executor,
-            max_concurrent=settings.runs.max_concurrent_runs,
-            max_queued=settings.runs.max_queued_runs,
-            publish=_run_events(publisher),
-        )
-        closers += [sessions, security, cost_tracker, store, tracker, run_records]
+        dispatcher = _dispatcher(settings, run_records, executor, publisher, metrics, cost_tracker, security)
+        closers += [sessions, security, cost_tracker, store, tracker, run_records, dispatcher.queue]
         if security.outbox is not None:  # closed first: its last pass writes to the ledgers closed after it
             closers.append(security.outbox)
         if recorder is not None:
@@ -244,6 +241,53 @@ async def _record_usage(
         return
     records = costs.price(result, context.principal, template=context.template)
     await outbox.submit(usage_entry(context.run_id, context.attempt, records))
+
+
+def _dispatcher(
+    settings: Settings,
+    records: RunRecordStore,
+    executor: AgentExecutor,
+    publisher: Any,
+    metrics: RuntimeMetrics,
+    costs: CostTracker,
+    security: SecurityStores,
+) -> RunDispatcher:
+    """The run queue of the state backend, this process's queue worker on it, and the dispatcher over both."""
+    runs, me = settings.runs, worker_id()
+    queue = build_run_queue(settings, records, consumer=me)
+    publish = _run_events(publisher)
+    worker = RunWorker(
+        records,
+        queue,
+        executor,
+        worker=me,
+        max_concurrent=runs.max_concurrent_runs,
+        lease_s=runs.lease_s,
+        heartbeat_s=runs.heartbeat_s,
+        max_attempts=runs.max_attempts,
+        scan_s=runs.scan_s,
+        publish=publish,
+        metrics=metrics,
+        salvage=_salvage(costs, security.outbox),
+    )
+    return RunDispatcher(records, queue, executor, worker=worker, publish=publish)
+
+
+def _salvage(costs: CostTracker, outbox: AccountingOutbox | None) -> SalvageHook:
+    """Charge the steps a dead attempt finished (found in the checkpoint by its successor) as that attempt,
+    once: the usage journal applies each (run, attempt) once."""
+
+    async def charge(run: Run, result: AgentResult, usage: Any, attempt: int) -> None:
+        context = AgentContext(
+            input=run.input, template=run.template, run_id=run.run_id, principal=run.principal, attempt=attempt
+        )
+        spent = result.model_copy(update={"usage": usage, "attempts": attempt})
+        try:
+            await _record_usage(costs, context, spent, outbox)
+        except AgentRuntimeError as exc:
+            log.warning("could not charge run %s attempt %d: %s", run.run_id, attempt, exc.message)
+
+    return charge
 
 
 def _estimate(context: AgentContext, factory: AgentFactory, costs: CostTracker) -> CostEstimate:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
@@ -124,6 +124,23 @@ class RunSettings(BaseModel):
     """Finished run records kept per tenant (the oldest go first)."""
     record_foreground: bool = True
     """Also record runs answered in their own request (HTTP, chat completions, CLI), not only background ones."""
+    lease_s: float = Field(default=30.0, gt=0)
+    """How long a worker holds a background run without renewing it; a run whose lease ran out (its
+    worker died) is claimed by another worker and resumed from its last checkpoint."""
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    """How often a worker renews the leases of the runs it executes (must be under half of ``lease_s``)."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Claims of one run (its first start and each take-over after a worker died); past it the run ends
+    ``error`` with code ``max_attempts``."""
+    scan_s: float = Field(default=1.0, gt=0)
+    """How often a worker looks in the run store for runs whose lease expired, and (SQLite) for pending
+    runs another process of the host stored."""
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> RunSettings:
+        if self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError("runs.heartbeat_s must be at most half of runs.lease_s")
+        return self
 
 
 class Settings(BaseSettings):

@@ -79,7 +79,7 @@ async def test_a_full_queue_is_refused_with_retry_after(runtime: Runtime) -> Non
     dispatcher = runtime.dispatcher
     assert dispatcher is not None
     running = await dispatcher.submit(ctx())
-    await until(lambda: dispatcher.queued == 0)  # the worker took it
+    await until(lambda: dispatcher.worker is not None and dispatcher.worker.running == 1)  # the worker took it
     await dispatcher.submit(ctx())
     await dispatcher.submit(ctx())
     with pytest.raises(QueueFullError) as refused:

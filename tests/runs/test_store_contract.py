@@ -171,3 +171,30 @@ async def test_unreachable_backend_is_a_typed_error(request: pytest.FixtureReque
     sqlite = SQLiteRunRecordStore(bad)
     with pytest.raises(BackendError):
         await sqlite.get("run_1")
+
+
+async def test_transition_match_guards_on_fields(make_store: Factory) -> None:
+    store = await make_store()
+    await store.create(run("run_1", status="running", worker="w1", lease_until=100.0))
+    assert await store.transition("run_1", ("running",), match={"worker": "w2"}, lease_until=200.0) is None
+    renewed = await store.transition("run_1", ("running",), match={"worker": "w1"}, lease_until=200.0)
+    assert renewed is not None and renewed.lease_until == 200.0
+    stale = {"worker": "w1", "lease_until": 100.0}  # a claim based on an old read loses
+    assert await store.transition("run_1", ("running",), match=stale, worker="w3") is None
+    got = await store.get("run_1")
+    assert got is not None and got.worker == "w1" and got.lease_until == 200.0
+
+
+async def test_expired_lists_running_runs_whose_lease_ended(make_store: Factory) -> None:
+    store = await make_store()
+    await store.create(run("run_late", status="running", worker="w1", lease_until=50.0))
+    await store.create(run("run_later", status="running", worker="w1", lease_until=80.0))
+    await store.create(run("run_live", status="running", worker="w2", lease_until=500.0))
+    await store.create(run("run_foreground", status="running", worker="w3"))  # no lease: not a queued run
+    await store.create(run("run_waiting"))
+    assert [r.run_id for r in await store.expired(100.0)] == ["run_late", "run_later"]
+    assert [r.run_id for r in await store.expired(100.0, limit=1)] == ["run_late"]
+    await store.transition("run_late", ("running",), status="success", lease_until=None, ended_at=time.time())
+    await store.transition("run_later", ("running",), match={"worker": "w1"}, lease_until=600.0)
+    assert await store.expired(100.0) == []
+    assert [r.run_id for r in await store.expired(550.0)] == ["run_live"]

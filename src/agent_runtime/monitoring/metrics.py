@@ -196,6 +196,22 @@ class RuntimeMetrics:
                 multiprocess_mode="livesum",
             )
         )
+        self.queued_runs_ended = c("queued_runs_ended", "Background runs ended, by final status.", ["status"])
+        self.run_recoveries = Counter(
+            "agent_runtime_run_recoveries", "Background runs taken over from a dead worker.", registry=reg
+        )
+        self.run_queue_wait = Histogram(
+            "agent_runtime_run_queue_wait_seconds",
+            "Time from a background run's submission to its first start.",
+            registry=reg,
+            buckets=_TTFT_BUCKETS,
+        )
+        self.run_queue_depth_gauge = Gauge(
+            "agent_runtime_run_queue_depth",
+            "Background runs waiting for a worker.",
+            registry=reg,
+            multiprocess_mode="mostrecent",
+        )
         self.active_sessions = Gauge(
             "agent_runtime_active_sessions", "Sessions currently stored.", registry=reg, multiprocess_mode="mostrecent"
         )
@@ -269,6 +285,18 @@ class RuntimeMetrics:
 
     def run_finished(self, template: str) -> None:
         self.active_runs(self._template(template)).dec()
+
+    def run_queue_depth(self, depth: int) -> None:
+        self.run_queue_depth_gauge.set(depth)
+
+    def run_queue_wait_observe(self, seconds: float) -> None:
+        self.run_queue_wait.observe(seconds)
+
+    def run_ended(self, status: str) -> None:
+        self.queued_runs_ended(status).inc()
+
+    def run_recovered(self) -> None:
+        self.run_recoveries.inc()
 
     def observe_ttft(self, template: str, seconds: float) -> None:
         self.ttft(self._template(template)).observe(seconds)

@@ -14,8 +14,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import BaseMessage, HumanMessage
-
 from agent_runtime.agents.factory import AgentFactory
 from agent_runtime.agents.generation import GENERATION_KEY
 from agent_runtime.callbacks.handler import AgentCallbackHandler, langsmith_tracer
@@ -27,16 +25,9 @@ from agent_runtime.errors import (
     ValidationError,
 )
 from agent_runtime.monitoring.pricing import PriceTable
+from agent_runtime.orchestration._attempt import Attempt, assemble, charge_failure, drive, prepare
 from agent_runtime.orchestration._errors import map_error
-from agent_runtime.orchestration._history import history_chars, history_ids, history_messages, newer_turns
-from agent_runtime.orchestration._results import (
-    attach_steps,
-    attempt_messages,
-    finish_reason,
-    message_dict,
-    new_since_pause,
-    summarize_messages,
-)
+from agent_runtime.orchestration._history import history_chars, history_ids, newer_turns
 from agent_runtime.orchestration._sessions import (
     check_no_pending_run,
     open_run_session,
@@ -44,10 +35,11 @@ from agent_runtime.orchestration._sessions import (
     resume_context,
     roll_back_turn,
 )
-from agent_runtime.orchestration._streaming import StreamControl, run_streaming, run_to_end
+from agent_runtime.orchestration._streaming import StreamControl
 from agent_runtime.orchestration._sync import SyncPortal
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall, compose
 from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
+from agent_runtime.orchestration.recovery import DURABLE_KEY
 from agent_runtime.orchestration.retry_budget import RetryBudget, RetryPolicy
 from agent_runtime.settings import Settings
 from agent_runtime.tracing import run_callbacks
@@ -57,7 +49,6 @@ from agent_runtime.workflows.approval import (
     RESUME_KEY,
     Decisions,
     ResumeRequest,
-    resume_input,
 )
 
 if TYPE_CHECKING:
@@ -125,13 +116,13 @@ class AgentExecutor:
     async def execute_with_retry(self, context: AgentContext, max_retries: int | None = None) -> AgentResult:
         """``execute_async``, retrying retriable errors (provider rate limit, timeout, connection)."""
         retries = self._max_retries(context, max_retries)
-        attempt = 1
+        first = attempt = context.attempt  # a queued run's later claims continue its attempt numbers
         while True:
             attempt_context = context.model_copy(update={"attempt": attempt, "state": {}})
             try:
                 result = await self._observed(attempt_context)
             except AgentRuntimeError as exc:
-                if not exc.retriable or attempt > retries or not self._may_retry(attempt_context, exc):
+                if not exc.retriable or attempt - first >= retries or not self._may_retry(attempt_context, exc):
                     exc.details.setdefault("attempts", attempt)
                     raise
                 await asyncio.sleep(self.retry_policy.delay(attempt, exc))
@@ -313,7 +304,7 @@ class AgentExecutor:
         timeout_s = context.timeout_s or template.timeout_s or self.settings.limits.run_timeout_s
         context.deadline = time.monotonic() + timeout_s
         workflow = template.workflow  # the name of the workflow this template runs, if any
-        if context.session_id is None and not ((template.middleware or workflow) and self._can_pause(template)):
+        if not self._needs_thread(context, template, workflow):
             agent = self.factory.create_from_template(template.name, model=model_name)
             return await self._invoke(context, agent, model_name, timeout_s, config={}, workflow=workflow)
         sessions = self._sessions()
@@ -355,6 +346,13 @@ class AgentExecutor:
                     )
         return result
 
+    def _needs_thread(self, context: AgentContext, template: AgentTemplate, workflow: str | None) -> bool:
+        """Whether the run needs a checkpointed thread: it names a session, may pause for approval, or is
+        queued (``DURABLE_KEY``: checkpointed so that another worker can resume it after a crash)."""
+        if context.session_id is not None or context.metadata.get(DURABLE_KEY):
+            return True
+        return bool((template.middleware or workflow) and self._can_pause(template))
+
     def _sessions(self) -> SessionManager:
         if self.session_manager is None:
             raise ConfigurationError(
@@ -390,6 +388,8 @@ class AgentExecutor:
             config["callbacks"] = callbacks
         if context.generation is not None:  # read by every model call (agents.generation)
             config.setdefault("configurable", {})[GENERATION_KEY] = context.generation.model_settings()
+        if context.metadata.get(DURABLE_KEY):  # tools are at-least-once: this is what they key idempotency on
+            config.setdefault("configurable", {}).update(run_id=context.run_id, run_attempt=context.attempt)
         return handler
 
     async def _invoke(
@@ -402,93 +402,27 @@ class AgentExecutor:
         config: dict[str, Any],
         workflow: str | None = None,
     ) -> AgentResult:
-        handler = self._configure(config, context, workflow)
-        flow = self._workflow_run(agent, config, context, workflow) if workflow else None
+        """One attempt on its agent, stage by stage (``_attempt``); errors are mapped here, once."""
         resume = context.metadata.get(RESUME_KEY)
-        if isinstance(resume, ResumeRequest):
-            graph_input, anchor, prefix = await resume_input(agent, config, resume)
-            if flow is not None:
-                anchor = await flow.resuming()
-        else:
-            turns = [*history_messages(context.history, context.run_id), HumanMessage(context.input, id=context.run_id)]
-            graph_input, anchor, prefix = {"messages": turns}, None, None
-            if flow is not None:
-                flow.starting(graph_input)
-        started_wall, started = time.time(), time.perf_counter()
-        control: StreamControl | None = context.state.get("stream")
-        steps = None
-        streamed: list[BaseMessage] = []
-        latest: dict[str, Any] = {}
+        attempt = Attempt(
+            context=context,
+            agent=agent,
+            model_name=model_name,
+            config=config,
+            workflow=workflow,
+            handler=self._configure(config, context, workflow),
+            flow=self._workflow_run(agent, config, context, workflow) if workflow else None,
+            control=context.state.get("stream"),
+            resume=resume if isinstance(resume, ResumeRequest) else None,
+        )
+        await prepare(attempt)
         try:
             async with asyncio.timeout(timeout_s):
-                if control is not None:
-                    messages, status, interrupts, steps = await run_streaming(
-                        agent,
-                        graph_input,
-                        context.run_id,
-                        config,
-                        control,
-                        workflow=flow is not None,
-                        collected=streamed,
-                    )
-                    messages = new_since_pause(messages, prefix)
-                else:
-                    state = await run_to_end(agent, graph_input, config, latest)
-                    messages, status = attempt_messages(latest, anchor or context.run_id), "completed"
-                    interrupts = state.get("__interrupt__")
-                    if workflow:
-                        steps = state.get("steps")
+                outcome = await drive(attempt)
         except Exception as exc:
             error = map_error(exc, timeout_s=timeout_s)
-            if flow is not None:
-                flow.failed(error)  # a workflow pays for the steps it finished
-            elif "usage" not in error.details:  # the model calls made before the failure were billed
-                spent = new_since_pause(streamed, prefix) or attempt_messages(latest, anchor or context.run_id)
-                if spent:
-                    error.details["usage"] = summarize_messages(spent, model_name, self.prices)[1].model_dump()
-            error.details.setdefault("model", model_name)
+            charge_failure(attempt, error, self.prices)
             if error is exc:
                 raise
             raise error from exc
-        if flow is not None:
-            messages = flow.settle(messages)
-        if prefix is not None:
-            messages = [*prefix, *messages]
-        if flow is not None and interrupts:  # a paused step's model calls so far are this run's to pay
-            paused, records = await flow.paused(context.run_id, model_name)
-            messages, steps = [*messages, *paused], [*(steps or ()), *records]
-        output, usage, tool_calls = summarize_messages(messages, model_name, self.prices)
-        if control is not None and usage.total_tokens == 0 and control.tokens:
-            usage = control.estimated_usage(context.input, model_name, self.prices)
-        result = AgentResult(
-            run_id=context.run_id,
-            template=context.template,
-            model=model_name,
-            output=output,
-            status="interrupted" if interrupts else status,
-            session_id=context.session_id,
-            messages=[message_dict(m) for m in messages],
-            usage=usage,
-            tool_calls=tool_calls,
-            started_at=started_wall,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            time_to_first_token_ms=control.ttft_ms(started) if control is not None else None,
-            attempts=context.attempt,
-        )
-        if interrupts:
-            result.metadata["interrupts"] = [_interrupt_dict(i) for i in interrupts]
-            result.metadata["resume_id"] = context.session_id
-        if workflow:
-            attach_steps(result, steps, context.run_id)
-        if resume is not None:
-            result.metadata["resumed"] = True
-        result.metadata["finish_reason"] = finish_reason(messages)
-        if model_name.startswith("offline"):
-            result.metadata["offline"] = True
-        if handler is not None:
-            result.metadata["callbacks"] = handler.get_summary().to_dict()
-        return result
-
-
-def _interrupt_dict(interrupt: Any) -> dict[str, Any]:
-    return {"id": getattr(interrupt, "id", None), "value": getattr(interrupt, "value", interrupt)}
+        return await assemble(attempt, outcome, self.prices)

@@ -12,13 +12,13 @@ cancel never overwrites a run that has just finished.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from agent_runtime.runs.record import Run
 
-__all__ = ["DEFAULT_MAX_PER_TENANT", "DEFAULT_TTL_S", "RunFilter", "RunRecordStore"]
+__all__ = ["DEFAULT_MAX_PER_TENANT", "DEFAULT_TTL_S", "RunFilter", "RunRecordStore", "lease_expired", "matches"]
 
 DEFAULT_TTL_S: Final = 7 * 86_400.0
 DEFAULT_MAX_PER_TENANT: Final = 10_000
@@ -42,6 +42,15 @@ class RunFilter:
             and (self.status is None or run.status == self.status)
             and (self.template is None or run.template == self.template)
         )
+
+
+def matches(run: Run, expected: Collection[str], match: Mapping[str, Any] | None) -> bool:
+    """The guard of ``transition``: status in ``expected`` and every ``match`` field equal."""
+    return run.status in expected and all(getattr(run, name) == value for name, value in (match or {}).items())
+
+
+def lease_expired(run: Run, now: float) -> bool:
+    return run.status == "running" and run.lease_until is not None and run.lease_until < now
 
 
 class RunRecordStore(ABC):
@@ -69,13 +78,20 @@ class RunRecordStore(ABC):
         """``query.tenant``'s runs matching the filter, newest first, paginated."""
 
     @abstractmethod
-    async def transition(self, run_id: str, expected: Collection[str], **changes: Any) -> Run | None:
-        """Atomically apply ``changes`` when the run's status is one of ``expected``; the updated run, or
-        ``None`` (unknown run, or in another status)."""
+    async def transition(
+        self, run_id: str, expected: Collection[str], *, match: Mapping[str, Any] | None = None, **changes: Any
+    ) -> Run | None:
+        """Atomically apply ``changes`` when the run's status is one of ``expected`` (and each field in
+        ``match`` has that value: a lease is renewed only by its holder); the updated run, or ``None``
+        (unknown run, or in another state)."""
 
     @abstractmethod
     async def pending(self, limit: int = 1000) -> list[Run]:
         """Pending runs of every tenant, oldest first: what a starting worker picks up."""
+
+    @abstractmethod
+    async def expired(self, now: float, limit: int = 100) -> list[Run]:
+        """Running runs whose lease ended before ``now`` (their worker died), oldest lease first."""
 
     async def ping(self) -> None:
         """One cheap round trip to the backend; raises ``BackendError`` when it is down."""

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from agent_runtime.runs.base import DEFAULT_MAX_PER_TENANT, DEFAULT_TTL_S, RunFilter, RunRecordStore
+from agent_runtime.runs.base import (
+    DEFAULT_MAX_PER_TENANT,
+    DEFAULT_TTL_S,
+    RunFilter,
+    RunRecordStore,
+    lease_expired,
+    matches,
+)
 from agent_runtime.runs.record import TERMINAL, Run
 
 __all__ = ["MemoryRunRecordStore"]
@@ -50,9 +57,11 @@ class MemoryRunRecordStore(RunRecordStore):
         found = [r for r in reversed(self._oldest_first()) if query.matches(r) and self._live(r)]
         return [r.model_copy(deep=True) for r in found[query.offset : query.offset + query.limit]]
 
-    async def transition(self, run_id: str, expected: Collection[str], **changes: Any) -> Run | None:
+    async def transition(
+        self, run_id: str, expected: Collection[str], *, match: Mapping[str, Any] | None = None, **changes: Any
+    ) -> Run | None:
         run = self._runs.get(run_id)
-        if run is None or run.status not in expected:
+        if run is None or not matches(run, expected, match):
             return None
         updated = Run.model_validate(run.model_dump() | changes)
         self._runs[run_id] = updated
@@ -60,6 +69,10 @@ class MemoryRunRecordStore(RunRecordStore):
 
     async def pending(self, limit: int = 1000) -> list[Run]:
         return [r.model_copy(deep=True) for r in self._oldest_first() if r.status == "pending"][:limit]
+
+    async def expired(self, now: float, limit: int = 100) -> list[Run]:
+        found = sorted((r for r in self._runs.values() if lease_expired(r, now)), key=lambda r: r.lease_until or 0.0)
+        return [r.model_copy(deep=True) for r in found[:limit]]
 
     def _oldest_first(self) -> list[Run]:
         return sorted(self._runs.values(), key=lambda r: r.created_at)

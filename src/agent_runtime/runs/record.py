@@ -45,6 +45,11 @@ class Run(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     principal: Principal | None = Field(default=None, exclude=False)
     """Who submitted it; a background run executes as this principal."""
+    lease_until: float | None = None
+    """While ``running`` on a queue worker: until when ``worker`` holds the run (renewed by its heartbeat);
+    once past, any worker may claim it again (``runs.lease``)."""
+    recoveries: int = 0
+    """How many times a worker took this run over from a worker that died holding it."""
 
     @property
     def done(self) -> bool:

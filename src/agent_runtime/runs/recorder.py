@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.runs.base import RunRecordStore
@@ -128,13 +129,13 @@ class RunRecorder:
             run = new_run(context, status="running", background=False, worker=self.worker)
             self._queue(lambda: self.store.create(run))
             return
-        changes = {"status": "running", "attempts": context.attempt, "error": None}
+        changes: dict[str, Any] = {"status": "running", "attempts": context.attempt, "error": None}
         self._queue(lambda: self.store.transition(context.run_id, ("running", "error", "timeout"), **changes))
 
     def run_finished(self, context: AgentContext, result: AgentResult) -> None:
         if context.metadata.get(BACKGROUND_KEY):
             return
-        changes = {
+        changes: dict[str, Any] = {
             "status": run_status(result),
             "ended_at": time.time(),
             "output": result.output,
@@ -146,7 +147,7 @@ class RunRecorder:
     def run_failed(self, context: AgentContext, error: AgentRuntimeError, duration_s: float) -> None:
         if context.metadata.get(BACKGROUND_KEY):
             return
-        changes = {
+        changes: dict[str, Any] = {
             "status": status_for_error(error.code),
             "ended_at": time.time(),
             "error": {"code": error.code, "message": error.message},

@@ -5,6 +5,7 @@ Keys (``ar`` is the key prefix; one hash tag, so a transaction stays in one Clus
     ar:{runs}:rec:<run_id>     string  Run JSON; no expiry while active, ``ttl_s`` once finished
     ar:{runs}:t:<tenant>       zset    run_id -> created_at: the tenant's runs, for list and the cap
     ar:{runs}:pending          zset    run_id -> created_at: pending runs, oldest first
+    ar:{runs}:leases           zset    run_id -> lease_until: running runs held by a queue worker
 
 A status change is a ``WATCH`` / ``MULTI`` compare-and-set on the record key, retried when another
 client changed it meanwhile. Index entries of records that expired are dropped when a ``find`` meets them.
@@ -13,13 +14,20 @@ client changed it meanwhile. Index entries of records that expired are dropped w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from redis.exceptions import WatchError
 
 from agent_runtime._redis import make_redis, redis_errors
-from agent_runtime.runs.base import DEFAULT_MAX_PER_TENANT, DEFAULT_TTL_S, RunFilter, RunRecordStore
+from agent_runtime.runs.base import (
+    DEFAULT_MAX_PER_TENANT,
+    DEFAULT_TTL_S,
+    RunFilter,
+    RunRecordStore,
+    lease_expired,
+    matches,
+)
 from agent_runtime.runs.record import TERMINAL, Run
 from agent_runtime.settings import RedisSettings
 
@@ -45,6 +53,7 @@ class RedisRunRecordStore(RunRecordStore):
         self._owns_client = client is None
         self._base = f"{cfg.key_prefix}:{{runs}}"
         self._pending = f"{self._base}:pending"
+        self._leases = f"{self._base}:leases"
         self._clock = clock
 
     def _rec(self, run_id: str) -> str:
@@ -63,6 +72,10 @@ class RedisRunRecordStore(RunRecordStore):
             pipe.zadd(self._pending, {run.run_id: run.created_at})
         else:
             pipe.zrem(self._pending, run.run_id)
+        if run.status == "running" and run.lease_until is not None:
+            pipe.zadd(self._leases, {run.run_id: run.lease_until})
+        else:
+            pipe.zrem(self._leases, run.run_id)
 
     async def create(self, run: Run) -> None:
         index = self._tenant(run.tenant)
@@ -123,7 +136,9 @@ class RedisRunRecordStore(RunRecordStore):
                         found.append(run)
         return found
 
-    async def transition(self, run_id: str, expected: Collection[str], **changes: Any) -> Run | None:
+    async def transition(
+        self, run_id: str, expected: Collection[str], *, match: Mapping[str, Any] | None = None, **changes: Any
+    ) -> Run | None:
         key = self._rec(run_id)
         async with redis_errors("run_records.transition"), self._redis.pipeline(transaction=True) as pipe:
             while True:
@@ -133,7 +148,7 @@ class RedisRunRecordStore(RunRecordStore):
                     if raw is None:
                         return None
                     run = Run.from_json(raw)
-                    if run.status not in expected:
+                    if not matches(run, expected, match):
                         return None
                     updated = Run.model_validate(run.model_dump() | changes)
                     pipe.multi()
@@ -148,6 +163,15 @@ class RedisRunRecordStore(RunRecordStore):
             run_ids = await self._redis.zrange(self._pending, 0, limit - 1)
             runs = await self._load(run_ids)
         return [run for run in runs if run is not None and run.status == "pending"]
+
+    async def expired(self, now: float, limit: int = 100) -> list[Run]:
+        async with redis_errors("run_records.expired"):
+            run_ids = await self._redis.zrangebyscore(self._leases, "-inf", f"({now}", start=0, num=limit)
+            runs = await self._load(run_ids)
+            gone = [run_id for run_id, run in zip(run_ids, runs, strict=True) if run is None]
+            if gone:
+                await self._redis.zrem(self._leases, *gone)
+        return [run for run in runs if run is not None and lease_expired(run, now)]
 
     async def ping(self) -> None:
         async with redis_errors("run_records.ping"):

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_ping, sqlite_transaction
-from agent_runtime.runs.base import DEFAULT_MAX_PER_TENANT, DEFAULT_TTL_S, RunFilter, RunRecordStore
+from agent_runtime.runs.base import (
+    DEFAULT_MAX_PER_TENANT,
+    DEFAULT_TTL_S,
+    RunFilter,
+    RunRecordStore,
+    lease_expired,
+    matches,
+)
 from agent_runtime.runs.record import TERMINAL, Run
 
 __all__ = ["SQLiteRunRecordStore"]
@@ -112,7 +119,9 @@ class SQLiteRunRecordStore(RunRecordStore):
         sql = f"SELECT record FROM run_records WHERE {' AND '.join(where)} ORDER BY created_at DESC LIMIT ? OFFSET ?"
         return await self._select("run_records.list", sql, (*args, query.limit, query.offset))
 
-    async def transition(self, run_id: str, expected: Collection[str], **changes: Any) -> Run | None:
+    async def transition(
+        self, run_id: str, expected: Collection[str], *, match: Mapping[str, Any] | None = None, **changes: Any
+    ) -> Run | None:
         async with self._lock:
             db = await self._db()
             async with sqlite_transaction(db, "run_records.transition"):
@@ -121,7 +130,7 @@ class SQLiteRunRecordStore(RunRecordStore):
                 if row is None:
                     return None
                 run = Run.from_json(row[0])
-                if run.status not in expected:
+                if not matches(run, expected, match):
                     return None
                 updated = Run.model_validate(run.model_dump() | changes)
                 await db.execute(_UPSERT, _row(updated))
@@ -130,6 +139,14 @@ class SQLiteRunRecordStore(RunRecordStore):
     async def pending(self, limit: int = 1000) -> list[Run]:
         sql = "SELECT record FROM run_records WHERE status = 'pending' ORDER BY created_at LIMIT ?"
         return await self._select("run_records.pending", sql, (limit,))
+
+    async def expired(self, now: float, limit: int = 100) -> list[Run]:
+        # running rows are few (workers x their concurrency): the lease is read from the record itself
+        running = await self._select(
+            "run_records.expired", "SELECT record FROM run_records WHERE status = 'running'", ()
+        )
+        found = sorted((r for r in running if lease_expired(r, now)), key=lambda r: r.lease_until or 0.0)
+        return found[:limit]
 
     async def ping(self) -> None:
         async with self._lock:

@@ -218,6 +218,10 @@ class RunRecordOut(BaseModel):
     usage: dict[str, Any] | None = None
     cancel_requested: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
+    lease_until: float | None = None
+    """While running on a queue worker: until when its worker holds it (renewed by its heartbeat)."""
+    recoveries: int = 0
+    """Times a worker took the run over from a worker that died executing it."""
 
 
 class RunList(BaseModel):

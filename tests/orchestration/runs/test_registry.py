@@ -161,3 +161,31 @@ async def test_a_start_that_failed_after_it_was_applied_is_still_dropped(tmp_pat
     assert await store.get(key) is None and tracker.inflight == 0
     await tracker.aclose()
     await store.aclose()
+
+
+async def test_the_reaper_leaves_a_queued_runs_attempt_to_be_resumed(store: RunStore) -> None:
+    """A queued run's attempt is resumed by the worker that takes its lease over: the reaper releases
+    its reservation instead of charging it, and reports no failure."""
+    from agent_runtime.limits.quota.memory import MemoryQuotaLedger
+    from agent_runtime.orchestration.recovery import DURABLE_KEY
+
+    ledger = MemoryQuotaLedger()
+    quota = Quota("{acme}:key:k1", QuotaLimits(daily_tokens=1000))
+    reported: list[str] = []
+    tracker = RunTracker(store, heartbeat_s=0.05, abandon_after_s=0.3, flush_s=0.01)
+    for run_id, durable in (("run_q", True), ("run_fg", False)):
+        context = AgentContext(input="x", template="writer", run_id=run_id, metadata={DURABLE_KEY: durable})
+        context.state["cost.reservation"] = await ledger.reserve(run_id, [quota], tokens=300, cost_usd=0, ttl_s=60)
+        key = await tracker.started(context)
+        assert (await wait_for(store, key)).metadata == ({"resumable": True} if durable else {})
+    await tracker.aclose()  # the worker dies: no more heartbeats
+    reaper = RunReaper(store, abandon_after_s=0.3, ledger=ledger, on_abandoned=lambda r, e: reported.append(r.run_id))
+    deadline = time.monotonic() + 10
+    claimed: list[RunRecord] = []
+    while len(claimed) < 2 and time.monotonic() < deadline:
+        claimed += await reaper.reap()
+        await asyncio.sleep(0.05)
+    assert sorted(r.run_id for r in claimed) == ["run_fg", "run_q"]
+    assert reported == ["run_fg"]  # only the foreground attempt is reported abandoned
+    (status,) = await ledger.status([quota])
+    assert status.spent == 300 and status.reserved == 0  # run_fg charged its bound, run_q's released

@@ -16,6 +16,7 @@ The usage ledger has no row from the reaper, so the recorder's one row stays the
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -29,11 +30,12 @@ from agent_runtime.accounting.attempts import (
     result_tokens,
     run_shielded,
 )
-from agent_runtime.limits.quota.base import Quota, QuotaLedger, QuotaLimits, Reservation, usd_to_micros
+from agent_runtime.limits.quota.base import Quota, QuotaLedger, QuotaLimits, Reservation, buckets_for, usd_to_micros
 from agent_runtime.orchestration.middleware.base import AgentMiddleware, NextCall
+from agent_runtime.orchestration.recovery import RECOVER_KEY, SALVAGED_KEY
 from agent_runtime.types import AgentContext, AgentResult, Usage
 
-__all__ = ["CostEstimate", "CostTrackingMiddleware", "UsageRecorder", "upper_bound_estimate"]
+__all__ = ["CostEstimate", "CostTrackingMiddleware", "UsageRecorder", "quota_usage", "upper_bound_estimate"]
 
 UsageRecorder = Callable[[AgentContext, AgentResult], object]
 """Called after every attempt; may return an awaitable (awaited) or anything else (ignored)."""
@@ -46,6 +48,14 @@ class CostEstimate:
 
     tokens: int
     cost_usd: float
+
+
+def quota_usage(result: AgentResult) -> Usage:
+    """What an attempt's settle charges to quotas: its usage, plus, for an attempt that resumed a dead one
+    from its checkpoint, the model calls the dead attempt finished (its usage entry is its own, but it
+    never settled): spend caps count every billed step once."""
+    salvaged = result.metadata.get(SALVAGED_KEY)
+    return result.usage.add(salvaged) if isinstance(salvaged, Usage) else result.usage
 
 
 def upper_bound_estimate(
@@ -118,6 +128,7 @@ class CostTrackingMiddleware(AgentMiddleware):
             if self.outbox is not None:
                 self.outbox.check_capacity()
             bound = self.estimate(context)
+            await self._release_predecessor(context, quotas)
             reservation = await self.ledger.reserve(
                 f"{context.run_id}:{context.attempt}",
                 quotas,
@@ -137,10 +148,20 @@ class CostTrackingMiddleware(AgentMiddleware):
             raise
         # The run has produced its output: accounting failures are logged, never turned into a failed run.
         if reservation is not None:
-            await run_shielded(self._settle(context, reservation, result.usage), "quota settle")
+            await run_shielded(self._settle(context, reservation, quota_usage(result)), "quota settle")
         if self.usage_recorder is not None:
             await run_shielded(self._record(context, result), "usage recorder")
         return result
+
+    async def _release_predecessor(self, context: AgentContext, quotas: list[Quota]) -> None:
+        """A queued run resumed after its worker died: drop the dead attempt's reservation now (what that
+        attempt spent is settled by this one, ``quota_usage``) instead of letting it hold quota until
+        its TTL or the reaper."""
+        if not context.metadata.get(RECOVER_KEY) or context.attempt <= 1:
+            return
+        buckets = tuple(buckets_for(quotas, time.time()))
+        stale = Reservation(f"{context.run_id}:{context.attempt - 1}", buckets, 0, 0)
+        await run_shielded(self.ledger.release(stale), "quota release")
 
     async def _settle(self, context: AgentContext, reservation: Reservation, usage: Usage) -> None:
         tokens = result_tokens(usage)

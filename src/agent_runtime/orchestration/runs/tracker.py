@@ -29,6 +29,7 @@ from typing import Any
 from agent_runtime.accounting.attempts import REAPED_CHARGE_KEY, REGISTRY_FINISH_KEY, RESERVATION_KEY, run_shielded
 from agent_runtime.errors import AgentRuntimeError, ConfigurationError, RunAbandonedError
 from agent_runtime.limits.quota.base import QuotaLedger, Reservation
+from agent_runtime.orchestration.recovery import DURABLE_KEY
 from agent_runtime.orchestration.runs.base import ChargePolicy, RunRecord, RunStore, reservation_dict
 from agent_runtime.types import AgentContext
 
@@ -161,6 +162,7 @@ class RunTracker:
             started_at=started,
             heartbeat_at=now,
             reservation=reservation_dict(reservation) if isinstance(reservation, Reservation) else None,
+            metadata={"resumable": True} if context.metadata.get(DURABLE_KEY) else {},
         )
 
     async def _loop(self) -> None:
@@ -259,6 +261,9 @@ class RunReaper:
     """Marks runs without a fresh heartbeat ``abandoned``, settles their quota reservation by policy and
     reports them (``on_abandoned``: the ``run.failed`` event with code ``abandoned``, metrics).
 
+    Attempts of queued (background) runs are resumable: their run is taken over by another worker when
+    its lease expires (``runs.lease``), so the reaper only releases their reservation and reports nothing.
+
     Args:
         charge: ``"reserved"``: the reservation is charged in full (a run that died mid-way may have
             spent up to its bound; quotas never under-count); ``"release"``: it is dropped. Stamped on
@@ -304,16 +309,20 @@ class RunReaper:
             record.worker,
             silent_s,
         )
+        resumable = bool(record.metadata.get("resumable"))  # a queued run: another worker resumes it
         reservation = record.quota_reservation()
         if reservation is not None and self.ledger is not None:
             try:
-                if record.charge == "reserved":
+                if record.charge == "reserved" and not resumable:
                     usd = reservation.usd_micros / 1_000_000
                     await self.ledger.settle(reservation, tokens=reservation.tokens, cost_usd=usd)
                 else:
                     await self.ledger.release(reservation)
             except AgentRuntimeError as exc:  # claimed already: the reservation now expires by its TTL
                 log.warning("could not settle the quota of abandoned run %s: %s", record.run_id, exc.message)
+        if resumable:  # its reservation is released: the resuming attempt and its salvage charge what was spent
+            log.info("run %s is queued: left to the worker that takes over its lease", record.run_id)
+            return
         error = RunAbandonedError(
             f"run abandoned: its worker stopped responding for {silent_s:.0f} s",
             details={"run_id": record.run_id, "attempt": record.attempt, "worker": record.worker},
