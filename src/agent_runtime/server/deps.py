@@ -62,7 +62,9 @@ async def authenticate(request: Request, token: str | None) -> Principal:
 async def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    return await authenticate(request, credentials.credentials if credentials else None)
+    # the LangGraph SDK (Agent Protocol clients) sends its key as ``x-api-key``
+    token = credentials.credentials if credentials else request.headers.get("x-api-key")
+    return await authenticate(request, token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
