@@ -17,13 +17,14 @@ from tests.store.conftest import BACKENDS, backend_settings
 ALICE = Principal(tenant="acme", user="alice", scopes=frozenset({"agents:run:*", "sessions"}))
 BOB = Principal(tenant="acme", user="bob", scopes=frozenset({"agents:run:*", "sessions"}))
 EVE = Principal(tenant="evil", user="alice", scopes=frozenset({"agents:run:*", "sessions"}))
-TEMPLATE = {"name": "companion", "memory": "long_term", "tools": ["remember", "recall"]}
+EXAMPLE = Path(__file__).parents[2] / "docs" / "templates" / "companion.yaml"
+TEMPLATE = {"name": "bare", "memory": "long_term", "tools": ["remember", "recall"]}
 
 
 @pytest.fixture(params=BACKENDS)
 async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runtime]:
     rt = await Runtime.create(backend_settings(request.param, tmp_path, request), with_event_bus=False)
-    rt.factory.register_template(TEMPLATE)
+    rt.factory.load_templates(EXAMPLE)  # the example template of the docs
     yield rt
     await rt.aclose()
 
@@ -56,7 +57,7 @@ async def test_streamed_runs_use_the_same_memory(runtime: Runtime) -> None:
     assert final.type == "final" and "Lisbon" in final.data["output"]
 
 
-async def test_a_long_term_template_without_a_store_is_refused(tmp_path: Path) -> None:
+async def test_a_long_term_template_without_a_store_is_refused() -> None:
     from agent_runtime.agents.factory import AgentFactory
 
     factory = AgentFactory()

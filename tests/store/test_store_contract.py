@@ -148,3 +148,15 @@ async def test_sqlite_items_survive_a_restart(tmp_path: Path, request: pytest.Fi
         assert item is not None and item.value == {"kept": True}
     finally:
         await second.aclose()  # type: ignore[attr-defined]
+
+
+async def test_ttl_is_kept_where_the_backend_has_it_and_refused_elsewhere(backend: BaseStore) -> None:
+    view = TenantStore(backend, StoreScope("acme", "alice"))
+    if backend.supports_ttl:
+        await view.aput(("n",), "k", {"v": 1}, ttl=5)
+        assert (await view.aget(("n",), "k")) is not None
+    else:
+        with pytest.raises(ValidationError, match="ttl"):
+            await view.aput(("n",), "k", {"v": 1}, ttl=5)
+        assert await view.aget(("n",), "k") is None
+    assert backend.supports_ttl == (type(backend).__name__ == "SqliteStore")

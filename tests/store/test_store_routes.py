@@ -4,6 +4,7 @@ server processes share one store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -166,8 +167,6 @@ def test_two_servers_on_redis_share_the_store(
                 await one.store.get_item(["notes"], "n1")
             for client in (one, two, bob):
                 await client.aclose()
-
-        import asyncio
 
         asyncio.run(scenario())
     finally:
