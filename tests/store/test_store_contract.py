@@ -118,6 +118,10 @@ async def test_bad_input_is_refused(backend: BaseStore, limits: StoreSettings) -
         await view.asearch(("n",), query="semantic please")
     with pytest.raises(ValidationError, match="limit"):
         await view.asearch(("n",), limit=0)
+    with pytest.raises(ValidationError, match="regex"):
+        await view.asearch(("n",), filter={"text": {"$regex": ".*"}})
+    with pytest.raises(ValidationError, match="operator"):
+        await view.asearch(("n",), filter={"$or": [{"a": 1}]})
     assert await view.asearch(()) == []  # nothing was written by any refused call
 
 

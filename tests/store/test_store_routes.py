@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,12 +19,15 @@ from tests.conftest import RedisServer
 from tests.server.conftest import LiveServer
 
 RW = ["store:read", "store:write"]
+EXAMPLES = Path(__file__).parents[2] / "docs" / "templates"
 LIMITS = StoreSettings(max_item_bytes=1_000, max_items_per_tenant=6, max_namespace_depth=4)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    settings = Settings(state_backend="sqlite", data_dir=tmp_path_factory.mktemp("store-routes"), store=LIMITS)
+    settings = Settings(
+        state_backend="sqlite", data_dir=tmp_path_factory.mktemp("store-routes"), store=LIMITS, templates_dir=EXAMPLES
+    )
     live = LiveServer(settings).start()
     yield live
     live.stop()
@@ -139,6 +143,25 @@ async def test_the_tenant_item_limit_holds(clients: dict[str, LangGraphClient]) 
     await clients["eve"].store.put_item(["n"], "k1", {"v": 1})  # other tenants are not affected
     await clients["bob"].store.delete_item(["n"], "k0")
     await clients["alice"].store.put_item(["n"], "one-more", {"v": 0})
+
+
+async def test_what_an_agent_remembered_is_in_the_callers_store(server: LiveServer) -> None:
+    key = server.key("memo", "alice", ["agents:run:companion", "sessions", "store:read"])
+    with server.client(key) as http:
+        for session, text in (("a", "remember that my dog is called Rex"), ("b", "what do you remember?")):
+            assert http.post("/v1/sessions", json={"session_id": session}).status_code == 201
+            ran = http.post("/v1/runs", json={"template": "companion", "input": text, "session_id": session})
+            assert ran.status_code == 200, ran.text
+        assert "my dog is called Rex" in ran.json()["output"]  # recalled in the second thread
+    client = get_client(url=server.url, api_key=key)
+    try:
+        found = await client.store.search_items(["memories"])
+        assert [i["value"]["text"] for i in found["items"]] == ["my dog is called Rex"]
+        other = get_client(url=server.url, api_key=server.key("memo", "bob", ["store:read"]))
+        assert (await other.store.search_items([]))["items"] == []
+        await other.aclose()
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.redis

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["CountingStore", "matches_filter", "namespace_text", "value_size"]
+__all__ = ["FILTER_OPERATORS", "CountingStore", "filter_problem", "matches_filter", "namespace_text", "value_size"]
 
 
 @runtime_checkable
@@ -39,6 +39,25 @@ def matches_filter(value: dict[str, Any], filter: dict[str, Any] | None) -> bool
         elif actual != wanted:
             return False
     return True
+
+
+FILTER_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
+
+
+def filter_problem(filter: dict[str, Any], path: str = "filter") -> str | None:
+    """What is wrong with a search filter (an unknown ``$`` operator, a non-string key), or ``None``."""
+    for key, wanted in filter.items():
+        if not isinstance(key, str):
+            return f"{path} keys must be strings"
+        if key.startswith("$"):
+            return f"{path}: operator {key!r} must be the value of a field ({sorted(FILTER_OPERATORS)})"
+        if isinstance(wanted, dict):
+            unknown = sorted(k for k in wanted if str(k).startswith("$") and k not in FILTER_OPERATORS)
+            if unknown:
+                return f"{path}.{key}: unsupported operators {unknown}; use {sorted(FILTER_OPERATORS)}"
+            if not any(str(k).startswith("$") for k in wanted) and (problem := filter_problem(wanted, f"{path}.{key}")):
+                return problem
+    return None
 
 
 def _compare(actual: Any, op: str, operand: Any) -> bool:

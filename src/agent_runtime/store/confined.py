@@ -41,7 +41,7 @@ from agent_runtime.errors import (
     ValidationError,
 )
 from agent_runtime.settings import StoreSettings
-from agent_runtime.store.base import CountingStore, value_size
+from agent_runtime.store.base import CountingStore, filter_problem, value_size
 
 __all__ = ["StoreScope", "TenantStore", "check_namespace"]
 
@@ -199,6 +199,8 @@ class TenantStore(BaseStore):
             raise ValidationError("query (semantic search) needs an index, and none is configured; search by filter")
         if op.filter is not None and not isinstance(op.filter, dict):
             raise ValidationError("filter must be a JSON object")
+        if op.filter and (problem := filter_problem(op.filter)):
+            raise ValidationError(problem)
         self._check_page(op.limit, op.offset)
         prefix = self._inside(op.namespace_prefix, empty=True, what="namespace_prefix")
         return SearchOp(prefix, op.filter, op.limit, op.offset, op.query, op.refresh_ttl)

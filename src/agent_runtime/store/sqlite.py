@@ -27,6 +27,8 @@ def _glob_literal(text: str) -> str:
 class SqliteStore(AsyncSqliteStore):
     """``AsyncSqliteStore`` with a prefix count and ``aclose`` (sweeper stopped, connection closed)."""
 
+    supports_ttl = True  # it writes and sweeps expiries, but inherits BaseStore's False before its base's True
+
     async def acount_items(self, prefix: tuple[str, ...]) -> int:
         text = namespace_text(prefix)
         async with (
