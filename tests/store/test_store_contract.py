@@ -164,3 +164,13 @@ async def test_ttl_is_kept_where_the_backend_has_it_and_refused_elsewhere(backen
             await view.aput(("n",), "k", {"v": 1}, ttl=5)
         assert await view.aget(("n",), "k") is None
     assert backend.supports_ttl == (type(backend).__name__ == "SqliteStore")
+
+
+async def test_search_over_more_items_than_one_scan_chunk(backend: BaseStore) -> None:
+    from langgraph.store.base import PutOp
+
+    await backend.abatch([PutOp(("many",), f"k{i:03}", {"n": i, "pad": "x" * 50}) for i in range(450)])
+    high = await backend.asearch(("many",), filter={"n": {"$gte": 400}}, limit=100)
+    assert sorted(i.value["n"] for i in high) == list(range(400, 450))
+    pages = [await backend.asearch(("many",), limit=100, offset=o) for o in range(0, 500, 100)]
+    assert sorted(i.key for p in pages for i in p) == [f"k{i:03}" for i in range(450)]

@@ -5,19 +5,22 @@ Layout under ``<key_prefix>:store``:
 - ``:ns`` a sorted set of every namespace with items, as ``"a.b.c."`` (labels joined and ended by a
   dot, all scores 0), so a namespace prefix is one ``ZRANGEBYLEX`` over whole labels;
 - ``:items:<a.b.c>`` a hash, item key -> ``{"value", "updated_at"}`` as JSON;
-- ``:created:<a.b.c>`` a hash, item key -> creation time (kept across updates with ``HSETNX``).
+- ``:created:<a.b.c>`` a hash, item key -> creation time (kept across updates with ``HSETNX``);
+- ``:updated:<a.b.c>`` a hash, item key -> last update time (what search orders by).
 
 A put is one MULTI transaction; a delete is one script that also drops the namespace from ``:ns``
-when it emptied it, so the namespace index never lags behind the items. Search and namespace
-listing scan the namespaces under the prefix (bounded for a tenant by its item limit), filter in
-Python and page. No TTLs and no semantic index: such puts and queries are refused.
+when it emptied it, so the namespace index never lags behind the items. Search walks the namespaces
+under the prefix (bounded for a tenant by its item limit) collecting only (update time, key) of the
+matches: without a filter from the small ``:updated`` hashes, with one by ``HSCAN`` over the values
+in chunks of ``SCAN_CHUNK``, so memory stays bounded whatever the values weigh; only the requested
+page's values are then read. No TTLs and no semantic index: such puts and queries are refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,9 +44,11 @@ from agent_runtime.store.base import matches_filter, namespace_text
 
 __all__ = ["RedisStore"]
 
+SCAN_CHUNK = 200
 _DELETE = """
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[2]) end
 return 1
 """
@@ -71,6 +76,9 @@ class RedisStore(BaseStore):
     def _keys(self, namespace: tuple[str, ...]) -> tuple[str, str]:
         text = namespace_text(namespace)
         return f"{self._prefix}:items:{text}", f"{self._prefix}:created:{text}"
+
+    def _updated_key(self, namespace: tuple[str, ...]) -> str:
+        return f"{self._prefix}:updated:{namespace_text(namespace)}"
 
     # -- the BaseStore interface ---------------------------------------------------------------
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
@@ -114,12 +122,14 @@ class RedisStore(BaseStore):
         now = datetime.now(UTC).isoformat()
         body = json.dumps({"value": value, "updated_at": now}, default=str)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(items, key, body).hsetnx(created, key, now).zadd(f"{self._prefix}:ns", {_member(namespace): 0})
+            pipe.hset(items, key, body).hsetnx(created, key, now).hset(self._updated_key(namespace), key, now)
+            pipe.zadd(f"{self._prefix}:ns", {_member(namespace): 0})
             await pipe.execute()
 
     async def _delete_item(self, namespace: tuple[str, ...], key: str) -> None:
         items, created = self._keys(namespace)
-        await self._delete(keys=[items, created, f"{self._prefix}:ns"], args=[key, _member(namespace)])
+        keys = [items, created, f"{self._prefix}:ns", self._updated_key(namespace)]
+        await self._delete(keys=keys, args=[key, _member(namespace)])
 
     async def _namespaces(self, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
         low, high = ("[" + _member(prefix), "(" + namespace_text(prefix) + "/") if prefix else ("-", "+")
@@ -127,18 +137,36 @@ class RedisStore(BaseStore):
         return [_namespace(m) for m in members]
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
-        found: list[SearchItem] = []
+        matches: list[tuple[str, tuple[str, ...], str]] = []  # (updated_at, namespace, key), no values
         for namespace in await self._namespaces(op.namespace_prefix):
-            items, created = self._keys(namespace)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(items).hgetall(created)
-                raw, created_at = await pipe.execute()
-            for key, body in raw.items():
-                item = _item(namespace, key, body, created_at.get(key))
-                if matches_filter(item.value, op.filter):
-                    found.append(_search_item(item))
-        found.sort(key=lambda i: (i.updated_at, i.namespace, i.key), reverse=True)
-        return found[op.offset : op.offset + op.limit]
+            if op.filter:
+                matches += [(u, namespace, k) async for u, k in self._matching(namespace, op.filter)]
+            else:
+                updated = await self._redis.hgetall(self._updated_key(namespace))
+                matches += [(u, namespace, k) for k, u in updated.items()]
+        matches.sort(reverse=True)
+        chosen = matches[op.offset : op.offset + op.limit]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, namespace, key in chosen:
+                items, created = self._keys(namespace)
+                pipe.hget(items, key).hget(created, key)
+            read = await pipe.execute()
+        found = zip(chosen, read[::2], read[1::2], strict=True)
+        return [  # an item deleted meanwhile is left out
+            _search_item(_item(ns, key, body, c)) for (_, ns, key), body, c in found if body is not None
+        ]
+
+    async def _matching(self, namespace: tuple[str, ...], filter: dict[str, Any]) -> AsyncIterator[tuple[str, str]]:
+        """(updated_at, key) of the namespace's items whose value passes ``filter``, read in chunks."""
+        cursor = 0
+        while True:
+            cursor, chunk = await self._redis.hscan(self._keys(namespace)[0], cursor, count=SCAN_CHUNK)
+            for key, body in chunk.items():
+                data = json.loads(body)
+                if matches_filter(data["value"], filter):
+                    yield data["updated_at"], key
+            if cursor == 0:
+                return
 
     async def _list(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         conditions = op.match_conditions or ()
