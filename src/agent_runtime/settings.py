@@ -142,6 +142,13 @@ class StoreSettings(BaseModel):
     max_page: int = Field(default=1000, ge=1)
     """Largest ``limit`` of a search or namespace listing."""
     max_offset: int = Field(default=100_000, ge=0)
+    index_embed: str | None = None
+    """Switch on semantic search (``query``): ``offline`` (hashing, no provider) or an embeddings model
+    string (``openai:text-embedding-3-small``). Memory and SQLite (sqlite-vec) only; ``None``: no index."""
+    index_dims: int = Field(default=256, ge=1, le=8192)
+    """Vector size; must match the embeddings model."""
+    index_fields: list[str] = Field(default_factory=lambda: ["$"])
+    """Which parts of a value are embedded (JSON paths; ``$``: the whole value)."""
 
 
 class Settings(BaseSettings):
