@@ -8,13 +8,17 @@ so the library, the CLI and the HTTP layer agree on what went wrong::
     ├── ValidationError                 validation_error       422
     │   ├── BadRequestError             bad_request            400  (malformed request, bad model override)
     │   ├── InputTooLargeError          input_too_large        413
+    │   ├── InvalidNamespaceError       invalid_namespace      422  (store: empty label, a dot, too deep)
+    │   ├── ItemTooLargeError           item_too_large         422  (store value over its size limit)
     │   └── TemplateConfigError         invalid_template       422
     ├── NotFoundError                   not_found              404
     │   ├── TemplateNotFoundError       template_not_found     404
     │   ├── SessionNotFoundError        session_not_found      404
-    │   └── RunNotFoundError            run_not_found          404
+    │   ├── RunNotFoundError            run_not_found          404
+    │   └── ItemNotFoundError           item_not_found         404  (store)
     ├── ConflictError                   conflict               409
-    │   └── SessionBusyError            session_busy           409
+    │   ├── SessionBusyError            session_busy           409
+    │   └── StoreFullError              store_full             409  (the tenant's item count limit)
     ├── AuthenticationError             unauthenticated        401
     ├── PermissionDeniedError           permission_denied      403
     ├── RateLimitError                  rate_limited           429  (retry_after)
@@ -44,6 +48,9 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "InputTooLargeError",
+    "InvalidNamespaceError",
+    "ItemNotFoundError",
+    "ItemTooLargeError",
     "NotFoundError",
     "PermissionDeniedError",
     "ProviderConnectionError",
@@ -58,6 +65,7 @@ __all__ = [
     "ServiceUnavailableError",
     "SessionBusyError",
     "SessionNotFoundError",
+    "StoreFullError",
     "TemplateConfigError",
     "TemplateNotFoundError",
     "ToolExecutionError",
@@ -119,6 +127,14 @@ class InputTooLargeError(ValidationError):
     status_code = 413
 
 
+class InvalidNamespaceError(ValidationError):
+    code = "invalid_namespace"
+
+
+class ItemTooLargeError(ValidationError):
+    code = "item_too_large"
+
+
 class TemplateConfigError(ValidationError):
     code = "invalid_template"
 
@@ -140,6 +156,10 @@ class RunNotFoundError(NotFoundError):
     code = "run_not_found"
 
 
+class ItemNotFoundError(NotFoundError):
+    code = "item_not_found"
+
+
 class ConflictError(AgentRuntimeError):
     code = "conflict"
     status_code = 409
@@ -147,6 +167,10 @@ class ConflictError(AgentRuntimeError):
 
 class SessionBusyError(ConflictError):
     code = "session_busy"
+
+
+class StoreFullError(ConflictError):
+    code = "store_full"
 
 
 class AuthenticationError(AgentRuntimeError):

@@ -37,6 +37,8 @@ from agent_runtime.runs.worker import RunWorker, SalvageHook
 from agent_runtime.sessions import SessionManager, build_session_manager
 from agent_runtime.sessions.threads import Threads
 from agent_runtime.settings import Settings, load_settings
+from agent_runtime.store import RunScopedStore
+from agent_runtime.store import build_store as build_memory_store
 from agent_runtime.tracing import TracingObserver, configure_tracing
 from agent_runtime.types import AgentContext, AgentResult
 from agent_runtime.workflows.spec import placeholders, render_input
@@ -69,6 +71,8 @@ class Runtime:
     """Every run as a durable record (see ``agent_runtime.runs``)."""
     dispatcher: RunDispatcher | None = None
     """This process's background runs; started by the server (``start_dispatcher``)."""
+    store: Any = None
+    """The long-term memory backend (a LangGraph ``BaseStore``); reach it through ``TenantStore``."""
     _reaper_task: asyncio.Task[None] | None = None
 
     @property
@@ -102,6 +106,9 @@ class Runtime:
         if "redis" in (settings.state_backend, settings.event_bus):  # before any Redis client is made
             closers.append(_redis_breaker(settings, metrics))
         factory = AgentFactory(settings)
+        memory_store = await build_memory_store(settings)
+        factory.use_store(RunScopedStore(memory_store, settings.store))
+        closers.append(memory_store)
         sessions = build_session_manager(settings)
         security = open_security_stores(settings)
         cost_tracker = build_cost_tracker(settings)
@@ -181,6 +188,7 @@ class Runtime:
             reaper,
             run_records,
             dispatcher,
+            store=memory_store,
         )
 
     async def start_dispatcher(self) -> None:

@@ -5,6 +5,8 @@
 | ``agents:run:<template>``, ``agents:run:*`` | running it (any template): runs, chat completions |
 | ``sessions`` | ``/v1/sessions`` (create, list, read, messages, delete), and runs that name a session |
 | ``usage`` | ``GET /v1/usage`` |
+| ``store:read`` | the long-term store: ``GET /store/items``, item search, namespace listing |
+| ``store:write`` | the long-term store: ``PUT`` and ``DELETE /store/items`` |
 | ``models:override`` | a run's ``model`` other than ``offline`` |
 | ``metrics:read`` | ``/metrics`` and ``/readyz``'s details when ``metrics_require_auth`` is on |
 | ``dashboard:fleet`` | the dashboard's fleet view (with ``admin``) |
@@ -28,6 +30,8 @@ __all__ = [
     "MODELS_OVERRIDE",
     "RUN_PREFIX",
     "SESSIONS",
+    "STORE_READ",
+    "STORE_WRITE",
     "USAGE",
     "check_scopes",
     "run_scope",
@@ -39,9 +43,13 @@ USAGE = "usage"
 MODELS_OVERRIDE = "models:override"
 METRICS_READ = "metrics:read"
 DASHBOARD_FLEET = "dashboard:fleet"
+STORE_READ = "store:read"
+STORE_WRITE = "store:write"
 RUN_PREFIX = "agents:run:"
 DEFAULT_SCOPES = frozenset({SESSIONS, USAGE})
-_FIXED = frozenset({"*", ADMIN, SESSIONS, USAGE, MODELS_OVERRIDE, METRICS_READ, DASHBOARD_FLEET})
+_FIXED = frozenset(
+    {"*", ADMIN, SESSIONS, USAGE, MODELS_OVERRIDE, METRICS_READ, DASHBOARD_FLEET, STORE_READ, STORE_WRITE}
+)
 _TEMPLATE = re.compile(r"[A-Za-z0-9_.-]{1,200}|\*")
 
 

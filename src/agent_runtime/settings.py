@@ -22,6 +22,7 @@ __all__ = [
     "RunSettings",
     "SessionSettings",
     "Settings",
+    "StoreSettings",
     "load_settings",
 ]
 
@@ -143,6 +144,30 @@ class RunSettings(BaseModel):
         return self
 
 
+class StoreSettings(BaseModel):
+    """Long-term memory store bounds, per tenant (``AGENT_RUNTIME_STORE__...``)."""
+
+    max_item_bytes: int = Field(default=64 * 1024, ge=1)
+    """Largest JSON-encoded value one item may hold; a bigger one is refused (422)."""
+    max_items_per_tenant: int = Field(default=10_000, ge=1)
+    """Items one tenant may keep (all its users together); a new item beyond it is refused (409).
+    Concurrent writers may each pass the check once, so the bound may be exceeded by their number."""
+    max_namespace_depth: int = Field(default=8, ge=1, le=64)
+    """Labels a client's namespace may have (the tenant and user labels are added on top)."""
+    max_label_chars: int = Field(default=128, ge=1)
+    max_key_chars: int = Field(default=256, ge=1)
+    max_page: int = Field(default=1000, ge=1)
+    """Largest ``limit`` of a search or namespace listing."""
+    max_offset: int = Field(default=100_000, ge=0)
+    index_embed: str | None = None
+    """Switch on semantic search (``query``): ``offline`` (hashing, no provider) or an embeddings model
+    string (``openai:text-embedding-3-small``). Memory and SQLite (sqlite-vec) only; ``None``: no index."""
+    index_dims: int = Field(default=256, ge=1, le=8192)
+    """Vector size; must match the embeddings model."""
+    index_fields: list[str] = Field(default_factory=lambda: ["$"])
+    """Which parts of a value are embedded (JSON paths; ``$``: the whole value)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable about the runtime."""
 
@@ -195,6 +220,7 @@ class Settings(BaseSettings):
     events: EventBusSettings = Field(default_factory=EventBusSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
     runs: RunSettings = Field(default_factory=RunSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @classmethod
     def settings_customise_sources(

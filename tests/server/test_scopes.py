@@ -23,6 +23,8 @@ SCOPES = [
     "models:override",
     "metrics:read",
     "dashboard:fleet",
+    "store:read",
+    "store:write",
     "admin",
     "",  # no scope list at all: the defaults
 ]
@@ -68,6 +70,11 @@ ROUTES = [
     route("GET", "/v1/usage", {"usage"}, 200),
     route("GET", "/metrics", {"metrics:read"}, 200),
     route("GET", "/dashboard/data", {"admin"}, 200),
+    route("PUT", "/store/items", {"store:write"}, 204, body={"namespace": ["n"], "key": "k", "value": {"v": 1}}),
+    route("GET", "/store/items?namespace=nowhere&key=k", {"store:read"}, 404),
+    route("DELETE", "/store/items", {"store:write"}, 404, body={"namespace": ["nowhere"], "key": "k"}),
+    route("POST", "/store/items/search", {"store:read"}, 200, body={"namespace_prefix": ["n"]}),
+    route("POST", "/store/namespaces", {"store:read"}, 200, body={}),
     route("GET", "/healthz", set(), 200),
     route("GET", "/readyz", set(), 200),
     route("POST", "/assistants/search", set(), 200, body={}),

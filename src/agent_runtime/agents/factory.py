@@ -11,6 +11,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
 
 from agent_runtime._files import config_files
 from agent_runtime.agents._registry import Registry
@@ -31,10 +32,13 @@ __all__ = ["AgentFactory", "MemoryPolicy"]
 @dataclass(frozen=True)
 class MemoryPolicy:
     """How much conversation an agent keeps: ``stateful`` binds the session's checkpointer; the oldest
-    turns beyond ``max_messages`` are removed from the stored history before each model call."""
+    turns beyond ``max_messages`` are removed from the stored history before each model call;
+    ``long_term`` also compiles the agent with the long-term store (``remember`` / ``recall`` and any
+    tool or middleware reading ``runtime.store``), confined to the run's owner."""
 
     stateful: bool = True
     max_messages: int | None = None
+    long_term: bool = False
 
 
 class AgentFactory:
@@ -62,6 +66,8 @@ class AgentFactory:
         self.memory: Registry[MemoryPolicy] = Registry("memory")
         self.workflows: Registry[Any] = Registry("workflow")
         self.lc_middlewares: Registry[LCMiddlewareBuilder] = Registry("langchain middleware")
+        self.store: BaseStore | None = None
+        """The long-term store agents with ``long_term`` memory get (set by the runtime, ``use_store``)."""
         self._templates: dict[str, AgentTemplate] = {}
         self._cache: dict[tuple[str, str, int], Any] = {}
         self._lock = threading.Lock()
@@ -69,14 +75,18 @@ class AgentFactory:
             self.lc_middlewares.register(name, builder)
         self.memory.register("conversation", MemoryPolicy(True, self.settings.limits.max_history_messages))
         self.memory.register("none", MemoryPolicy(stateful=False))
+        self.memory.register("long_term", MemoryPolicy(True, self.settings.limits.max_history_messages, long_term=True))
         if register_defaults:
             self._register_default_components()
 
     def _register_default_components(self) -> None:
         from agent_runtime.tools.calculator import calculator
+        from agent_runtime.tools.memory import memory_tools
         from agent_runtime.tools.search import make_search_tool
 
         self.tools.register("calculator", calculator)
+        for name, memory_tool in memory_tools().items():
+            self.tools.register(name, memory_tool)
         docs = self.settings.documents_dir
         self.tools.register("search", factory=lambda: make_search_tool(docs))
         for template in DEFAULT_TEMPLATES:
@@ -100,6 +110,13 @@ class AgentFactory:
 
     def register_memory(self, name: str, policy: MemoryPolicy, *, replace: bool = False) -> None:
         self.memory.register(name, policy, replace=replace)
+
+    def use_store(self, store: BaseStore | None) -> None:
+        """Give agents whose memory policy is ``long_term`` this store (the runtime passes one that
+        confines each call to the run's owner: ``agent_runtime.store.RunScopedStore``)."""
+        with self._lock:
+            self.store = store
+            self._cache.clear()
 
     def register_workflow(
         self, name: str, graph: Any = None, *, builder: Callable[[], Any] | None = None, replace: bool = False
@@ -167,8 +184,11 @@ class AgentFactory:
         model: str | BaseChatModel | None = None,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         extra_tools: Sequence[BaseTool] = (),
+        store: BaseStore | None = None,
     ) -> Any:
-        """Build a compiled agent (a LangGraph graph) from a template or a template-shaped dict."""
+        """Build a compiled agent (a LangGraph graph) from a template or a template-shaped dict.
+
+        A template with ``long_term`` memory gets ``store`` (default: the factory's ``store``)."""
         template = AgentTemplate.parse(config)
         self.validate_template(template)
         if template.workflow is not None:
@@ -200,8 +220,19 @@ class AgentFactory:
             system_prompt=template.system_prompt,
             middleware=middleware,
             checkpointer=checkpointer if policy.stateful else None,
+            store=self._long_term_store(template, policy, store),
             name=template.name,
         )
+
+    def _long_term_store(self, template: AgentTemplate, policy: MemoryPolicy, store: BaseStore | None) -> Any:
+        if not policy.long_term:
+            return None
+        store = store if store is not None else self.store
+        if store is None:
+            raise ConfigurationError(
+                f"template {template.name!r} has long_term memory but the factory has no store (use_store)"
+            )
+        return store
 
     def create_from_template(
         self, name: str, *, model: str | None = None, checkpointer: BaseCheckpointSaver[Any] | None = None

@@ -42,6 +42,7 @@ from agent_runtime.orchestration.observers import ObserverGroup, RunObserver
 from agent_runtime.orchestration.recovery import DURABLE_KEY
 from agent_runtime.orchestration.retry_budget import RetryBudget, RetryPolicy
 from agent_runtime.settings import Settings
+from agent_runtime.store.agent import scope_config
 from agent_runtime.tracing import run_callbacks
 from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
 from agent_runtime.workflows._charges import WorkflowRun
@@ -386,6 +387,8 @@ class AgentExecutor:
         callbacks = [handler, *run_callbacks()] if handler is not None else run_callbacks()
         if callbacks:
             config["callbacks"] = callbacks
+        # whose long-term memory the run's store calls reach (agents with long_term memory)
+        config.setdefault("configurable", {}).update(scope_config(context.tenant or "default", context.user or "local"))
         if context.generation is not None:  # read by every model call (agents.generation)
             config.setdefault("configurable", {})[GENERATION_KEY] = context.generation.model_settings()
         if context.metadata.get(DURABLE_KEY):  # tools are at-least-once: this is what they key idempotency on

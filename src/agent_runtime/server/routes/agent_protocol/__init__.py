@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agent_runtime.server.routes.agent_protocol import assistants, info, threads
+from agent_runtime.server.routes.agent_protocol import assistants, info, store, threads
 
 __all__ = ["router"]
 
@@ -14,4 +14,4 @@ router.include_router(info.router)
 router.include_router(assistants.router)
 router.include_router(threads.router)
 # runs (helper ap-runs): router.include_router(runs.router)
-# store (helper store): router.include_router(store.router)
+router.include_router(store.router)
