@@ -55,6 +55,13 @@ async def stored(backend: str, saver: Any, thread_id: str) -> dict[str, int]:
             async with saver.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?", (thread_id,)) as cur:
                 counts[table] = (await cur.fetchone())[0]
         return counts  # channel values live inside the checkpoint rows
+    if backend == "postgres":
+        counts = {}
+        for name, table in (("checkpoints", "checkpoints"), ("writes", "checkpoint_writes"), ("blobs", "checkpoint_blobs")):
+            async with saver.client.connection("test") as conn:
+                cur = await conn.execute(f"SELECT COUNT(*) AS n FROM {table} WHERE thread_id = %s", (thread_id,))
+                counts[name] = (await cur.fetchone())["n"]
+        return counts
     idx, cp, bf, blobs, wkeys = saver._thread_keys(thread_id)
     client = saver.client
     assert await client.hlen(cp) == await client.zcard(idx) == await client.hlen(bf)
