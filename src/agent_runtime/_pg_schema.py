@@ -135,14 +135,21 @@ CREATE TABLE IF NOT EXISTS ar_schema_migrations (
 """
 
 
+async def _scalar(conn: Any, sql: str) -> Any:
+    """The one value of a query, whatever row factory the connection has."""
+    from psycopg.rows import tuple_row
+
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(sql)
+    row = await cur.fetchone()
+    return row[0]
+
+
 async def schema_version(conn: Any) -> int:
     """The highest applied version (0 on an empty database)."""
-    cur = await conn.execute("SELECT to_regclass('ar_schema_migrations') IS NOT NULL")
-    row = await cur.fetchone()
-    if not row[0]:
+    if not await _scalar(conn, "SELECT to_regclass('ar_schema_migrations') IS NOT NULL"):
         return 0
-    cur = await conn.execute("SELECT coalesce(max(version), 0) FROM ar_schema_migrations")
-    return int((await cur.fetchone())[0])
+    return int(await _scalar(conn, "SELECT coalesce(max(version), 0) FROM ar_schema_migrations"))
 
 
 async def ensure_schema(conn: Any, *, migrate: bool = True, target: int = LATEST) -> list[int]:
@@ -163,13 +170,12 @@ async def ensure_schema(conn: Any, *, migrate: bool = True, target: int = LATEST
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         await conn.execute(_TABLE)
-        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM ar_schema_migrations")
-        current = int((await cur.fetchone())[0])
+        current = int(await _scalar(conn, "SELECT coalesce(max(version), 0) FROM ar_schema_migrations"))
         if current > LATEST:
             raise ConfigurationError(f"the PostgreSQL schema is at version {current}, newer than this release ({LATEST})")
         for migration in MIGRATIONS:
             if current < migration.version <= target:
-                await conn.execute(migration.sql)
+                await conn.execute(migration.sql, prepare=False)  # several statements: never prepared
                 await conn.execute(
                     "INSERT INTO ar_schema_migrations (version, name) VALUES (%s, %s)",
                     (migration.version, migration.name),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.backends import backend_settings
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.types import Command, interrupt
@@ -203,9 +204,8 @@ async def test_negative_history_is_refused(make_manager: Callable[..., SessionMa
 async def test_the_setting_reaches_every_saver(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = request.getfixturevalue("redis_url") if backend == "redis" else "redis://127.0.0.1:1/0"
     monkeypatch.setenv("AGENT_RUNTIME_SESSIONS__CHECKPOINT_HISTORY", "3")
-    manager = build_session_manager(Settings(state_backend=backend, data_dir=tmp_path, redis_url=url))
+    manager = build_session_manager(backend_settings(backend, request, tmp_path))
     try:
         assert manager.checkpoint_history == manager.checkpointer.history == 3
         session = await manager.create_session("ada", tenant="t1")
