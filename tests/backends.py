@@ -46,7 +46,13 @@ def backend_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Pat
 
 
 def build_store(
-    family: str, backend: str, request: pytest.FixtureRequest, tmp_path: Path, *, settings: Settings | None = None, **options: Any
+    family: str,
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    *,
+    settings: Settings | None = None,
+    **options: Any,
 ) -> Any:
     """A ``family`` store on ``backend``, built by the registry."""
     return build(family, settings or backend_settings(backend, request, tmp_path), **options)

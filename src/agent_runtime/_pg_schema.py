@@ -172,7 +172,9 @@ async def ensure_schema(conn: Any, *, migrate: bool = True, target: int = LATEST
         await conn.execute(_TABLE)
         current = int(await _scalar(conn, "SELECT coalesce(max(version), 0) FROM ar_schema_migrations"))
         if current > LATEST:
-            raise ConfigurationError(f"the PostgreSQL schema is at version {current}, newer than this release ({LATEST})")
+            raise ConfigurationError(
+                f"the PostgreSQL schema is at version {current}, newer than this release ({LATEST})"
+            )
         for migration in MIGRATIONS:
             if current < migration.version <= target:
                 await conn.execute(migration.sql, prepare=False)  # several statements: never prepared
@@ -182,3 +184,17 @@ async def ensure_schema(conn: Any, *, migrate: bool = True, target: int = LATEST
                 )
                 applied.append(migration.version)
     return applied
+
+
+async def migrate_url(url: str, *, target: int = LATEST, connect_timeout: float = 5.0) -> list[int]:
+    """Apply the pending migrations (up to ``target``) to the database at ``url``; the versions applied."""
+    import psycopg
+
+    from agent_runtime._postgres import pg_errors
+
+    async with pg_errors("migrate"):
+        conn = await psycopg.AsyncConnection.connect(
+            url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
+        )
+        async with conn:
+            return await ensure_schema(conn, target=target)

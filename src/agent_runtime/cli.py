@@ -188,7 +188,7 @@ def parse_when(value: str | None) -> datetime | None:
 
 
 def _register_commands() -> None:
-    from agent_runtime import cli_admin, cli_runs, cli_workflows  # noqa: F401  (register keys, usage, runs, resume)
+    from agent_runtime import cli_admin, cli_migrate, cli_runs, cli_workflows  # noqa: F401  (keys, usage, migrate, runs, resume)
 
     with contextlib.suppress(ImportError):
         importlib.import_module("agent_runtime.event_bus.cli")  # registers consume

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.backends import STATE_BACKENDS, build_store
 
 from agent_runtime.limits.quota.base import QuotaLedger
 from agent_runtime.limits.rate.base import RateLimiter
 from agent_runtime.limits.rate.failover import FailOpenRateLimiter
 from agent_runtime.limits.rate.memory import MemoryRateLimiter
 from agent_runtime.limits.rate.redis import RedisRateLimiter
+from tests.backends import STATE_BACKENDS, build_store
 
 RATE_BACKENDS = [
     pytest.param("memory", id="memory"),

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.backends import STATE_BACKENDS, build_store
 
 from agent_runtime.monitoring.usage import UsageStore
 from agent_runtime.types import AgentResult, ToolCallRecord, Usage
+from tests.backends import STATE_BACKENDS, build_store
 
 
 def _make_result(

@@ -14,7 +14,6 @@ from agent_runtime.errors import SessionNotFoundError
 from agent_runtime.models.offline import OfflineChatModel
 from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.sessions import build_session_manager
-from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
 from tests.backends import STATE_BACKENDS, backend_settings
 from tests.helpers import resolver_for

@@ -9,17 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.backends import STATE_BACKENDS, build_store
 
 from agent_runtime.errors import BackendError
-from agent_runtime.runs import MemoryRunRecordStore, Run, RunFilter, RunRecordStore
-from agent_runtime.runs.redis import RedisRunRecordStore
+from agent_runtime.runs import Run, RunFilter, RunRecordStore
 from agent_runtime.runs.postgres import PostgresRunRecordStore
+from agent_runtime.runs.redis import RedisRunRecordStore
 from agent_runtime.runs.sqlite import SQLiteRunRecordStore
 from agent_runtime.settings import PostgresSettings
 from agent_runtime.types import Principal
-
-
+from tests.backends import STATE_BACKENDS, build_store
 
 FAST_PG = PostgresSettings(connect_timeout=1, pool_timeout=1)
 

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.backends import STATE_BACKENDS, build_store
 
 from agent_runtime.security.base import KeyStore
+from tests.backends import STATE_BACKENDS, build_store
 
 
 @pytest.fixture(params=STATE_BACKENDS)

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.backends import backend_settings
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.types import Command, interrupt
 from pydantic import ValidationError as PydanticValidationError
+from tests.backends import backend_settings
 
 from agent_runtime.errors import ValidationError
 from agent_runtime.sessions import SessionManager, build_session_manager
@@ -58,7 +58,11 @@ async def stored(backend: str, saver: Any, thread_id: str) -> dict[str, int]:
         return counts  # channel values live inside the checkpoint rows
     if backend == "postgres":
         counts = {}
-        for name, table in (("checkpoints", "checkpoints"), ("writes", "checkpoint_writes"), ("blobs", "checkpoint_blobs")):
+        for name, table in (
+            ("checkpoints", "checkpoints"),
+            ("writes", "checkpoint_writes"),
+            ("blobs", "checkpoint_blobs"),
+        ):
             async with saver.client.connection("test") as conn:
                 cur = await conn.execute(f"SELECT COUNT(*) AS n FROM {table} WHERE thread_id = %s", (thread_id,))
                 counts[name] = (await cur.fetchone())["n"]

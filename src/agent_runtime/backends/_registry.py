@@ -61,8 +61,9 @@ class StateURL:
 
     @property
     def path(self) -> Path:
-        """The database file of a ``sqlite:///path`` URL."""
-        path = urlsplit(self.raw).path
+        """The database file of a SQLite URL, as SQLAlchemy spells them: ``sqlite:///relative/file`` or
+        ``sqlite:////absolute/file``."""
+        path = urlsplit(self.raw).path[1:]
         if not path or path == "/":
             raise ConfigurationError(f"{self.raw!r}: a sqlite URL names its file, as sqlite:///path/to/state.sqlite3")
         return Path(path)

@@ -24,7 +24,9 @@ def _sqlite(target: BackendTarget) -> Any:
 def _redis(target: BackendTarget) -> Any:
     from agent_runtime.security.redis import RedisKeyStore
 
-    return RedisKeyStore(target.url.raw, target.settings.redis, client=target.options.get("redis_client"), **target.extra)
+    return RedisKeyStore(
+        target.url.raw, target.settings.redis, client=target.options.get("redis_client"), **target.extra
+    )
 
 
 def _postgresql(target: BackendTarget) -> Any:

@@ -26,7 +26,9 @@ def _sqlite(target: BackendTarget) -> Any:
 def _redis(target: BackendTarget) -> Any:
     from agent_runtime.limits.quota.redis import RedisQuotaLedger
 
-    return RedisQuotaLedger(target.url.raw, target.settings.redis, client=target.options.get("redis_client"), **target.extra)
+    return RedisQuotaLedger(
+        target.url.raw, target.settings.redis, client=target.options.get("redis_client"), **target.extra
+    )
 
 
 def _postgresql(target: BackendTarget) -> Any:

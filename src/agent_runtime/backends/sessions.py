@@ -18,7 +18,9 @@ def _memory(target: BackendTarget) -> Any:
 def _sqlite(target: BackendTarget) -> Any:
     from agent_runtime.sessions.sqlite import SqliteSessionStore
 
-    return SqliteSessionStore(target.url.path, checkpoint_path=target.url.sibling("checkpoints.sqlite3"), **target.extra)
+    return SqliteSessionStore(
+        target.url.path, checkpoint_path=target.url.sibling("checkpoints.sqlite3"), **target.extra
+    )
 
 
 def _redis(target: BackendTarget) -> Any:

@@ -34,7 +34,16 @@ _FRESH = "(NOT (status = ANY(%s)) OR ended_at IS NULL OR ended_at >= %s)"
 
 
 def _row(run: Run) -> tuple[Any, ...]:
-    return (run.run_id, run.tenant, run.status, run.session_id, run.template, run.created_at, run.ended_at, run.to_json())
+    return (
+        run.run_id,
+        run.tenant,
+        run.status,
+        run.session_id,
+        run.template,
+        run.created_at,
+        run.ended_at,
+        run.to_json(),
+    )
 
 
 class PostgresRunRecordStore(RunRecordStore):

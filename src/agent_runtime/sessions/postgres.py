@@ -112,7 +112,9 @@ class PostgresSessionStore(SessionStore):
         return await self._db.execute("sessions.lock_renew", sql, (time.time() + lease_s, key, token)) > 0
 
     async def release_lease(self, key: str, token: str) -> None:
-        await self._db.execute("sessions.unlock", "DELETE FROM ar_session_locks WHERE key = %s AND token = %s", (key, token))
+        await self._db.execute(
+            "sessions.unlock", "DELETE FROM ar_session_locks WHERE key = %s AND token = %s", (key, token)
+        )
 
     def make_checkpointer(self, history: int | None = DEFAULT_CHECKPOINT_HISTORY) -> Any:
         from psycopg.rows import dict_row

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from agent_runtime.settings import Settings
 from tests.backends import STATE_BACKENDS
 from tests.backends import backend_settings as settings_on
 
-from agent_runtime.settings import Settings
 
 @pytest.fixture(params=STATE_BACKENDS)
 def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:

@@ -132,7 +132,9 @@ class Stack:
                 await asyncio.sleep(0.01)
 
         self.model.registered = registered
-        shared = (self.store, self.security.ledger) if url_for(self.settings, "run_registry").engine == "memory" else None
+        shared = (
+            (self.store, self.security.ledger) if url_for(self.settings, "run_registry").engine == "memory" else None
+        )
         target = lambda: self.claimed.append(reap_when_stalled(self.settings, shared, charge, self.model))  # noqa: E731
         self.reaper = threading.Thread(target=target)
         self.reaper.start()

@@ -20,8 +20,8 @@ from agent_runtime.settings import PostgresSettings
 __all__ = ["PostgresQuotaLedger"]
 
 _ENSURE = (
-    "INSERT INTO ar_quota_spent (bucket, spent, window_end) SELECT b, 0, e FROM unnest(%s::text[], %s::float8[]) AS t(b, e) "
-    "ON CONFLICT (bucket) DO NOTHING"
+    "INSERT INTO ar_quota_spent (bucket, spent, window_end) "
+    "SELECT b, 0, e FROM unnest(%s::text[], %s::float8[]) AS t(b, e) ON CONFLICT (bucket) DO NOTHING"
 )
 _LOCK = "SELECT bucket, spent FROM ar_quota_spent WHERE bucket = ANY(%s) ORDER BY bucket FOR UPDATE"
 _RESERVED = (
@@ -89,9 +89,7 @@ class PostgresQuotaLedger(QuotaLedger):
             await self._lock(conn, buckets)
             keys = [b.key for b in buckets]
             await conn.execute("DELETE FROM ar_quota_reservations WHERE bucket = ANY(%s) AND rid = %s", (keys, rid))
-            await conn.cursor().executemany(
-                _ADD, [(amount, b.key) for b, amount in zip(buckets, amounts, strict=True)]
-            )
+            await conn.cursor().executemany(_ADD, [(amount, b.key) for b, amount in zip(buckets, amounts, strict=True)])
         self._settles += 1
         if self._settles % 1000 == 1:  # now and then, not on every settle: forget closed windows
             await self._expire_old(now)
@@ -108,9 +106,7 @@ class PostgresQuotaLedger(QuotaLedger):
             if not await self._first_time(conn, op_id, now):
                 return
             await self._lock(conn, buckets)
-            await conn.cursor().executemany(
-                _ADD, [(amount, b.key) for b, amount in zip(buckets, amounts, strict=True)]
-            )
+            await conn.cursor().executemany(_ADD, [(amount, b.key) for b, amount in zip(buckets, amounts, strict=True)])
 
     async def _status(self, buckets: Sequence[Bucket]) -> list[tuple[int, int]]:
         keys = [b.key for b in buckets]

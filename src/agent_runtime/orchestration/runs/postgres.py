@@ -66,7 +66,8 @@ class PostgresRunStore(RunStore):
                 record.status, record.heartbeat_at, record.charge = "abandoned", heartbeat_at, charge
                 records.append(record)
                 await conn.execute(
-                    "UPDATE ar_run_registry SET status = 'abandoned', heartbeat_at = %s, record = %s::jsonb WHERE key = %s",
+                    "UPDATE ar_run_registry SET status = 'abandoned', heartbeat_at = %s, record = %s::jsonb"
+                    " WHERE key = %s",
                     (now, record.to_json(), key),
                 )
             await conn.execute(
