@@ -144,6 +144,9 @@ class PgClient:
                 min_size=min(self.cfg.min_connections, self.max_connections),
                 max_size=self.max_connections,
                 timeout=self.cfg.pool_timeout,
+                # psycopg retries a failed connect with a backoff doubling from 1 s; giving up early lets
+                # the next caller start a fresh attempt at once, so a restarted server is seen in seconds
+                reconnect_timeout=max(2.0, 2 * self.cfg.connect_timeout),
                 kwargs=self._kwargs(),
                 open=False,
                 name=self.name,
