@@ -51,7 +51,11 @@ def main() -> None:
             "redis": ("redis", {"AGENT_RUNTIME_REDIS_URL": redis_url}),
             "postgres": (
                 "sqlite",
-                {"AGENT_RUNTIME_STATE_URL": pg_url, "AGENT_RUNTIME_STATE_URLS__RATE_LIMITS": redis_url},
+                {
+                    "AGENT_RUNTIME_STATE_URL": pg_url,
+                    "AGENT_RUNTIME_STATE_URLS__RATE_LIMITS": redis_url,
+                    "AGENT_RUNTIME_POSTGRES__MAX_CONNECTIONS": "12",
+                },
             ),
         }
         targets = {}
