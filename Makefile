@@ -18,8 +18,13 @@ run: $(STAMP)
 	$(BIN)/agent-runtime serve --host 127.0.0.1 --port 8000
 
 # What the tests need beyond Python packages: a redis-server binary (the tests start their own
-# servers on free ports), promtool to check the alert rules, and Debian's Chromium for the dashboard test.
+# servers on free ports), promtool to check the alert rules, and Debian's Chromium for the dashboard test;
+# PostgreSQL: its binaries (fault tests run their own server) and the machine's server on 127.0.0.1:5432
+# (contract suites create and drop a database of their own there).
 services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster $$(ls /usr/lib/postgresql | sort -n | tail -1) main start || \
+		echo "PostgreSQL is not running on 127.0.0.1:5432: the postgres tests will fail"
 	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || \

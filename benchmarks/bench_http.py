@@ -47,12 +47,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def start_server(backend: str, port: int, data_dir: str) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    backend: str, port: int, data_dir: str, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME_")}
     env |= {
         "AGENT_RUNTIME_STATE_BACKEND": backend,
         "AGENT_RUNTIME_DATA_DIR": data_dir,
         "AGENT_RUNTIME_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     cli = Path(sys.executable).parent / "agent-runtime"
     args = [str(cli), "serve", "--host", "127.0.0.1", "--port", str(port)]

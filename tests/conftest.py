@@ -130,6 +130,62 @@ def fault_redis() -> Iterator[RedisServer]:
     shutil.rmtree(server.dir, ignore_errors=True)
 
 
+PG_ADMIN_URL = os.environ.get("AGENT_RUNTIME_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+"""The machine's PostgreSQL (trust auth); each test session works in a database of its own."""
+_KEPT_TABLES = ("ar_schema_migrations", "checkpoint_migrations")
+
+
+class PostgresDatabase:
+    """A uniquely named database on the machine's server, created for this test session and dropped after."""
+
+    def __init__(self, admin_url: str = PG_ADMIN_URL) -> None:
+        import uuid
+
+        self.admin_url = admin_url
+        self.name = f"ar_test_{uuid.uuid4().hex[:12]}"
+        self.url = admin_url.rsplit("/", 1)[0] + f"/{self.name}"
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql)
+
+    def create(self) -> None:
+        try:
+            self._admin(f'CREATE DATABASE "{self.name}"')
+        except Exception as exc:
+            pytest.fail(f"PostgreSQL at {self.admin_url} is not reachable ({exc}); `make test` needs it running")
+
+    def drop(self) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def truncate(self) -> None:
+        """Empty every table (the schema and its migration versions stay)."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+            tables = [f'"{name}"' for (name,) in rows if name not in _KEPT_TABLES]
+            if tables:
+                conn.execute(f"TRUNCATE {', '.join(tables)}")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[PostgresDatabase]:
+    database = PostgresDatabase()
+    database.create()
+    yield database
+    database.drop()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: PostgresDatabase) -> str:
+    """The session's database, emptied for this test."""
+    postgres_database.truncate()
+    return postgres_database.url
+
+
 @pytest.fixture(autouse=True)
 def _no_real_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach a real LLM provider: no keys, offline model by default."""

@@ -11,17 +11,35 @@ refuse one extra call, never wedge the breaker.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal
 
-__all__ = ["BreakerEvent", "BreakerState", "CircuitBreaker"]
+__all__ = ["BreakerEvent", "BreakerState", "CircuitBreaker", "breaker_probe", "probing"]
 
 log = logging.getLogger("agent_runtime.breaker")
 
 BreakerState = Literal["closed", "open", "half_open"]
 BreakerEvent = Literal["failure", "rejected", "opened", "closed"]
+_PROBING: contextvars.ContextVar[bool] = contextvars.ContextVar("agent_runtime_breaker_probe", default=False)
+
+
+@contextlib.contextmanager
+def breaker_probe() -> Iterator[None]:
+    """Calls inside go through an open breaker (and close it if they succeed): readiness probes."""
+    token = _PROBING.set(True)
+    try:
+        yield
+    finally:
+        _PROBING.reset(token)
+
+
+def probing() -> bool:
+    """Whether the current call is a readiness probe (see ``breaker_probe``)."""
+    return _PROBING.get()
 
 
 class CircuitBreaker:

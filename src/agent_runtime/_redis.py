@@ -13,10 +13,7 @@ it: their connections report failures and successes to it, and their pool refuse
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +22,7 @@ import redis.exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from agent_runtime._breaker import CircuitBreaker
+from agent_runtime._breaker import CircuitBreaker, breaker_probe, probing
 from agent_runtime.errors import BackendError, ValidationError
 from agent_runtime.settings import RedisSettings
 
@@ -43,7 +40,6 @@ __all__ = [
 _SAFE_PART = re.compile(r"[A-Za-z0-9_.@:\-]{1,200}")
 _BREAKERS: dict[str, CircuitBreaker] = {}
 """Process-wide on purpose: every client of one server in this process shares that server's fate."""
-_PROBING: contextvars.ContextVar[bool] = contextvars.ContextVar("agent_runtime_redis_probe", default=False)
 _FAILURES = (rexc.ConnectionError, rexc.TimeoutError)
 
 
@@ -79,16 +75,6 @@ def circuit_breaker(url: str) -> CircuitBreaker | None:
     return _BREAKERS.get(_server_key(url))
 
 
-@contextlib.contextmanager
-def breaker_probe() -> Iterator[None]:
-    """Calls inside go through an open breaker (and close it if they succeed): readiness probes."""
-    token = _PROBING.set(True)
-    try:
-        yield
-    finally:
-        _PROBING.reset(token)
-
-
 class _GuardedPool(aioredis.BlockingConnectionPool):
     """Refuses at once while the breaker is open, before waiting for or opening a connection.
 
@@ -100,7 +86,7 @@ class _GuardedPool(aioredis.BlockingConnectionPool):
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         breaker = self.breaker
-        if not _PROBING.get() and not breaker.allow():
+        if not probing() and not breaker.allow():
             raise CircuitOpenError(breaker)
         if self.seen_failures != breaker.total_failures:
             self.seen_failures = breaker.total_failures

@@ -192,7 +192,7 @@ def parse_when(value: str | None) -> datetime | None:
 
 
 def _register_commands() -> None:
-    from agent_runtime import cli_admin, cli_runs, cli_worker, cli_workflows  # noqa: F401  (keys, usage, runs, worker, resume)
+    from agent_runtime import cli_admin, cli_migrate, cli_runs, cli_worker, cli_workflows  # noqa: F401  (keys, usage, migrate, runs, worker, resume)
 
     with contextlib.suppress(ImportError):
         importlib.import_module("agent_runtime.event_bus.cli")  # registers consume

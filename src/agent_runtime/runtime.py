@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_runtime._redis import use_circuit_breaker
 from agent_runtime.accounting import AccountingOutbox, usage_appliers, usage_entry
 from agent_runtime.agents.factory import AgentFactory
 from agent_runtime.agents.templates import AgentTemplate
@@ -103,8 +102,7 @@ class Runtime:
         settings = settings or load_settings()
         metrics = metrics or RuntimeMetrics(tenant_allowlist=settings.metrics_tenant_allowlist)
         closers: list[Any] = []
-        if "redis" in (settings.state_backend, settings.event_bus):  # before any Redis client is made
-            closers.append(_redis_breaker(settings, metrics))
+        closers += _breakers(settings, metrics)  # before any Redis or PostgreSQL client is made
         factory = AgentFactory(settings)
         memory_store = await build_memory_store(settings)
         factory.use_store(RunScopedStore(memory_store, settings.store))
@@ -358,17 +356,25 @@ class _Unsubscribe:
         self._unsubscribe()
 
 
-def _redis_breaker(settings: Settings, metrics: RuntimeMetrics) -> _Unsubscribe:
-    """Install the process's breaker for the Redis server and count its failures and refusals."""
+def _breakers(settings: Settings, metrics: RuntimeMetrics) -> list[_Unsubscribe]:
+    """Install the process's breaker for each Redis and PostgreSQL server in use, counting its failures
+    and refusals (metrics ``backend_errors{backend="redis"|"postgres"}``)."""
+    from agent_runtime import _postgres, _redis
+    from agent_runtime.backends import engines_in_use
+
     rel = settings.reliability
-    breaker = use_circuit_breaker(settings.redis_url, failures=rel.breaker_failures, cooldown_s=rel.breaker_cooldown_s)
     operations = {"failure": "connection_failure", "rejected": "circuit_open"}
+    closers = []
+    for engine, module, backend in (("redis", _redis, "redis"), ("postgresql", _postgres, "postgres")):
+        for url in engines_in_use(settings, engine):
+            breaker = module.use_circuit_breaker(url, failures=rel.breaker_failures, cooldown_s=rel.breaker_cooldown_s)
 
-    def count(event: str) -> None:
-        if event in operations:
-            metrics.backend_error("redis", operations[event])
+            def count(event: str, backend: str = backend) -> None:
+                if event in operations:
+                    metrics.backend_error(backend, operations[event])
 
-    return _Unsubscribe(breaker.subscribe(count))
+            closers.append(_Unsubscribe(breaker.subscribe(count)))
+    return closers
 
 
 def _report_abandoned(metrics: RuntimeMetrics, publisher: Any) -> AbandonedHook:

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 __all__ = [
     "EventBusSettings",
     "LimitSettings",
+    "PostgresSettings",
     "RedisSettings",
     "ReliabilitySettings",
     "RunSettings",
@@ -37,6 +38,23 @@ class RedisSettings(BaseModel):
     connect_timeout: float = 1.0
     socket_timeout: float = 2.0
     key_prefix: str = "ar"
+
+
+class PostgresSettings(BaseModel):
+    """Client-side bounds for every PostgreSQL pool the runtime opens (``AGENT_RUNTIME_POSTGRES__...``)."""
+
+    max_connections: int = Field(default=4, ge=1)
+    """Connections of one store's pool (each family on PostgreSQL has its own pool, the checkpointer too);
+    callers wait up to ``pool_timeout`` for one instead of opening more."""
+    min_connections: int = Field(default=1, ge=0)
+    pool_timeout: float = Field(default=5.0, gt=0)
+    """Seconds a caller waits for a free pooled connection before ``BackendError`` (503)."""
+    connect_timeout: float = Field(default=2.0, gt=0)
+    statement_timeout_ms: int = Field(default=5_000, ge=0)
+    """Server-side bound of every statement (``SET statement_timeout``); 0: none."""
+    migrate_on_start: bool = True
+    """Apply pending schema migrations when a store first connects (under an advisory lock); with
+    ``False`` a store refuses to run on an older schema: run ``agent-runtime migrate`` first."""
 
 
 class LimitSettings(BaseModel):
@@ -176,7 +194,13 @@ class Settings(BaseSettings):
     )
 
     state_backend: Literal["memory", "sqlite", "redis"] = "sqlite"
-    """Where sessions, API keys, rate limits and quotas live."""
+    """Where sessions, API keys, rate limits and quotas live (when ``state_url`` is unset)."""
+    state_url: str | None = None
+    """Every family's backend by URL (``memory://``, ``sqlite:///path``, ``redis://...``, ``postgresql://...``);
+    unset: ``state_backend`` with ``redis_url`` / ``data_dir``. See ``agent_runtime.backends``."""
+    state_urls: dict[str, str] = Field(default_factory=dict)
+    """Per-family URLs over ``state_url`` (``AGENT_RUNTIME_STATE_URLS__RATE_LIMITS=redis://...``); keys are
+    the families of ``agent_runtime.backends`` (sessions, keys, rate_limits, quotas, usage, ...)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     data_dir: Path = Path("./.agent-runtime")
     event_bus: Literal["memory", "redis", "kafka"] = "memory"
@@ -215,6 +239,7 @@ class Settings(BaseSettings):
     """Browser origins allowed to call the API (CORS), e.g. ``["https://smith.langchain.com"]`` for
     LangGraph Studio or Agent Chat UI's origin; empty (the default): no CORS headers at all."""
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     events: EventBusSettings = Field(default_factory=EventBusSettings)

@@ -1,4 +1,5 @@
-"""Rate limiter and quota ledger fixtures, parametrized over every backend (real redis-server for Redis)."""
+"""Rate limiter and quota ledger fixtures, parametrized over every backend (real redis-server for Redis,
+the test session's PostgreSQL database); ledgers are built by the registry."""
 
 from __future__ import annotations
 
@@ -8,24 +9,18 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.limits.quota.base import QuotaLedger
-from agent_runtime.limits.quota.memory import MemoryQuotaLedger
-from agent_runtime.limits.quota.redis import RedisQuotaLedger
-from agent_runtime.limits.quota.sqlite import SQLiteQuotaLedger
 from agent_runtime.limits.rate.base import RateLimiter
 from agent_runtime.limits.rate.failover import FailOpenRateLimiter
 from agent_runtime.limits.rate.memory import MemoryRateLimiter
 from agent_runtime.limits.rate.redis import RedisRateLimiter
+from tests.backends import STATE_BACKENDS, build_store
 
 RATE_BACKENDS = [
     pytest.param("memory", id="memory"),
     pytest.param("redis", marks=pytest.mark.redis, id="redis"),
     pytest.param("failover", marks=pytest.mark.redis, id="failover"),
 ]
-QUOTA_BACKENDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
-]
+QUOTA_BACKENDS = STATE_BACKENDS
 
 
 @pytest.fixture(params=RATE_BACKENDS)
@@ -42,12 +37,6 @@ async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
 
 @pytest.fixture(params=QUOTA_BACKENDS)
 async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[QuotaLedger]:
-    led: QuotaLedger
-    if request.param == "memory":
-        led = MemoryQuotaLedger()
-    elif request.param == "sqlite":
-        led = SQLiteQuotaLedger(tmp_path / "quota.sqlite3")
-    else:
-        led = RedisQuotaLedger(request.getfixturevalue("redis_url"))
+    led: QuotaLedger = build_store("quotas", request.param, request, tmp_path)
     yield led
     await led.aclose()

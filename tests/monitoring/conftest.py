@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from agent_runtime._redis import make_redis
-from agent_runtime.monitoring.usage import MemoryUsageStore, UsageStore
-from agent_runtime.monitoring.usage.redis import RedisUsageStore
-from agent_runtime.monitoring.usage.sqlite import SqliteUsageStore
+from agent_runtime.monitoring.usage import UsageStore
 from agent_runtime.types import AgentResult, ToolCallRecord, Usage
+from tests.backends import STATE_BACKENDS, build_store
 
 
 def _make_result(
@@ -55,14 +53,8 @@ def make_result() -> Callable[..., AgentResult]:
     return _make_result
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=STATE_BACKENDS)
 async def usage_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UsageStore]:
-    store: UsageStore
-    if request.param == "memory":
-        store = MemoryUsageStore()
-    elif request.param == "sqlite":
-        store = SqliteUsageStore(tmp_path / "usage.sqlite3")
-    else:
-        store = RedisUsageStore(make_redis(request.getfixturevalue("redis_url")), prefix="test")
+    store: UsageStore = build_store("usage", request.param, request, tmp_path)
     yield store
     await store.aclose()

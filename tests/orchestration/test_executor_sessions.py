@@ -14,19 +14,17 @@ from agent_runtime.errors import SessionNotFoundError
 from agent_runtime.models.offline import OfflineChatModel
 from agent_runtime.orchestration.executor import AgentExecutor
 from agent_runtime.sessions import build_session_manager
-from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
+from tests.backends import STATE_BACKENDS, backend_settings
 from tests.helpers import resolver_for
 
 ADA = Principal(tenant="acme", user="ada")
 EVE = Principal(tenant="evil", user="eve")
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=STATE_BACKENDS)
 async def executor(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AgentExecutor]:
-    backend = request.param
-    url = request.getfixturevalue("redis_url") if backend == "redis" else "redis://unused"
-    settings = Settings(state_backend=backend, data_dir=tmp_path, redis_url=url)
+    settings = backend_settings(request.param, request, tmp_path)
     sessions = build_session_manager(settings)
     model = OfflineChatModel(token_latency_ms=2)
     executor = AgentExecutor(AgentFactory(settings, model_resolver=resolver_for(model)), session_manager=sessions)

@@ -47,11 +47,18 @@ def _count() -> Iterator[None]:
     record("isolation", cases=COUNTS["cases"], leaks=COUNTS["leaks"])
 
 
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
+@pytest.fixture(scope="module", params=["sqlite", "redis", pytest.param("postgres", marks=pytest.mark.postgres)])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir = tmp_path_factory.mktemp(f"isolation-{request.param}")
     env = {"AGENT_RUNTIME_STATE_BACKEND": request.param, "AGENT_RUNTIME_DATA_DIR": str(data_dir)}
-    options: dict[str, Any] = {"state_backend": request.param, "data_dir": data_dir, "jwt_secret": JWT_SECRET}
+    options: dict[str, Any] = {"data_dir": data_dir, "jwt_secret": JWT_SECRET}
+    if request.param == "postgres":
+        database = request.getfixturevalue("postgres_database")
+        database.truncate()
+        options["state_url"] = env["AGENT_RUNTIME_STATE_URL"] = database.url
+        del env["AGENT_RUNTIME_STATE_BACKEND"]
+    else:
+        options["state_backend"] = request.param
     if request.param == "redis":
         redis_server = request.getfixturevalue("redis_server")
         redis_server.flushall()

@@ -11,16 +11,15 @@ from typing import Any
 import pytest
 
 from agent_runtime.errors import BackendError
-from agent_runtime.runs import MemoryRunRecordStore, Run, RunFilter, RunRecordStore
+from agent_runtime.runs import Run, RunFilter, RunRecordStore
+from agent_runtime.runs.postgres import PostgresRunRecordStore
 from agent_runtime.runs.redis import RedisRunRecordStore
 from agent_runtime.runs.sqlite import SQLiteRunRecordStore
+from agent_runtime.settings import PostgresSettings
 from agent_runtime.types import Principal
+from tests.backends import STATE_BACKENDS, build_store
 
-BACKENDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
-]
+FAST_PG = PostgresSettings(connect_timeout=1, pool_timeout=1)
 
 
 class Clock:
@@ -34,18 +33,14 @@ class Clock:
 Factory = Callable[..., Awaitable[RunRecordStore]]
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=STATE_BACKENDS)
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Factory]:
     made: list[RunRecordStore] = []
 
     async def make(**options: Any) -> RunRecordStore:
-        store: RunRecordStore
-        if request.param == "memory":
-            store = MemoryRunRecordStore(**options)
-        elif request.param == "sqlite":
-            store = SQLiteRunRecordStore(tmp_path / f"runs{len(made)}.sqlite3", **options)
-        else:
-            store = RedisRunRecordStore(request.getfixturevalue("redis_url"), **options)
+        directory = tmp_path / f"s{len(made)}"  # a fresh SQLite file per store, as before
+        directory.mkdir()
+        store: RunRecordStore = build_store("run_records", request.param, request, directory, **options)
         made.append(store)
         return store
 
@@ -166,6 +161,12 @@ async def test_unreachable_backend_is_a_typed_error(request: pytest.FixtureReque
             await store.get("run_1")
     finally:
         await store.aclose()
+    postgres = PostgresRunRecordStore("postgresql://postgres@127.0.0.1:1/none", FAST_PG)
+    try:
+        with pytest.raises(BackendError):
+            await postgres.get("run_1")
+    finally:
+        await postgres.aclose()
     bad = tmp_path / "dir.sqlite3"
     bad.mkdir()
     sqlite = SQLiteRunRecordStore(bad)

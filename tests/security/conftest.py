@@ -1,4 +1,4 @@
-"""Key store fixtures: one parametrized fixture over every backend (memory, SQLite, real Redis)."""
+"""Key store fixtures: one parametrized fixture over every backend, built by the registry."""
 
 from __future__ import annotations
 
@@ -8,25 +8,11 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.security.base import KeyStore
-from agent_runtime.security.memory import MemoryKeyStore
-from agent_runtime.security.redis import RedisKeyStore
-from agent_runtime.security.sqlite import SQLiteKeyStore
-
-BACKENDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
-]
+from tests.backends import STATE_BACKENDS, build_store
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=STATE_BACKENDS)
 async def keystore(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KeyStore]:
-    store: KeyStore
-    if request.param == "memory":
-        store = MemoryKeyStore()
-    elif request.param == "sqlite":
-        store = SQLiteKeyStore(tmp_path / "keys.sqlite3")
-    else:
-        store = RedisKeyStore(request.getfixturevalue("redis_url"))
+    store: KeyStore = build_store("keys", request.param, request, tmp_path)
     yield store
     await store.aclose()

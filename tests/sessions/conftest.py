@@ -7,30 +7,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.backends import STATE_BACKENDS, backend_settings, build_store
 from tests.helpers import ManualClock
 
 from agent_runtime.sessions import MemorySessionStore, SessionManager
 from agent_runtime.sessions.base import SessionStore
-from agent_runtime.sessions.redis import RedisSessionStore
-from agent_runtime.sessions.sqlite import SqliteSessionStore
 from agent_runtime.settings import RedisSettings
 
-BACKENDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("redis", id="redis", marks=pytest.mark.redis),
-]
+BACKENDS = STATE_BACKENDS
 
 FAST_REDIS = RedisSettings(connect_timeout=0.5, socket_timeout=0.5, pool_timeout=1.0, max_connections=16)
 
 
-def make_store(backend: str, tmp_path: Path, redis_url: str | None) -> SessionStore:
-    if backend == "memory":
-        return MemorySessionStore()
-    if backend == "sqlite":
-        return SqliteSessionStore(tmp_path / "sessions.sqlite3")
-    assert redis_url is not None
-    return RedisSessionStore(redis_url, FAST_REDIS)
+def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> SessionStore:
+    """A session store of ``backend`` built by the registry (stores of one test share the database)."""
+    settings = backend_settings(backend, request, tmp_path, redis=FAST_REDIS)
+    store: SessionStore = build_store("sessions", backend, request, tmp_path, settings=settings)
+    return store
 
 
 @pytest.fixture(params=BACKENDS)
@@ -41,11 +34,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store_factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], SessionStore]:
     """Builds stores of the current backend that share one underlying database/server."""
-    url = request.getfixturevalue("redis_url") if backend == "redis" else None
     shared = MemorySessionStore() if backend == "memory" else None
 
     def factory() -> SessionStore:
-        return shared if shared is not None else make_store(backend, tmp_path, url)
+        return shared if shared is not None else make_store(backend, tmp_path, request)
 
     return factory
 

@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.types import Command, interrupt
 from pydantic import ValidationError as PydanticValidationError
+from tests.backends import backend_settings
 
 from agent_runtime.errors import ValidationError
 from agent_runtime.sessions import SessionManager, build_session_manager
@@ -55,6 +56,17 @@ async def stored(backend: str, saver: Any, thread_id: str) -> dict[str, int]:
             async with saver.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?", (thread_id,)) as cur:
                 counts[table] = (await cur.fetchone())[0]
         return counts  # channel values live inside the checkpoint rows
+    if backend == "postgres":
+        counts = {}
+        for name, table in (
+            ("checkpoints", "checkpoints"),
+            ("writes", "checkpoint_writes"),
+            ("blobs", "checkpoint_blobs"),
+        ):
+            async with saver.client.connection("test") as conn:
+                cur = await conn.execute(f"SELECT COUNT(*) AS n FROM {table} WHERE thread_id = %s", (thread_id,))
+                counts[name] = (await cur.fetchone())["n"]
+        return counts
     idx, cp, bf, blobs, wkeys = saver._thread_keys(thread_id)
     client = saver.client
     assert await client.hlen(cp) == await client.zcard(idx) == await client.hlen(bf)
@@ -196,9 +208,8 @@ async def test_negative_history_is_refused(make_manager: Callable[..., SessionMa
 async def test_the_setting_reaches_every_saver(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = request.getfixturevalue("redis_url") if backend == "redis" else "redis://127.0.0.1:1/0"
     monkeypatch.setenv("AGENT_RUNTIME_SESSIONS__CHECKPOINT_HISTORY", "3")
-    manager = build_session_manager(Settings(state_backend=backend, data_dir=tmp_path, redis_url=url))
+    manager = build_session_manager(backend_settings(backend, request, tmp_path))
     try:
         assert manager.checkpoint_history == manager.checkpointer.history == 3
         session = await manager.create_session("ada", tenant="t1")

@@ -22,6 +22,7 @@ from agent_runtime.errors import (
 from agent_runtime.sessions import MemorySessionStore, SessionManager
 from agent_runtime.sessions.base import SessionStore
 from agent_runtime.sessions.models import session_key
+from agent_runtime.sessions.postgres import PostgresSessionStore
 from agent_runtime.sessions.redis import RedisSessionStore
 from agent_runtime.sessions.sqlite import SqliteSessionStore
 
@@ -262,6 +263,12 @@ def corrupt(store: SessionStore, session_id: str, what: str, tenant: str = "defa
         column = "data" if what == "session" else "checkpoint"
         with sqlite3.connect(store.path) as db:
             db.execute(f"UPDATE ar_sessions SET {column} = ? WHERE id = ?", (garbage, key))
+    elif isinstance(store, PostgresSessionStore):
+        import psycopg
+
+        column = "data" if what == "session" else "checkpoint"
+        with psycopg.connect(store.url, autocommit=True) as db:
+            db.execute(f"UPDATE ar_sessions SET {column} = %s WHERE key = %s", (garbage, key))
     else:
         assert isinstance(store, RedisSessionStore)
         url = store.client.connection_pool.connection_kwargs

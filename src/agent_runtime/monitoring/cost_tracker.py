@@ -124,7 +124,7 @@ class CostTracker:
 
 
 def build_cost_tracker(settings: Settings) -> CostTracker:
-    """Prices from the bundled table plus ``settings.price_file``; the ledger on ``settings.state_backend``."""
+    """Prices from the bundled table plus ``settings.price_file``; the ledger on the usage backend."""
     from agent_runtime.monitoring.usage import build_usage_store
 
     return CostTracker(PriceTable.load(settings.price_file), build_usage_store(settings))

@@ -1,13 +1,12 @@
 """Runs as durable records: the record, its store per backend, the recorder of foreground runs and the
 dispatcher of background runs.
 
-``build_run_records(settings)`` picks the store of ``settings.state_backend``. The attempt registry
+``build_run_records(settings)`` picks the store through ``agent_runtime.backends``. The attempt registry
 that lets a reaper close the runs of a dead worker lives in ``orchestration.runs`` for now.
 """
 
 from __future__ import annotations
 
-from agent_runtime.errors import ConfigurationError
 from agent_runtime.runs.base import DEFAULT_MAX_PER_TENANT, DEFAULT_TTL_S, RunFilter, RunRecordStore
 from agent_runtime.runs.dispatcher import Publish, QueueFullError, RunDispatcher
 from agent_runtime.runs.memory import MemoryRunRecordStore
@@ -36,17 +35,8 @@ __all__ = [
 
 
 def build_run_records(settings: Settings) -> RunRecordStore:
-    """The run record store of ``settings.state_backend``, with its retention from ``settings.runs``."""
-    ttl_s, cap = settings.runs.retention_s, settings.runs.max_runs_per_tenant
-    backend = settings.state_backend
-    if backend == "memory":
-        return MemoryRunRecordStore(ttl_s=ttl_s, max_per_tenant=cap)
-    if backend == "sqlite":
-        from agent_runtime.runs.sqlite import SQLiteRunRecordStore
+    """The run record store of ``settings`` (see ``agent_runtime.backends``), retention from ``settings.runs``."""
+    from agent_runtime.backends import build
 
-        return SQLiteRunRecordStore(settings.sqlite_path, ttl_s=ttl_s, max_per_tenant=cap)
-    if backend == "redis":
-        from agent_runtime.runs.redis import RedisRunRecordStore
-
-        return RedisRunRecordStore(settings.redis_url, settings.redis, ttl_s=ttl_s, max_per_tenant=cap)
-    raise ConfigurationError(f"unknown state backend {backend!r}")
+    store: RunRecordStore = build("run_records", settings)
+    return store

@@ -102,12 +102,17 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve_one(settings, host, port))
         return
-    if settings.state_backend != "redis":
+    from agent_runtime.backends import url_for
+
+    local = [f for f in ("sessions", "keys", "quotas") if url_for(settings, f).engine not in ("redis", "postgresql")]
+    if url_for(settings, "rate_limits").engine != "redis":
+        local.append("rate_limits")
+    if local:
         log.warning(
-            "%d workers with state_backend=%s: sessions, keys, limits and quotas are not shared across "
-            "workers unless state_backend=redis",
+            "%d workers: %s are not shared across workers on their backends (sessions, keys and quotas "
+            "need redis:// or postgresql://, rate limits redis://)",
             workers,
-            settings.state_backend,
+            ", ".join(local),
         )
     _serve_many(settings, host, port, workers)
 

@@ -406,20 +406,10 @@ def message_to_dict(message: Any) -> dict[str, Any]:
 
 
 def build_session_manager(settings: Settings) -> SessionManager:
-    """The manager for ``settings.state_backend``: memory, SQLite under ``data_dir``, or Redis."""
-    store: SessionStore
-    if settings.state_backend == "memory":
-        from agent_runtime.sessions.memory import MemorySessionStore
+    """The manager on the sessions backend of ``settings`` (see ``agent_runtime.backends``)."""
+    from agent_runtime.backends import build
 
-        store = MemorySessionStore()
-    elif settings.state_backend == "sqlite":
-        from agent_runtime.sessions.sqlite import SqliteSessionStore
-
-        store = SqliteSessionStore(settings.sqlite_path, checkpoint_path=settings.data_dir / "checkpoints.sqlite3")
-    else:
-        from agent_runtime.sessions.redis import RedisSessionStore
-
-        store = RedisSessionStore(settings.redis_url, settings.redis)
+    store: SessionStore = build("sessions", settings)
     limits = settings.limits
     return SessionManager(
         store,

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from agent_runtime.agents.factory import AgentFactory
+from agent_runtime.backends import url_for
 from agent_runtime.limits.quota.base import Quota, QuotaLedger, QuotaLimits, usd_to_micros
 from agent_runtime.models.offline import OfflineChatModel
 from agent_runtime.monitoring.cost_tracker import build_cost_tracker
@@ -131,7 +132,9 @@ class Stack:
                 await asyncio.sleep(0.01)
 
         self.model.registered = registered
-        shared = (self.store, self.security.ledger) if self.settings.state_backend == "memory" else None
+        shared = (
+            (self.store, self.security.ledger) if url_for(self.settings, "run_registry").engine == "memory" else None
+        )
         target = lambda: self.claimed.append(reap_when_stalled(self.settings, shared, charge, self.model))  # noqa: E731
         self.reaper = threading.Thread(target=target)
         self.reaper.start()

@@ -1,4 +1,4 @@
-"""Usage ledger backends (memory, SQLite, Redis) behind one ABC, and the factory that picks one."""
+"""Usage ledger backends (memory, SQLite, Redis, PostgreSQL) behind one ABC, and the factory that picks one."""
 
 from __future__ import annotations
 
@@ -32,14 +32,8 @@ __all__ = [
 
 
 def build_usage_store(settings: Settings) -> UsageStore:
-    """The ledger on ``settings.state_backend``: a dict, the runtime's SQLite file, or shared Redis."""
-    if settings.state_backend == "redis":
-        from agent_runtime._redis import make_redis
-        from agent_runtime.monitoring.usage.redis import RedisUsageStore
+    """The ledger on the usage backend of ``settings`` (see ``agent_runtime.backends``)."""
+    from agent_runtime.backends import build
 
-        return RedisUsageStore(make_redis(settings.redis_url, settings.redis), prefix=settings.redis.key_prefix)
-    if settings.state_backend == "sqlite":
-        from agent_runtime.monitoring.usage.sqlite import SqliteUsageStore
-
-        return SqliteUsageStore(settings.sqlite_path)
-    return MemoryUsageStore()
+    store: UsageStore = build("usage", settings)
+    return store

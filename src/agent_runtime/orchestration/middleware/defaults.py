@@ -29,7 +29,7 @@ class SecurityStores:
     limiter: RateLimiter
     ledger: QuotaLedger
     outbox: AccountingOutbox | None = None
-    """The accounting journal every settle goes through (sqlite and redis backends)."""
+    """The accounting journal every settle goes through (every quota backend but memory)."""
 
     async def aclose(self) -> None:
         await self.keys.store.aclose()
@@ -45,46 +45,19 @@ def _keys(settings: Settings, store: KeyStore) -> KeyService:
 
 
 def open_security_stores(settings: Settings, *, redis_client: Any = None) -> SecurityStores:
-    """Key store, rate limiter and quota ledger of ``settings.state_backend``.
+    """Key store, rate limiter and quota ledger of ``settings``, each built on its family's URL by
+    ``agent_runtime.backends`` (see ``backends/rate_limits.py`` for where limits are shared).
 
-    With ``sqlite`` the rate limiter stays in memory (per process): embedded mode is one host, and
-    limits shared by several workers need Redis. With ``redis`` and ``reliability.rate_limit_on_backend_error
-    = "fail_open"`` (the default) the Redis limiter falls back to a per-worker one while Redis is down.
+    Every ledger but the in-memory one settles through the worker's accounting journal.
     """
-    from agent_runtime.limits.quota.memory import MemoryQuotaLedger
-    from agent_runtime.limits.rate.memory import MemoryRateLimiter
+    from agent_runtime.backends import build, url_for
 
-    backend = settings.state_backend
-    if backend == "memory":
-        from agent_runtime.security.memory import MemoryKeyStore
-
-        return SecurityStores(_keys(settings, MemoryKeyStore()), MemoryRateLimiter(), MemoryQuotaLedger())
-    if backend == "sqlite":
-        from agent_runtime.limits.quota.sqlite import SQLiteQuotaLedger
-        from agent_runtime.security.sqlite import SQLiteKeyStore
-
-        path = settings.sqlite_path
-        # quotas in their own file: their inline transactions (see _sqlite) must never wait for a write
-        # lock that an aiosqlite connection of this same process holds across an await
-        quotas = SQLiteQuotaLedger(settings.data_dir / "quotas.sqlite3")
-        return SecurityStores(
-            _keys(settings, SQLiteKeyStore(path)), MemoryRateLimiter(), quotas, _outbox(settings, quotas)
-        )
-    if backend == "redis":
-        from agent_runtime.limits.quota.redis import RedisQuotaLedger
-        from agent_runtime.limits.rate.redis import RedisRateLimiter
-        from agent_runtime.security.redis import RedisKeyStore
-
-        url, cfg = settings.redis_url, settings.redis
-        limiter: RateLimiter = RedisRateLimiter(url, cfg, client=redis_client)
-        if settings.reliability.rate_limit_on_backend_error == "fail_open":
-            from agent_runtime.limits.rate.failover import FailOpenRateLimiter
-
-            limiter = FailOpenRateLimiter(limiter)
-        ledger = RedisQuotaLedger(url, cfg, client=redis_client)
-        keys = _keys(settings, RedisKeyStore(url, cfg, client=redis_client))
-        return SecurityStores(keys, limiter, ledger, _outbox(settings, ledger))
-    raise ConfigurationError(f"unknown state backend {backend!r}")
+    options = {"redis_client": redis_client} if redis_client is not None else {}
+    keys = _keys(settings, build("keys", settings, **options))
+    limiter: RateLimiter = build("rate_limits", settings, **options)
+    ledger: QuotaLedger = build("quotas", settings, **options)
+    outbox = None if url_for(settings, "quotas").engine == "memory" else _outbox(settings, ledger)
+    return SecurityStores(keys, limiter, ledger, outbox)
 
 
 def _outbox(settings: Settings, ledger: QuotaLedger) -> AccountingOutbox:

@@ -2,13 +2,12 @@
 
 Attempts are registered in batches, after a short flush interval (see tracker.py for the trade-off).
 
-Backends: memory, SQLite and Redis, following ``settings.state_backend``;
-``build_run_store(settings)`` picks one.
+Backends: memory, SQLite, Redis and PostgreSQL; ``build_run_store(settings)`` picks one through
+``agent_runtime.backends``.
 """
 
 from __future__ import annotations
 
-from agent_runtime.errors import ConfigurationError
 from agent_runtime.orchestration.runs.base import ChargePolicy, RunRecord, RunStatus, RunStore
 from agent_runtime.orchestration.runs.memory import MemoryRunStore
 from agent_runtime.orchestration.runs.tracker import AbandonedHook, RunReaper, RunTracker
@@ -28,16 +27,8 @@ __all__ = [
 
 
 def build_run_store(settings: Settings) -> RunStore:
-    """The run store of ``settings.state_backend``."""
-    backend = settings.state_backend
-    if backend == "memory":
-        return MemoryRunStore()
-    if backend == "sqlite":
-        from agent_runtime.orchestration.runs.sqlite import SQLiteRunStore
+    """The run registry of ``settings`` (see ``agent_runtime.backends``)."""
+    from agent_runtime.backends import build
 
-        return SQLiteRunStore(settings.sqlite_path)
-    if backend == "redis":
-        from agent_runtime.orchestration.runs.redis import RedisRunStore
-
-        return RedisRunStore(settings.redis_url, settings.redis)
-    raise ConfigurationError(f"unknown state backend {backend!r}")
+    store: RunStore = build("run_registry", settings)
+    return store
