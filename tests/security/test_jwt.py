@@ -42,7 +42,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
         "scope": "agents:run:writer agents:run:analyst",
         "iss": ISS,
         "aud": AUD,
-        "exp": int(time.time()) + 300,
+        "exp": int(time.time()) + 86_400,  # computed at collection: must outlive a long suite
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
