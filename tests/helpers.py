@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -63,3 +65,31 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+async def until(probe: Callable[[], Any], what: str = "the condition", timeout: float = 20.0) -> Any:
+    """``probe()``'s value (awaited when it is a coroutine) once truthy; fails the test after ``timeout``.
+
+    The one way tests wait for another task or process: a condition with a deadline, never a bare sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def until_sync(probe: Callable[[], Any], what: str = "the condition", timeout: float = 30.0) -> Any:
+    """``until`` for synchronous tests (probing a server process over HTTP)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

@@ -18,6 +18,7 @@ import pytest
 
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
+from tests.helpers import until
 from tests.postgres._server import PgServer
 from tests.reliability.conftest import pct, record
 
@@ -81,13 +82,6 @@ class Traffic:
         return sum(1 for a in self.answers if a.sent >= t and a.status == 200)
 
 
-async def until(predicate: Any, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 def ledger(url: str, tenant: str) -> tuple[int, int, int]:
     """(usage-ledger tokens, quota spent, quota reserved) of ``tenant``, read with plain SQL."""
     with psycopg.connect(url) as conn:
@@ -116,14 +110,14 @@ async def test_sigkilled_postgres_under_live_traffic(
         traffic = Traffic(client, key)
         loops = [asyncio.create_task(traffic.loop(i)) for i in range(CLIENTS)]
         start = time.monotonic()
-        await until(lambda: _true(traffic.ok_since(start) >= 40), "traffic before the kill")
+        await until(lambda: traffic.ok_since(start) >= 40, "traffic before the kill")
         fault_postgres.kill()
         killed = time.monotonic()
-        await until(lambda: _true(sum(1 for a in traffic.answers if a.sent > killed) >= 30), "answers while down")
+        await until(lambda: sum(1 for a in traffic.answers if a.sent > killed) >= 30, "answers while down")
         ready_down = (await client.get("/readyz")).status_code
         await asyncio.to_thread(fault_postgres.start)
         back = time.monotonic()
-        await until(lambda: _true(traffic.ok_since(back) >= 40), "recovery after the restart", timeout_s=60)
+        await until(lambda: traffic.ok_since(back) >= 40, "recovery after the restart", timeout=60)
         recovered = min(a.sent + a.took for a in traffic.answers if a.sent >= back and a.status == 200) - back
         ready_up = (await client.get("/readyz")).status_code
         traffic.stopped.set()
@@ -147,7 +141,3 @@ async def test_sigkilled_postgres_under_live_traffic(
     await until(settled, "the journal to drain into PostgreSQL")  # the worker's outbox retries by itself
     ok = sum(1 for a in traffic.answers if a.status == 200)
     record("postgres_sigkill", ok=ok, refused=len(outage), p99_503_s=round(p99_503, 3), recovered_s=round(recovered, 2))
-
-
-async def _true(value: bool) -> bool:
-    return value

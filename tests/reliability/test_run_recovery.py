@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 
 from agent_runtime.orchestration.middleware.defaults import open_security_stores
 from agent_runtime.settings import Settings
+from tests.helpers import until_sync
 from tests.reliability.conftest import Worker, record
 
 pytestmark = pytest.mark.timeout(180)
@@ -30,7 +30,7 @@ LEASE_S = 1.5
 INPUT = "please compute 12*7+3 with the calculator"
 ANSWER = "12*7+3 = 87."
 ENV = {
-    "AGENT_RUNTIME_OFFLINE_TOKEN_LATENCY_MS": "600",  # the answer's model call lasts about 2.4 s
+    "AGENT_RUNTIME_OFFLINE_TOKEN_LATENCY_MS": "1500",  # the answer's model call lasts about 6 s: room to see it running on a busy machine
     "AGENT_RUNTIME_RUNS__LEASE_S": str(LEASE_S),
     "AGENT_RUNTIME_RUNS__HEARTBEAT_S": "0.5",
     "AGENT_RUNTIME_RUNS__SCAN_S": "0.2",
@@ -52,17 +52,6 @@ def make_key(settings: Settings, tenant: str) -> str:
 
 def client(worker: Worker, key: str) -> httpx.Client:
     return httpx.Client(base_url=worker.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-
-
-def until(what: str, probe: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """``probe()`` once it is truthy; fails the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def roles(http: httpx.Client, session: str, *, missing_ok: bool = False) -> list[str]:
@@ -89,7 +78,7 @@ def start_run(http: httpx.Client, *, in_session: bool = True) -> tuple[str | Non
     assert queued.status_code == 202, queued.text
     run_id = queued.json()["run_id"]
     thread = session or run_id  # a stateless background run runs on a temporary session named after it
-    until("the tool step to be checkpointed", lambda: "tool" in roles(http, thread, missing_ok=True))
+    until_sync(lambda: "tool" in roles(http, thread, missing_ok=True), "the tool step to be checkpointed")
     run = http.get(f"/v1/runs/{run_id}").json()
     assert run["status"] == "running" and run["attempts"] == 1, run
     return session, run_id
@@ -138,7 +127,7 @@ def test_a_killed_workers_run_is_finished_by_another_worker(
             run = b.get(f"/v1/runs/{run_id}").json()
             return bool(run["worker"].endswith(f":{survivor.proc.pid}") and run["status"] in ("running", "success"))
 
-        until("the other worker to take the run over", taken_over)
+        until_sync(taken_over, "the other worker to take the run over")
         takeover_s = time.monotonic() - killed_at
         assert takeover_s <= LEASE_S + 2, takeover_s
         check_recovered(b, reference, session, run_id, survivor.proc.pid)
@@ -164,7 +153,9 @@ def test_a_killed_only_process_resumes_the_run_after_its_restart(
     second = worker_factory(env, name="second")
     restarted_at = time.monotonic()
     with client(second, key) as b, client(second, other) as reference:
-        until("the restarted process to take the run over", lambda: b.get(f"/v1/runs/{run_id}").json()["attempts"] == 2)
+        until_sync(
+            lambda: b.get(f"/v1/runs/{run_id}").json()["attempts"] == 2, "the restarted process to take the run over"
+        )
         takeover_s = time.monotonic() - restarted_at
         assert takeover_s <= LEASE_S + 2, takeover_s
         check_recovered(b, reference, session, run_id, second.proc.pid)

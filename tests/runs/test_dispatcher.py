@@ -3,7 +3,6 @@ life, the principal it runs as, a full queue refused with 503 + Retry-After, for
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from agent_runtime.runs import QueueFullError, RunRecorder
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
+from tests.helpers import until
 
 ACME = Principal(tenant="acme", user="ana", scopes=frozenset({"agents:run:*"}))
 
@@ -45,14 +45,6 @@ async def _events(runtime: Runtime) -> list[Event]:
 
 def ctx(text: str = "a poem about rain", principal: Principal | None = ACME) -> AgentContext:
     return AgentContext(input=text, template="writer", principal=principal)
-
-
-async def until(condition: object, timeout: float = 10.0) -> None:
-    async def poll() -> None:
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_bus_sees_queued_started_completed_and_cancelled(runtime: Runtime) -> None:

@@ -4,11 +4,9 @@ cancel seen at the lease renewal, and tenants served in turn."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,6 +15,7 @@ from agent_runtime.runs import Run
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
+from tests.helpers import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,18 +36,6 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     await rt.start_dispatcher()
     yield rt
     await rt.aclose()
-
-
-async def until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.01)
-    pytest.fail("condition not met before the deadline")
 
 
 async def events(runtime: Runtime) -> list[Event]:
