@@ -30,7 +30,7 @@ LEASE_S = 1.5
 INPUT = "please compute 12*7+3 with the calculator"
 ANSWER = "12*7+3 = 87."
 ENV = {
-    "AGENT_RUNTIME_OFFLINE_TOKEN_LATENCY_MS": "1500",  # the answer's model call lasts about 6 s: room to see it running on a busy machine
+    "AGENT_RUNTIME_OFFLINE_TOKEN_LATENCY_MS": "1500",  # the answer's model call lasts ~6 s: seen running on a busy host
     "AGENT_RUNTIME_RUNS__LEASE_S": str(LEASE_S),
     "AGENT_RUNTIME_RUNS__HEARTBEAT_S": "0.5",
     "AGENT_RUNTIME_RUNS__SCAN_S": "0.2",
