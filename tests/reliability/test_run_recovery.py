@@ -21,6 +21,7 @@ import pytest
 
 from agent_runtime.orchestration.middleware.defaults import open_security_stores
 from agent_runtime.settings import Settings
+from tests.conftest import RedisServer
 from tests.helpers import until_sync
 from tests.reliability.conftest import Worker, record
 
@@ -108,8 +109,10 @@ def check_recovered(
 
 @pytest.mark.redis
 def test_a_killed_workers_run_is_finished_by_another_worker(
-    worker_factory: Any, redis_url: str, tmp_path: Path
+    worker_factory: Any, fault_redis: RedisServer, tmp_path: Path
 ) -> None:
+    # a private server: no process of another test may be a consumer of this run queue
+    redis_url = fault_redis.url
     env = ENV | {"AGENT_RUNTIME_STATE_BACKEND": "redis", "AGENT_RUNTIME_REDIS_URL": redis_url}
     first, second = worker_factory(env, name="a"), worker_factory(env, name="b")
     settings = Settings(state_backend="redis", redis_url=redis_url, data_dir=tmp_path)
