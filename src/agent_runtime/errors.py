@@ -47,6 +47,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
+    "EventsExpiredError",
     "InputTooLargeError",
     "InvalidNamespaceError",
     "ItemNotFoundError",
@@ -158,6 +159,13 @@ class RunNotFoundError(NotFoundError):
 
 class ItemNotFoundError(NotFoundError):
     code = "item_not_found"
+
+
+class EventsExpiredError(AgentRuntimeError):
+    """A join asked for events after one that has left the run's bounded event log."""
+
+    code = "events_expired"
+    status_code = 410
 
 
 class ConflictError(AgentRuntimeError):
