@@ -15,6 +15,7 @@ from agent_runtime.runs import MemoryRunRecordStore, Run, RunRecordStore
 from agent_runtime.runs.queue import Delivery, FairBuffer, LocalRunQueue, QueueFullError, RunQueue
 from agent_runtime.runs.queue.redis import RedisRunQueue
 from agent_runtime.runs.sqlite import SQLiteRunRecordStore
+from agent_runtime.settings import RedisSettings
 
 BACKENDS = [
     pytest.param("memory", id="memory"),
@@ -37,7 +38,9 @@ async def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         queue: RunQueue
         if request.param == "redis":
             url = request.getfixturevalue("redis_url")
-            queue = RedisRunQueue(url, consumer=consumer, lease_s=lease_s, scan_s=0.0, **options)
+            # a stream of this test's own: a consumer another test left running cannot take its entries
+            settings = RedisSettings(key_prefix=f"qc{id(made)}")
+            queue = RedisRunQueue(url, settings, consumer=consumer, lease_s=lease_s, scan_s=0.0, **options)
         else:
             queue = LocalRunQueue(store, scan_s=3600.0, **options)
         made.append(queue)
