@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest services bench soak clean
+.PHONY: install run test lint typecheck pytest services bench soak peer clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,8 +45,13 @@ test: $(STAMP) services lint typecheck pytest
 bench: $(STAMP) services
 	$(BIN)/python benchmarks/run_all.py
 
+# LangGraph's server in a venv of its own, for the side-by-side benchmarks (benchmarks/peer-requirements.txt)
+peer: $(STAMP)
+	test -x .peer-venv/bin/python || $(PYTHON) -m venv .peer-venv
+	.peer-venv/bin/python -m pip install --quiet -r benchmarks/peer-requirements.txt -e .
+
 soak: $(STAMP) services
 	$(BIN)/python benchmarks/soak.py
 
 clean:
-	rm -rf $(VENV) .agent-runtime .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .peer-venv .agent-runtime .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,7 @@ from agent_runtime.server.dashboard import COOKIE_NAME, build_dashboard_router
 from agent_runtime.server.deps import authenticate
 from agent_runtime.settings import Settings
 from tests.conftest import free_port
+from tests.helpers import until
 
 CHROMIUM = os.environ.get("AGENT_RUNTIME_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -138,6 +139,43 @@ async def test_each_admin_sees_only_their_tenant(asgi: tuple[httpx.AsyncClient, 
     fleet = (await get(operator, view="fleet")).json()
     assert (fleet["view"], fleet["totals"]["runs"]) == ("fleet", 3)
     assert (await get(operator, minutes=0)).status_code == 422
+
+
+async def test_recent_runs_and_one_run_of_the_callers_tenant(
+    asgi: tuple[httpx.AsyncClient, Runtime, RunSeries],
+) -> None:
+    client, runtime, _ = asgi
+    acme, _ = await runtime.keys.create_key("acme", "root", ["admin"])
+    evil, _ = await runtime.keys.create_key("evil", "root", ["admin"])
+    user, _ = await runtime.keys.create_key("acme", "alice", ["agents:run:*"])
+    ids = []
+    for text in ("what is 6*7?", "what is 2+2?"):
+        run = await client.post(
+            "/v1/runs", json={"template": "analyst", "input": text}, headers={"Authorization": f"Bearer {acme}"}
+        )
+        assert run.status_code == 200, run.text
+        ids.append(run.json()["run_id"])
+
+    def get(path: str, key: str) -> Any:
+        return client.get(path, headers={"Authorization": f"Bearer {key}"})
+
+    async def finished() -> list[dict[str, Any]]:  # a foreground run's record is written just after its answer
+        rows: list[dict[str, Any]] = (await get("/dashboard/runs", acme)).json()["runs"]
+        return rows if all(row["status"] == "success" for row in rows) else []
+
+    listed = await until(finished, "the two runs' records")
+    assert [row["run_id"] for row in listed] == ids[::-1]  # newest first
+    assert all(row["template"] == "analyst" for row in listed)
+    assert all(row["total_tokens"] > 0 and row["duration_ms"] is not None for row in listed)
+    assert (await get("/dashboard/runs", evil)).json()["runs"] == []
+    assert (await get("/dashboard/runs", user)).status_code == 403
+    detail = (await get(f"/dashboard/runs/{ids[0]}", acme)).json()
+    assert detail["run"]["input"] == "what is 6*7?" and "42" in detail["run"]["output"]
+    assert detail["run"]["usage"]["total_tokens"] == listed[1]["total_tokens"]
+    hidden = await get(f"/dashboard/runs/{ids[0]}", evil)
+    assert hidden.status_code == 404 and ids[0] in hidden.text  # as if unknown: only the id it asked for
+    assert (await get("/dashboard/runs/run_unknown", acme)).status_code == 404
+    assert (await get("/dashboard/runs?limit=0", acme)).status_code == 422
 
 
 async def test_assets_are_served_from_the_package(asgi: tuple[httpx.AsyncClient, Runtime, RunSeries]) -> None:
@@ -287,6 +325,11 @@ def test_dashboard_in_headless_chromium(
         )
         assert {"rate-limited", "error: template_not_found", "error: permission_denied"} <= set(problems)
         assert page.inner_text("#t-runs") != "\u2013" and int(page.inner_text("#t-rate")) > 0
+        assert int(page.get_attribute("body", "data-runs") or 0) > 0  # the recent-runs table
+        first = page.get_attribute("#runs tbody tr", "data-run-id")
+        page.click("#runs tbody tr")
+        page.wait_for_selector(f'body[data-detail="{first}"]', state="attached", timeout=15_000)
+        assert "input" in page.inner_text("#run-fields") and page.is_visible("#run-detail")
         ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACT), full_page=True)
         assert not errors, errors

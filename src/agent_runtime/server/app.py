@@ -119,7 +119,13 @@ def create_app(
     install_error_handlers(app)
     for module in (health, templates, sessions, run_records, runs, usage, openai, agent_protocol):
         app.include_router(module.router)
-    app.include_router(build_dashboard_router(lambda request: get_runtime(request).series, authenticate))
+    app.include_router(
+        build_dashboard_router(
+            lambda request: get_runtime(request).series,
+            authenticate,
+            runs=lambda request: get_runtime(request).run_records,
+        )
+    )
     # added innermost first: request id -> in-flight/drain -> body limit -> routes
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_request_bytes)
     app.add_middleware(InFlightMiddleware, inflight=inflight, exempt=PROBE_PATHS)

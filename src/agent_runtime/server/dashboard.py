@@ -7,6 +7,10 @@ Routes (all under ``/dashboard``):
 - ``POST /dashboard/login``: form field ``key``; on success sets the dashboard cookie and redirects
   (303) to the page. ``POST /dashboard/logout`` clears it.
 - ``GET /dashboard/data?minutes=N[&view=fleet]``: the JSON snapshot the page polls every few seconds.
+- ``GET /dashboard/runs?limit=N[&status=S]``: the tenant's recent runs (the run records: status,
+  template, duration, tokens, cost), newest first; ``GET /dashboard/runs/{run_id}``: one run with its
+  input, output, error, attempts and the events it streamed (tool calls and results, steps), when the
+  run event log still holds them. Another tenant's run is 404, like an unknown one.
 - ``GET /dashboard/static/{name}``: the page's script and style and the vendored Chart.js (public
   code, no data, so served without credentials).
 
@@ -32,11 +36,14 @@ from importlib import resources
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from agent_runtime.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from agent_runtime.monitoring.timeseries import RunSeries
+from agent_runtime.runs.base import RunFilter, RunRecordStore
+from agent_runtime.runs.events.base import RunEventLog
+from agent_runtime.runs.record import Run
 from agent_runtime.scopes import DASHBOARD_FLEET
 from agent_runtime.types import Principal
 
@@ -51,6 +58,11 @@ Authenticate = Callable[[Request, str | None], Awaitable[Principal]]
 """Verifies a token (API key or JWT) and returns its principal, raising ``AuthenticationError``
 (``agent_runtime.server.deps.authenticate`` in the service)."""
 SeriesSource = RunSeries | Callable[[Request], RunSeries]
+RunsSource = Callable[[Request], RunRecordStore | None]
+"""The run record store of the service (``None`` where runs are not recorded)."""
+EventsSource = Callable[[Request], RunEventLog | None]
+_MAX_EVENTS_SHOWN: Final = 500
+_RUN_ID: Final = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 _STATIC: Final = {
     "dashboard.js": "text/javascript; charset=utf-8",
@@ -93,6 +105,8 @@ def build_dashboard_router(
     default_minutes: int = 60,
     fleet_scope: str = FLEET_SCOPE,
     cookie_max_age_s: int = 8 * 3600,
+    runs: RunsSource | None = None,
+    events: EventsSource | None = None,
 ) -> APIRouter:
     """The dashboard routes, to ``app.include_router(...)``.
 
@@ -104,6 +118,7 @@ def build_dashboard_router(
         default_minutes: the window the page shows first.
         fleet_scope: the exact scope that unlocks ``view=fleet`` (all tenants' runs on this worker).
         cookie_max_age_s: lifetime of the login cookie.
+        runs / events: where the recent-runs table and a run's drill-down read from.
     """
     router = APIRouter(prefix="/dashboard", include_in_schema=False)
     assets = {name: _asset(_VENDORED.get(name, name)) for name in _STATIC}
@@ -187,6 +202,9 @@ def build_dashboard_router(
         snapshot: dict[str, Any] = series_of(request).snapshot(tenant=principal.tenant, fleet=fleet, minutes=minutes)
         return JSONResponse(snapshot, headers={"Cache-Control": "no-store"})
 
+    if runs is not None:
+        _add_run_routes(router, admin, runs, events)
+
     @router.get("/static/{name}")
     async def dashboard_static(name: str) -> Response:
         content = assets.get(name)
@@ -196,3 +214,69 @@ def build_dashboard_router(
         return Response(content, media_type=_STATIC[name], headers=headers)
 
     return router
+
+
+def _row(run: Run) -> dict[str, Any]:
+    """One line of the recent-runs table."""
+    usage = run.usage or {}
+    started = run.started_at or run.created_at
+    return {
+        "run_id": run.run_id,
+        "status": run.status,
+        "template": run.template,
+        "session_id": run.session_id,
+        "created_at": run.created_at,
+        "duration_ms": round((run.ended_at - started) * 1000, 1) if run.ended_at else None,
+        "total_tokens": int(usage.get("total_tokens", 0)),
+        "cost_usd": float(usage.get("cost_usd", 0.0)),
+        "attempts": run.attempts,
+        "background": run.background,
+    }
+
+
+async def _streamed(log: RunEventLog | None, run_id: str) -> list[dict[str, Any]]:
+    """What the run streamed, as far as the bounded event log still holds it (no waiting)."""
+    if log is None:
+        return []
+    shown: list[dict[str, Any]] = []
+    async for logged in log.read(run_id, follow=False):
+        event = logged.event
+        if event.type == "token":  # the answer is in the record; tokens one by one say nothing more
+            continue
+        shown.append({"id": logged.id, "type": event.type, "step": event.step, "data": event.data})
+        if len(shown) >= _MAX_EVENTS_SHOWN:
+            break
+    return shown
+
+
+def _add_run_routes(
+    router: APIRouter,
+    admin: Callable[[Request, str | None], Awaitable[Principal]],
+    runs: RunsSource,
+    events: EventsSource | None,
+) -> None:
+    def store_of(request: Request) -> RunRecordStore:
+        store = runs(request)
+        if store is None:
+            raise NotFoundError("runs are not recorded by this service")
+        return store
+
+    @router.get("/runs")
+    async def dashboard_runs(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        status: Annotated[str | None, Query(pattern=r"^[a-z]+$")] = None,
+    ) -> Response:
+        principal = await admin(request, _token(request))
+        found = await store_of(request).find(RunFilter(tenant=principal.tenant, status=status, limit=limit))
+        return JSONResponse({"runs": [_row(run) for run in found]}, headers={"Cache-Control": "no-store"})
+
+    @router.get("/runs/{run_id}")
+    async def dashboard_run(request: Request, run_id: Annotated[str, Path(pattern=_RUN_ID)]) -> Response:
+        principal = await admin(request, _token(request))
+        run = await store_of(request).get(run_id, tenant=principal.tenant)
+        if run is None:
+            raise NotFoundError(f"run {run_id} not found")
+        streamed = await _streamed(events(request) if events is not None else None, run_id)
+        body = {"run": run.public() | _row(run), "events": streamed}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})

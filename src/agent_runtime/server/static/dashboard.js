@@ -137,6 +137,71 @@
       snap.view === "fleet" ? "all tenants" : "tenant " + snap.tenant;
   }
 
+  function cell(row, text, className) {
+    const td = row.insertCell();
+    td.textContent = text;
+    if (className) td.className = className;
+  }
+
+  function renderRuns(runs) {
+    const tbody = document.querySelector("#runs tbody");
+    tbody.replaceChildren();
+    runs.forEach(function (run) {
+      const row = tbody.insertRow();
+      row.dataset.runId = run.run_id;
+      cell(row, new Date(run.created_at * 1000).toLocaleTimeString());
+      cell(row, run.run_id);
+      cell(row, run.status, "status-" + run.status);
+      cell(row, run.template);
+      cell(row, ms(run.duration_ms));
+      cell(row, number(run.total_tokens));
+      cell(row, usd(run.cost_usd));
+      cell(row, String(run.attempts));
+      row.addEventListener("click", function () { showRun(run.run_id); });
+    });
+    body.dataset.runs = String(runs.length);
+  }
+
+  function field(list, name, value) {
+    if (value === null || value === undefined || value === "") return;
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    dd.textContent = typeof value === "string" ? value : JSON.stringify(value, null, 1);
+    list.append(dt, dd);
+  }
+
+  async function showRun(runId) {
+    const response = await fetch("/dashboard/runs/" + encodeURIComponent(runId),
+      { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" });
+    if (!response.ok) { status("run " + runId + ": HTTP " + response.status, true); return; }
+    const detail = await response.json();
+    const run = detail.run;
+    document.getElementById("run-title").textContent = run.run_id + " (" + run.status + ")";
+    const fields = document.getElementById("run-fields");
+    fields.replaceChildren();
+    [["template", run.template], ["session", run.session_id], ["input", run.input], ["output", run.output],
+      ["error", run.error], ["attempts", String(run.attempts)], ["recoveries", String(run.recoveries)],
+      ["worker", run.worker], ["usage", run.usage], ["duration", ms(run.duration_ms)]].forEach(function (f) {
+      field(fields, f[0], f[1]);
+    });
+    const events = document.getElementById("run-events");
+    events.replaceChildren();
+    detail.events.forEach(function (e) {
+      const li = document.createElement("li");
+      li.textContent = e.type + (e.step ? " [" + e.step + "]" : "") + " " + JSON.stringify(e.data);
+      events.append(li);
+    });
+    document.getElementById("run-detail").hidden = false;
+    body.dataset.detail = run.run_id;
+  }
+
+  async function refreshRuns() {
+    const response = await fetch("/dashboard/runs?limit=50",
+      { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" });
+    if (response.ok) renderRuns((await response.json()).runs);
+  }
+
   function status(text, isError) {
     const el = document.getElementById("status");
     el.textContent = text;
@@ -156,6 +221,7 @@
       if (!response.ok) throw new Error("HTTP " + response.status);
       const snap = await response.json();
       render(snap);
+      await refreshRuns();
       refreshes += 1;
       body.dataset.refreshes = String(refreshes);
       status("updated " + new Date().toLocaleTimeString() + " · worker pid " + snap.worker.pid);
