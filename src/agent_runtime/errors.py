@@ -71,6 +71,7 @@ __all__ = [
     "TemplateNotFoundError",
     "ToolExecutionError",
     "ValidationError",
+    "error_from_dict",
 ]
 
 
@@ -101,6 +102,31 @@ class AgentRuntimeError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+def error_from_dict(body: dict[str, Any]) -> AgentRuntimeError:
+    """Rebuild an error from its ``to_dict()["error"]`` body (a stream's ``error`` event, a stored run):
+    same code, message, retry-after, details and status."""
+    code = str(body.get("code") or "run_failed")
+    details = body.get("details")
+    error = AgentRuntimeError(
+        str(body.get("message") or "run failed"),
+        retry_after=body.get("retry_after"),
+        details=dict(details) if isinstance(details, dict) else None,
+    )
+    error.code = code
+    error.status_code = _status_by_code().get(code, 500)
+    return error
+
+
+def _status_by_code() -> dict[str, int]:
+    found: dict[str, int] = {}
+    pending: list[type[AgentRuntimeError]] = [AgentRuntimeError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls.status_code)
+        pending.extend(cls.__subclasses__())
+    return found
 
 
 def _rebuild(

@@ -30,6 +30,7 @@ from agent_runtime.orchestration.observers import RunObserver
 from agent_runtime.orchestration.retry_budget import RetryBudget
 from agent_runtime.orchestration.runs import AbandonedHook, RunReaper, RunRecord, RunTracker, build_run_store
 from agent_runtime.runs import Run, RunDispatcher, RunRecorder, RunRecordStore, build_run_records
+from agent_runtime.runs.events import RunEventLog, build_run_events
 from agent_runtime.runs.queue import build_run_queue
 from agent_runtime.runs.recorder import worker_id
 from agent_runtime.runs.worker import RunWorker, SalvageHook
@@ -70,6 +71,8 @@ class Runtime:
     """Every run as a durable record (see ``agent_runtime.runs``)."""
     dispatcher: RunDispatcher | None = None
     """This process's background runs; started by the server (``start_dispatcher``)."""
+    run_events: RunEventLog | None = None
+    """What each background run streamed, bounded, for joins from any process (``agent_runtime.runs.events``)."""
     store: Any = None
     """The long-term memory backend (a LangGraph ``BaseStore``); reach it through ``TenantStore``."""
     _reaper_task: asyncio.Task[None] | None = None
@@ -163,8 +166,11 @@ class Runtime:
             retry_budget=budget,
             run_tracker=tracker,
         )
-        dispatcher = _dispatcher(settings, run_records, executor, publisher, metrics, cost_tracker, security)
-        closers += [sessions, security, cost_tracker, store, tracker, run_records, dispatcher.queue]
+        run_events = build_run_events(settings)
+        dispatcher = _dispatcher(
+            settings, run_records, run_events, executor, publisher, metrics, cost_tracker, security
+        )
+        closers += [sessions, security, cost_tracker, store, tracker, run_records, run_events, dispatcher.queue]
         if security.outbox is not None:  # closed first: its last pass writes to the ledgers closed after it
             closers.append(security.outbox)
         if recorder is not None:
@@ -186,6 +192,7 @@ class Runtime:
             reaper,
             run_records,
             dispatcher,
+            run_events=run_events,
             store=memory_store,
         )
 
@@ -252,6 +259,7 @@ async def _record_usage(
 def _dispatcher(
     settings: Settings,
     records: RunRecordStore,
+    events: RunEventLog,
     executor: AgentExecutor,
     publisher: Any,
     metrics: RuntimeMetrics,
@@ -267,6 +275,7 @@ def _dispatcher(
         queue,
         executor,
         worker=me,
+        events=events,
         max_concurrent=runs.max_concurrent_runs,
         lease_s=runs.lease_s,
         heartbeat_s=runs.heartbeat_s,

@@ -154,6 +154,10 @@ class RunSettings(BaseModel):
     scan_s: float = Field(default=1.0, gt=0)
     """How often a worker looks in the run store for runs whose lease expired, and (SQLite) for pending
     runs another process of the host stored."""
+    events_ttl_s: float = Field(default=3_600.0, gt=0)
+    """How long a run's streamed events are kept after its last one (``GET /v1/runs/{run_id}/stream``)."""
+    max_events_per_run: int = Field(default=10_000, ge=1)
+    """Streamed events kept per run (the oldest go first; a join after one that fell out gets 410)."""
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> RunSettings:

@@ -88,9 +88,9 @@ async def prepare(attempt: Attempt) -> None:
 
 
 async def _continues_checkpoint(attempt: Attempt) -> bool:
-    """A later claim of a queued run (not streamed, not a workflow) whose thread holds its turn."""
+    """A later claim of a queued run (not a workflow) whose thread holds its turn."""
     context = attempt.context
-    if attempt.flow is not None or attempt.control is not None or not context.metadata.get(RECOVER_KEY):
+    if attempt.flow is not None or not context.metadata.get(RECOVER_KEY):
         return False
     if "thread_id" not in attempt.config.get("configurable", {}):
         return False

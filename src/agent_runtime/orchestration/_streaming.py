@@ -96,11 +96,14 @@ class StreamControl:
             return first
         return first.model_copy(update={"data": {**first.data, "text": "".join(parts), "tokens": len(parts)}})
 
-    async def finish(self, task: asyncio.Task[None]) -> None:
-        """Called when the consumer stops, normally or not: let the run end and wait for it (bounded)."""
+    async def finish(self, task: asyncio.Task[None], *, abandon: bool = True) -> None:
+        """Called when the consumer stops, normally or not: let the run end and wait for it (bounded).
+        ``abandon=False``: cancel the run itself (the chain sees ``CancelledError``) instead."""
         if not task.done():
             self.abandoned = True
-            if self.agent_task is not None and not self.agent_task.done():
+            if not abandon:
+                task.cancel()
+            elif self.agent_task is not None and not self.agent_task.done():
                 self.agent_task.cancel()
             deadline = time.monotonic() + 30
             while not task.done() and time.monotonic() < deadline:

@@ -132,14 +132,20 @@ class AgentExecutor:
             result.attempts = attempt
             return result
 
-    async def execute_stream(self, context: AgentContext, max_retries: int = 0) -> AsyncIterator[StreamEvent]:
+    async def execute_stream(
+        self, context: AgentContext, max_retries: int | None = 0, *, abandon: bool = True
+    ) -> AsyncIterator[StreamEvent]:
         """Yield token, tool_call and tool_result events as they happen, then one ``final`` event with
-        the ``AgentResult``, or one ``error`` event. Retries only before anything was yielded.
+        the ``AgentResult``, or one ``error`` event. Retries only before anything was yielded
+        (``max_retries=None``: the template's); attempt numbers start at ``context.attempt``.
 
         Stopping early (``break`` / ``aclose()``, or the consumer's task being cancelled) abandons the
         run: the model stream is cancelled, and the middlewares still see a result with
-        ``status="cancelled"`` and the usage spent so far, so it is logged and charged."""
-        attempt = 1
+        ``status="cancelled"`` and the usage spent so far, so it is logged and charged. With
+        ``abandon=False`` the run is cancelled instead, as a cancelled ``execute_async`` is: its thread
+        keeps its checkpoints, so a queued run handed back by its worker resumes from them."""
+        retries = self._max_retries(context, max_retries)
+        first = attempt = context.attempt
         while True:
             control = StreamControl()
             attempt_context = context.model_copy(update={"attempt": attempt, "streaming": True, "state": {}})
@@ -149,23 +155,23 @@ class AgentExecutor:
             try:
                 async for event in control.events(attempt_context.run_id, coalesce=context.coalesce_tokens):
                     error = control.error
-                    retriable = error is not None and error.retriable and not control.emitted
-                    if (
-                        event.type == "error"
-                        and retriable
-                        and attempt <= max_retries
-                        and error is not None
-                        and self._may_retry(attempt_context, error)
-                    ):
-                        retry_error = error
-                        break
+                    if event.type == "error" and error is not None:
+                        if self._retries(attempt_context, error, control, attempt - first < retries):
+                            retry_error = error
+                            break
+                        error.details.setdefault("attempts", attempt)
+                        event = event.model_copy(update={"data": error.to_dict()["error"]})
                     yield event
             finally:
-                await control.finish(task)
+                await control.finish(task, abandon=abandon)
             if retry_error is None:
                 return
             await asyncio.sleep(self.retry_policy.delay(attempt, retry_error))
             attempt += 1
+
+    def _retries(self, context: AgentContext, error: AgentRuntimeError, control: StreamControl, left: bool) -> bool:
+        """Whether a streamed attempt's error is retried: retriable, nothing streamed yet, retries left."""
+        return error.retriable and not control.emitted and left and self._may_retry(context, error)
 
     async def resume_async(
         self,

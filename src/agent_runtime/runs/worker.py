@@ -10,6 +10,10 @@ then one guarded write of the outcome, the queue's ``ack`` and the ``on_finished
 A claim that follows an earlier attempt asks the executor to continue from the run's last LangGraph
 checkpoint (``orchestration.recovery``). On shutdown the runs still executing are put back to
 ``pending`` and their deliveries handed back to the queue.
+
+Runs execute as streams (``execute_stream``): each event goes to the run's event log (``runs.events``),
+so a client in any process can join it; the log is closed when the run ended (not when it is handed
+back or its lease is lost: the next attempt continues the same log).
 """
 
 from __future__ import annotations
@@ -18,18 +22,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from agent_runtime.errors import AgentRuntimeError, RunCancelledError
 from agent_runtime.orchestration.recovery import DURABLE_KEY, RECOVER_KEY, SALVAGED_KEY
 from agent_runtime.runs.base import RunRecordStore
+from agent_runtime.runs.events import recording
+from agent_runtime.runs.events.base import RunEventLog
 from agent_runtime.runs.lease import Claim, LeaseKeeper, StopReason, claim
 from agent_runtime.runs.queue.base import Delivery, RunQueue
 from agent_runtime.runs.queue.fair import FairBuffer
 from agent_runtime.runs.record import ACTIVE, Run, status_for_error
 from agent_runtime.runs.recorder import BACKGROUND_KEY, run_status
-from agent_runtime.types import AgentContext, AgentResult, Usage
+from agent_runtime.types import AgentContext, AgentResult, StreamEvent, Usage
 
 __all__ = ["Executor", "FinishedHook", "Publish", "RunMetrics", "RunWorker", "SalvageHook", "run_context"]
 
@@ -40,6 +46,10 @@ class Executor(Protocol):
     def validate(self, context: AgentContext) -> None: ...
 
     async def execute_with_retry(self, context: AgentContext, max_retries: int | None = None) -> AgentResult: ...
+
+    def execute_stream(
+        self, context: AgentContext, max_retries: int | None = 0, *, abandon: bool = True
+    ) -> AsyncIterator[StreamEvent]: ...
 
 
 class Publish(Protocol):
@@ -69,6 +79,7 @@ class RunWorker:
     lease_s / heartbeat_s: lease length and renewal period (``settings.runs``).
     max_attempts: claims of one run before it ends ``error``.
     scan_s: period of the expired-lease scan (and of touching the intake's deliveries).
+    events: where the runs' streamed events go (``None``: nowhere).
     """
 
     def __init__(
@@ -78,6 +89,7 @@ class RunWorker:
         executor: Executor,
         *,
         worker: str,
+        events: RunEventLog | None = None,
         max_concurrent: int = 8,
         lease_s: float = 30.0,
         heartbeat_s: float = 10.0,
@@ -89,7 +101,7 @@ class RunWorker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.queue, self.executor = store, queue, executor
-        self.worker = worker
+        self.worker, self.events = worker, events
         self.max_concurrent = max_concurrent
         self.lease_s, self.max_attempts, self.scan_s = lease_s, max_attempts, scan_s
         self.publish, self.metrics, self.salvage = publish, metrics, salvage
@@ -99,7 +111,7 @@ class RunWorker:
         self._intake = FairBuffer()
         self._slots = asyncio.Semaphore(max_concurrent)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._running: dict[str, asyncio.Task[AgentResult]] = {}
+        self._running: dict[str, asyncio.Task[recording.Streamed]] = {}
         self._stops: dict[str, StopReason] = {}
         self._loops: list[asyncio.Task[None]] = []
 
@@ -228,13 +240,13 @@ class RunWorker:
 
     async def _run(self, delivery: Delivery, claimed: Claim) -> None:
         run = claimed.run
-        task = asyncio.get_running_loop().create_task(
-            self.executor.execute_with_retry(run_context(run, resumed=claimed.resumed))
-        )
+        context = run_context(run, resumed=claimed.resumed)
+        stream = self.executor.execute_stream(context, max_retries=None, abandon=False)
+        task = asyncio.get_running_loop().create_task(recording.record_stream(self.events, run.run_id, stream))
         self._running[run.run_id] = task
         self.leases.hold(delivery, lambda reason: self.stop_local(run.run_id, reason))
         try:
-            result = await asyncio.shield(task)
+            streamed = await asyncio.shield(task)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             reason = self._stops.get(run.run_id)
@@ -248,13 +260,14 @@ class RunWorker:
         except AgentRuntimeError as exc:
             await self._failed(delivery, run, exc)
         else:
-            await self._succeeded(delivery, run, result)
+            await self._succeeded(delivery, run, streamed)
         finally:
             self._running.pop(run.run_id, None)
             self._stops.pop(run.run_id, None)
             self.leases.drop(run.run_id)
 
-    async def _succeeded(self, delivery: Delivery, run: Run, result: AgentResult) -> None:
+    async def _succeeded(self, delivery: Delivery, run: Run, streamed: recording.Streamed) -> None:
+        result = streamed.result
         usage = result.usage
         salvaged = result.metadata.pop(SALVAGED_KEY, None)
         if isinstance(salvaged, Usage) and (salvaged.total_tokens or salvaged.cost_usd):
@@ -272,7 +285,7 @@ class RunWorker:
             attempts=max(run.attempts, result.attempts),
             lease_until=None,
         )
-        await self._ended(delivery, ended)
+        await self._ended(delivery, ended, streamed.final)
 
     async def _failed(self, delivery: Delivery, run: Run, exc: AgentRuntimeError) -> None:
         status = status_for_error(exc.code)
@@ -290,12 +303,16 @@ class RunWorker:
         )
         if ended is not None and status == "cancelled":
             self._emit("run.cancelled", ended, {"status_before": "running"})
-        await self._ended(delivery, ended)
+        await self._ended(delivery, ended, recording.error_event(run.run_id, exc))
 
-    async def _ended(self, delivery: Delivery, run: Run | None) -> None:
+    async def _ended(self, delivery: Delivery, run: Run | None, last: StreamEvent | None = None) -> None:
+        """The run's outcome is written (``run``: ``None`` when another worker holds it now)."""
         await self._ack(delivery)
         if run is None:
             return
+        if last is None and run.error:
+            last = recording.error_event(run.run_id, run.error)
+        await recording.end(self.events, run.run_id, last)
         if run.error and run.error.get("code") == "max_attempts":
             self._emit("run.failed", run, {"error_code": "max_attempts", "message": run.error.get("message")})
         if self.metrics is not None:
@@ -308,7 +325,7 @@ class RunWorker:
             except Exception:
                 log.exception("on_finished hook failed for run %s", run.run_id)
 
-    async def _put_back(self, delivery: Delivery, run: Run, task: asyncio.Task[AgentResult]) -> None:
+    async def _put_back(self, delivery: Delivery, run: Run, task: asyncio.Task[recording.Streamed]) -> None:
         """Shutdown: stop the run and hand it back (its next claim resumes it from its checkpoint)."""
         task.cancel()
         with contextlib.suppress(BaseException):
