@@ -124,6 +124,7 @@ def create_app(
             lambda request: get_runtime(request).series,
             authenticate,
             runs=lambda request: get_runtime(request).run_records,
+            events=lambda request: get_runtime(request).run_events,
         )
     )
     # added innermost first: request id -> in-flight/drain -> body limit -> routes

@@ -7,12 +7,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from agent_runtime.errors import EventsExpiredError
 from agent_runtime.runs.events.base import DEFAULT_MAX_EVENTS, DEFAULT_TTL_S, LoggedEvent, RunEventLog
 from agent_runtime.types import StreamEvent
 
-__all__ = ["MemoryRunEventLog"]
+__all__ = ["DEFAULT_MAX_RUNS", "MemoryRunEventLog"]
+
+DEFAULT_MAX_RUNS: Final = 10_000
+"""Runs whose events one process keeps in memory: its memory stays bounded whatever the ttl."""
 
 
 @dataclass
@@ -30,9 +34,11 @@ class MemoryRunEventLog(RunEventLog):
         *,
         ttl_s: float = DEFAULT_TTL_S,
         max_events: int = DEFAULT_MAX_EVENTS,
+        max_runs: int = DEFAULT_MAX_RUNS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(ttl_s=ttl_s, max_events=max_events)
+        self.max_runs = max_runs
         self._logs: dict[str, _Log] = {}
         self._clock = clock
 
@@ -40,6 +46,8 @@ class MemoryRunEventLog(RunEventLog):
         self._expire()
         log = self._logs.get(run_id)
         if log is None:
+            while len(self._logs) >= self.max_runs:  # the oldest run's events go first
+                self._wake(self._logs.pop(next(iter(self._logs))))
             log = self._logs[run_id] = _Log(deque(maxlen=self.max_events), touched=self._clock())
         return log
 
