@@ -178,6 +178,25 @@ async def test_recent_runs_and_one_run_of_the_callers_tenant(
     assert (await get("/dashboard/runs?limit=0", acme)).status_code == 422
 
 
+async def test_a_background_runs_drill_down_shows_its_tool_calls(
+    asgi: tuple[httpx.AsyncClient, Runtime, RunSeries],
+) -> None:
+    client, runtime, _ = asgi
+    await runtime.start_dispatcher()
+    acme, _ = await runtime.keys.create_key("acme", "root", ["admin"])
+    auth = {"Authorization": f"Bearer {acme}"}
+    body = {"template": "analyst", "input": "please compute 12*7+3 with the calculator", "background": True}
+    queued = await client.post("/v1/runs", json=body, headers=auth)
+    assert queued.status_code == 202, queued.text
+    run_id = queued.json()["run_id"]
+    done = await client.get(f"/v1/runs/{run_id}/wait", params={"timeout": 30}, headers=auth)
+    assert done.json()["status"] == "success", done.text
+    detail = (await client.get(f"/dashboard/runs/{run_id}", headers=auth)).json()
+    types = [event["type"] for event in detail["events"]]
+    assert "tool_call" in types and "tool_result" in types and types[-1] == "final", types
+    assert "token" not in types  # the answer is in the record
+
+
 async def test_assets_are_served_from_the_package(asgi: tuple[httpx.AsyncClient, Runtime, RunSeries]) -> None:
     client, _, _ = asgi
     chart = await client.get("/dashboard/static/chart.umd.min.js")
