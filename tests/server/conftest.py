@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import signal
@@ -150,7 +151,11 @@ def sse_json(text: str) -> list[tuple[str, Any]]:
 
 
 class ServeProcess:
-    """``agent-runtime serve`` as a subprocess (for multi-worker and signal tests)."""
+    """``agent-runtime serve`` as a subprocess (for multi-worker and signal tests).
+
+    Its stdout and stderr are read by threads as it writes them: an undrained pipe fills (64 KiB of
+    warnings) and blocks the server in ``write``, which then never shuts down.
+    """
 
     def __init__(self, env: dict[str, str], workers: int = 1) -> None:
         self.port = free_port()
@@ -160,37 +165,63 @@ class ServeProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_RUNTIME_", "PROMETHEUS_"))}
         full_env.update(env)
         self.proc = subprocess.Popen(args, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.stdout_lines: list[str] = []
+        self.stderr_lines: collections.deque[str] = collections.deque(maxlen=500)
+        self._printed = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._drain, args=(self.proc.stdout, self.stdout_lines), daemon=True),
+            threading.Thread(target=self._drain, args=(self.proc.stderr, self.stderr_lines), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _drain(self, stream: Any, lines: Any) -> None:
+        for line in stream:
+            with self._printed:
+                lines.append(line.rstrip("\n"))
+                self._printed.notify_all()
+        with self._printed:
+            self._printed.notify_all()
+
+    def stderr_tail(self, lines: int = 40) -> str:
+        return "\n".join(list(self.stderr_lines)[-lines:])
+
+    def stdout_text(self) -> str:
+        """Everything printed on stdout (complete once the process exited)."""
+        for reader in self._readers:
+            reader.join(10)
+        return "\n".join(self.stdout_lines)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+                raise RuntimeError(f"server exited: {self.stdout_text()}\n{self.stderr_tail()}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("server did not become ready")
+        raise RuntimeError(f"server did not become ready: {self.stderr_tail()}")
 
-    def admin_key(self) -> str:
+    def admin_key(self, timeout: float = 60) -> str:
         """The first-start admin key: the line after the announcement on stdout."""
-        assert self.proc.stdout is not None
-        lines: list[str] = []
-        while len(lines) < 3:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line.strip())
-        key = next((line for line in lines if line.startswith("ar_")), None)
+        deadline = time.monotonic() + timeout
+        with self._printed:
+            while len(self.stdout_lines) < 3 and self.proc.poll() is None and time.monotonic() < deadline:
+                self._printed.wait(0.5)
+            lines = list(self.stdout_lines[:3])
+        key = next((line.strip() for line in lines if line.startswith("ar_")), None)
         assert key, f"no admin key printed: {lines}"
         return key
 
     def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM, then SIGKILL after ``timeout`` s; a slow shutdown shows what the server printed last."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            print(f"server still running {timeout} s after SIGTERM; its last output:\n{self.stderr_tail()}")
             self.proc.kill()
             return self.proc.wait()

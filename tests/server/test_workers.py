@@ -102,4 +102,4 @@ def test_restart_prints_no_new_key_and_drains_on_sigterm(tmp_path) -> None:
         assert httpx.get(again.url + "/v1/templates", headers=headers).status_code == 200
     finally:
         assert again.terminate() in (0, -15)
-    assert again.proc.stdout is not None and "ar_" not in again.proc.stdout.read()
+    assert "ar_" not in again.stdout_text()
