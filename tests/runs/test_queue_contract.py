@@ -169,7 +169,9 @@ async def test_the_redis_queue_survives_its_stream_being_deleted(redis_server: A
     try:
         await queue.put(run("run_1"))
         redis_server.flushall()  # the stream and its group are gone
-        assert await queue.take(1, 0.05) == []  # NOGROUP: the group is made again
+        assert await queue.depth() == 0  # NOGROUP: counted as empty, not an error
+        await queue.touch([Delivery("run_1", "t", token="1-0")])  # nothing to keep, not an error
+        assert await queue.take(1, 0.05) == []
         await queue.put(run("run_2"))
         assert [d.run_id for d in await take_all(queue, 1)] == ["run_2"]
     finally:

@@ -3,6 +3,7 @@ official ``langgraph-sdk`` client over real sockets."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -93,11 +94,16 @@ def ap_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APServer]:
 
 
 @pytest.fixture(scope="session")
-def ap_redis(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[APServer]:
-    settings = Settings(state_backend="redis", redis_url=redis_server.url, data_dir=tmp_path_factory.mktemp("ap-redis"))
+def ap_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APServer]:
+    """On a redis-server of its own: the shared one is flushed by other tests while this server lives."""
+    redis = RedisServer()
+    redis.start()
+    settings = Settings(state_backend="redis", redis_url=redis.url, data_dir=tmp_path_factory.mktemp("ap-redis"))
     server = _serve(settings, "redis")
     yield server
     server.live.stop()
+    redis.stop()
+    shutil.rmtree(redis.dir, ignore_errors=True)
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])

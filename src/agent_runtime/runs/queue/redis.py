@@ -85,14 +85,18 @@ class RedisRunQueue(RunQueue):
         if not added:
             raise self._full()
 
+    def _lost_group(self, exc: ResponseError) -> None:
+        """The stream was deleted (FLUSHALL, a restored backup): make the group again next time."""
+        if "NOGROUP" not in str(exc):
+            raise exc
+        self._group_ready = False
+
     async def take(self, limit: int, timeout_s: float) -> list[Delivery]:
         async with redis_errors("run_queue.take"):
             try:
                 return await self._take(limit, timeout_s)
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                self._group_ready = False  # the stream was deleted (FLUSHALL, a restored backup): make it again
+                self._lost_group(exc)
                 return []
 
     async def _take(self, limit: int, timeout_s: float) -> list[Delivery]:
@@ -127,7 +131,10 @@ class RedisRunQueue(RunQueue):
         tokens = [d.token for d in deliveries if d.token is not None]
         if tokens:
             async with redis_errors("run_queue.touch"):
-                await self._redis.xclaim(self._stream, GROUP, self.consumer, 0, tokens, justid=True)
+                try:
+                    await self._redis.xclaim(self._stream, GROUP, self.consumer, 0, tokens, justid=True)
+                except ResponseError as exc:
+                    self._lost_group(exc)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Each entry is queued again as a new one (no bound: it was admitted once) and the old one dropped."""
@@ -145,7 +152,11 @@ class RedisRunQueue(RunQueue):
         async with redis_errors("run_queue.depth"):
             await self._group()
             length = await self._redis.xlen(self._stream)
-            pending = await self._redis.xpending(self._stream, GROUP)
+            try:
+                pending = await self._redis.xpending(self._stream, GROUP)
+            except ResponseError as exc:
+                self._lost_group(exc)
+                pending = {}
         return max(0, int(length) - int(pending.get("pending", 0) if isinstance(pending, dict) else 0))
 
     async def ping(self) -> None:
