@@ -18,8 +18,15 @@ import asyncio
 import contextlib
 import time
 
-from agent_runtime.errors import AgentRuntimeError, ConflictError, RunNotFoundError, ServiceUnavailableError
+from agent_runtime.errors import (
+    AgentRuntimeError,
+    ConflictError,
+    RunNotFoundError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from agent_runtime.runs.base import RunRecordStore
+from agent_runtime.runs.multitask import DEFAULT_STRATEGY, MultitaskStrategy
 from agent_runtime.runs.queue.base import QueueFullError, RunQueue
 from agent_runtime.runs.record import Run
 from agent_runtime.runs.recorder import new_run
@@ -67,8 +74,29 @@ class RunDispatcher:
         if self.worker is not None:
             await self.worker.start()
 
-    async def submit(self, context: AgentContext) -> Run:
-        """Store the run as pending and queue it; ``QueueFullError`` when the queue is full."""
+    async def submit(
+        self,
+        context: AgentContext,
+        *,
+        multitask: MultitaskStrategy = DEFAULT_STRATEGY,
+        webhook: str | None = None,
+        after_s: float = 0.0,
+    ) -> Run:
+        """Store the run as pending and queue it; ``QueueFullError`` when the queue is full.
+
+        Args:
+            multitask: what to do when the run's session is busy (``runs.multitask``).
+            webhook: a URL the run's final record is POSTed to.
+            after_s: start the run no sooner than this many seconds from now.
+        """
+        unsupported = {
+            "multitask_strategy": multitask != DEFAULT_STRATEGY,
+            "webhook": webhook is not None,
+            "after_seconds": after_s > 0,
+        }
+        refused = [name for name, used in unsupported.items() if used]
+        if refused:
+            raise ValidationError(f"not supported yet: {', '.join(refused)}", details={"param": refused[0]})
         if not self._accepting:
             raise ServiceUnavailableError("background runs are not accepted by this process", retry_after=1.0)
         self.executor.validate(context)

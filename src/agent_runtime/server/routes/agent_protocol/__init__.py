@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agent_runtime.server.routes.agent_protocol import assistants, info, store, threads
+from agent_runtime.server.routes.agent_protocol import assistants, crons, info, runs, runs_stream, store, threads
 
 __all__ = ["router"]
 
@@ -13,5 +13,7 @@ router = APIRouter()
 router.include_router(info.router)
 router.include_router(assistants.router)
 router.include_router(threads.router)
-# runs (helper ap-runs): router.include_router(runs.router)
+router.include_router(runs_stream.router)  # before runs: /threads/{id}/runs/stream is not a run id
+router.include_router(runs.router)
+router.include_router(crons.router)
 router.include_router(store.router)

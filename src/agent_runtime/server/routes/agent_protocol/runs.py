@@ -1,0 +1,9 @@
+"""Agent Protocol runs routes (being built: see issue 17)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["agent protocol: runs"])
