@@ -237,8 +237,9 @@ class StreamEvent(BaseModel):
     """Which workflow step emitted the event, for workflows."""
     message: dict[str, Any] | None = None
     """With ``AgentContext.graph_events``, a token's message: its ``id``, LangGraph's ``metadata`` of the
-    chunk (node, step, model) and the chunk's ``response_metadata`` / ``usage_metadata`` when it has
-    them, for protocols that stream message chunks (the Agent Protocol's ``messages`` modes)."""
+    chunk (node, step, model) and the chunk's ``response_metadata`` / ``usage_metadata`` /
+    ``chunk_position`` when it has them, for protocols that stream message chunks (the Agent
+    Protocol's ``messages`` modes)."""
 
     @property
     def text(self) -> str:

@@ -306,6 +306,8 @@ class _GraphEvents:
             message["response_metadata"] = jsonable(chunk.response_metadata)
         if chunk.usage_metadata:
             message["usage_metadata"] = jsonable(chunk.usage_metadata)
+        if chunk.chunk_position:
+            message["chunk_position"] = chunk.chunk_position
         event = StreamEvent(type="token", run_id=self.run_id, data={"text": text}, step=step, message=message)
         await self.control.emit(event)
 
