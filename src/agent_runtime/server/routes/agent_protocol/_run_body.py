@@ -82,7 +82,6 @@ class RunCreate(APModel):
         "langsmith_tracer",
         "durability",
         "strict_resume",
-        "stream_subgraphs",
     )
     assistant_id: str = Field(min_length=1, max_length=200)
     input: dict[str, Any] | None = None
@@ -97,6 +96,8 @@ class RunCreate(APModel):
     webhook: str | None = Field(default=None, max_length=2000)
     after_seconds: float = Field(default=0.0, ge=0, le=86_400 * 366)
     stream_mode: list[StreamMode] = Field(default_factory=_values_only, max_length=len(STREAM_MODES))
+    stream_subgraphs: bool = False
+    """Only ``False``: the root graph's events are streamed (the SDK always sends the field)."""
     stream_resumable: bool = False
     """Every run's events are kept in its bounded event log: joins are always resumable."""
 
@@ -104,6 +105,13 @@ class RunCreate(APModel):
     @classmethod
     def _modes(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("stream_subgraphs")
+    @classmethod
+    def _no_subgraphs(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("not supported by agent-runtime: stream_subgraphs")
+        return value
 
     def text(self) -> str:
         """The run's input text: the one new user message of ``input.messages`` (or the resume's label)."""
