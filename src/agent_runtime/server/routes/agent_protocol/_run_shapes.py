@@ -10,6 +10,7 @@ from agent_runtime.agents.assistants import assistant_id
 from agent_runtime.runs.multitask import DEFAULT_STRATEGY
 from agent_runtime.runs.record import Run
 from agent_runtime.runs.recorder import KWARGS_KEY
+from agent_runtime.runs.thread_outcome import WAITED_KEY
 from agent_runtime.server.routes.agent_protocol._shapes import jsonable
 
 __all__ = ["AP_STATUS", "ap_status", "iso", "run_error_out", "run_out"]
@@ -39,6 +40,7 @@ def run_out(run: Run) -> dict[str, Any]:
     """A ``Run``: ids, times (ISO-8601), status, the client's metadata, multitask strategy, kwargs."""
     kwargs = dict(run.metadata.get(KWARGS_KEY) or {})
     command = kwargs.pop("command", None)
+    kwargs.pop(WAITED_KEY, None)
     kwargs["input"] = None if command is not None else {"messages": [{"type": "human", "content": run.input}]}
     kwargs["command"] = command
     kwargs["temporary"] = kwargs.get("on_completion", "keep") == "delete"

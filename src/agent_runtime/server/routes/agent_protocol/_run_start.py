@@ -77,10 +77,10 @@ async def start_run(
         context = run_context(runtime, principal, request, body, template=template, thread_id=thread.id)
         if thread_id is not None:
             await _check_thread(runtime, dispatcher, thread, body)
-        if thread_id is None or waited:
+        if thread_id is None:
             context.metadata[KWARGS_KEY].setdefault("on_completion", "delete")
-        if waited:
-            context.metadata[KWARGS_KEY][WAITED_KEY] = True
+            if waited:  # the waiting request reads the thread's final state, then deletes it
+                context.metadata[KWARGS_KEY][WAITED_KEY] = True
         run = await dispatcher.submit(
             context,
             multitask=body.multitask_strategy or "reject",
