@@ -104,3 +104,46 @@ def test_wait_answers_with_the_run_location(ap_slow: APServer) -> None:
     location = response.headers["content-location"]
     assert location.startswith(f"/threads/{thread['thread_id']}/runs/")
     assert response.headers["location"] == f"{location}/join"
+
+
+async def test_cancel_with_wait_answers_like_join(ap_slow: APServer) -> None:
+    thread = await ap_slow.client().threads.create()
+    run = await _running(ap_slow.client(), thread["thread_id"])
+    url = f"{ap_slow.url}/threads/{thread['thread_id']}/runs/{run['run_id']}/cancel"
+    async with httpx.AsyncClient(headers={"x-api-key": ap_slow.alice}, timeout=30) as http:
+        answer = await http.post(url, params={"wait": 1})
+        assert answer.status_code == 200 and answer.json()["__error__"]["error"] == "cancelled"
+        again = await http.post(url)
+        assert again.status_code == 409
+
+
+async def test_wait_with_on_disconnect_cancel(ap_slow: APServer) -> None:
+    client = ap_slow.client()
+    thread = await client.threads.create()
+    body = {"assistant_id": "writer", "input": LONG, "on_disconnect": "cancel"}
+    url = f"{ap_slow.url}/threads/{thread['thread_id']}/runs/wait"
+    async with httpx.AsyncClient(headers={"x-api-key": ap_slow.alice}) as http:
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up: the server sees it go
+            await http.post(url, json=body, timeout=httpx.Timeout(30, read=1.5))
+
+    async def cancelled() -> list[dict[str, Any]]:
+        runs = await client.runs.list(thread["thread_id"])
+        return [r for r in runs if r["status"] == "interrupted"]
+
+    await until(cancelled, "the abandoned run to be cancelled", timeout=30)
+
+
+async def test_wait_continues_after_a_disconnect_by_default(ap_slow: APServer) -> None:
+    client = ap_slow.client()
+    thread = await client.threads.create()
+    body = {"assistant_id": "writer", "input": {"messages": "hi"}}
+    url = f"{ap_slow.url}/threads/{thread['thread_id']}/runs/wait"
+    async with httpx.AsyncClient(headers={"x-api-key": ap_slow.alice}) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post(url, json=body, timeout=httpx.Timeout(30, read=0.5))
+
+    async def succeeded() -> list[dict[str, Any]]:
+        runs = await client.runs.list(thread["thread_id"])
+        return [r for r in runs if r["status"] == "success"]
+
+    await until(succeeded, "the run to finish without its client", timeout=60)

@@ -125,9 +125,11 @@ async def _waited(
     if started.temporary and run.status != "interrupted":  # read: the temporary thread has served
         thread = started.thread
         await runtime.sessions.delete_session(thread.id, tenant=thread.tenant, user_id=thread.user_id)
-    headers = started.headers()
-    if not started.temporary:
-        headers["Location"] = f"{started.location}/join"  # where the SDK reconnects if the answer is cut
+    headers = {
+        "Content-Location": started.location,
+        "Location": f"{started.location}/join",  # where the SDK reconnects if the answer is cut off
+        "X-Run-Id": run.run_id,
+    }
     return JSONResponse(answer, headers=headers)
 
 
@@ -232,6 +234,7 @@ async def _cancel(dispatcher: RunDispatcher, run: Run) -> Run:
 
 @router.post(
     "/threads/{thread_id}/runs/{run_id}/cancel",
+    status_code=202,
     responses=errors(401, 403, 404, 409, 422),
     dependencies=[Depends(only_query("wait", "action"))],
     summary="Cancel a pending or running run",
@@ -239,20 +242,24 @@ async def _cancel(dispatcher: RunDispatcher, run: Run) -> Run:
 async def cancel_run(
     thread_id: ThreadId,
     run_id: RunId,
+    request: Request,
     owner: CurrentOwner,
     runtime: CurrentRuntime,
     wait: bool = False,
     action: Literal["interrupt", "rollback"] = "interrupt",
-) -> dict[str, Any]:
-    """``interrupt`` stops the run and keeps what it did; ``rollback`` is not supported yet (422)."""
+) -> Response:
+    """``interrupt`` stops the run and keeps what it did; ``rollback`` is not supported yet (422).
+    202 at once, or (``wait``) the run's final answer as ``join`` gives it."""
     if action != "interrupt":
         raise ValidationError("cancel action rollback is not supported yet", details={"param": "action"})
-    _, run = await _thread_run(runtime, owner, thread_id, run_id)
-    dispatcher = dispatcher_of(runtime)
-    run = await _cancel(dispatcher, run)
-    if wait and not run.done:
-        run = await dispatcher.wait(run.run_id, run.tenant, timeout_s=MAX_WAIT_S)
-    return run_out(run)
+    thread, run = await _thread_run(runtime, owner, thread_id, run_id)
+    run = await _cancel(dispatcher_of(runtime), run)
+    if not wait:
+        return Response(status_code=202)
+    run = await _until_done(runtime, request, run, cancel_on_disconnect=False)
+    location = f"/threads/{thread.id}/runs/{run.run_id}"
+    headers = {"Location": f"{location}/join", "Content-Location": location}
+    return JSONResponse(await _final(runtime, run, thread), headers=headers)
 
 
 @router.delete(
