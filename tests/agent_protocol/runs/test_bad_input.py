@@ -119,3 +119,20 @@ async def test_runs_need_the_sessions_scope(ap_sqlite: APServer) -> None:
         await client.runs.create(None, "writer", input=HELLO)
     with pytest.raises(PermissionDeniedError):
         await client.runs.list(str(uuid.uuid4()))
+
+
+async def test_same_thread_id_of_two_users_keeps_their_runs_apart(ap: APServer) -> None:
+    thread_id = f"chosen-{uuid.uuid4().hex[:8]}"
+    alice, bob = ap.client(ap.alice), ap.client(ap.bob)
+    await alice.threads.create(thread_id=thread_id)
+    await bob.threads.create(thread_id=thread_id)
+    run = await alice.runs.create(thread_id, "writer", input=HELLO)
+    with pytest.raises(NotFoundError):
+        await bob.runs.get(thread_id, run["run_id"])
+    assert await bob.runs.list(thread_id) == []
+    values = await bob.runs.wait(thread_id, "writer", input={"messages": "bob's own"})  # not busy with alice's
+    assert isinstance(values, dict) and [m["content"] for m in values["messages"] if m["type"] == "human"] == [
+        "bob's own"
+    ]
+    await alice.runs.join(thread_id, run["run_id"])
+    assert [r["run_id"] for r in await alice.runs.list(thread_id)] == [run["run_id"]]

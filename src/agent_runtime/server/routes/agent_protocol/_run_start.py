@@ -22,7 +22,9 @@ from agent_runtime.sessions.threads import Owner
 from agent_runtime.types import Principal
 from agent_runtime.workflows.approval import build_resume_value
 
-__all__ = ["Started", "dispatcher_of", "start_run"]
+__all__ = ["Started", "dispatcher_of", "start_run", "thread_runs"]
+
+_PAGE = 200
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,21 @@ async def _busy(runtime: Runtime, dispatcher: RunDispatcher, thread: Session) ->
     if await runtime.sessions.is_busy(thread):
         return True
     for status in ("pending", "running"):
-        query = RunFilter(tenant=thread.tenant, session_id=thread.id, status=status, limit=1)
-        if await dispatcher.store.find(query):
+        if await thread_runs(dispatcher, thread, status=status, want=1):
             return True
     return False
+
+
+async def thread_runs(dispatcher: RunDispatcher, thread: Session, *, status: str | None, want: int) -> list[Run]:
+    """Up to ``want`` runs of the thread, newest first. Run records name the session by id, and two
+    users may each have a thread of the same id: only its owner's runs are the thread's."""
+    found: list[Run] = []
+    offset = 0
+    while len(found) < want:
+        query = RunFilter(tenant=thread.tenant, session_id=thread.id, status=status, limit=_PAGE, offset=offset)
+        page = await dispatcher.store.find(query)
+        found += [run for run in page if run.user == thread.user_id]
+        if len(page) < _PAGE:
+            break
+        offset += _PAGE
+    return found[:want]

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from agent_runtime.agents.assistants import Assistants
 from agent_runtime.errors import RunNotFoundError, RunTimeoutError, ValidationError
-from agent_runtime.runs import RunDispatcher, RunFilter
+from agent_runtime.runs import RunDispatcher
 from agent_runtime.runs.record import Run
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
@@ -26,7 +26,7 @@ from agent_runtime.server.routes._docs import errors
 from agent_runtime.server.routes.agent_protocol._common import CurrentOwner, only_query, threads_scope
 from agent_runtime.server.routes.agent_protocol._run_body import BatchRunCreate, RunCreate
 from agent_runtime.server.routes.agent_protocol._run_shapes import run_error_out, run_out
-from agent_runtime.server.routes.agent_protocol._run_start import Started, dispatcher_of, start_run
+from agent_runtime.server.routes.agent_protocol._run_start import Started, dispatcher_of, start_run, thread_runs
 from agent_runtime.server.routes.agent_protocol._shapes import jsonable
 from agent_runtime.server.schemas import ID_PATTERN
 from agent_runtime.sessions.models import Session
@@ -165,7 +165,7 @@ async def _thread_run(runtime: Runtime, owner: Owner, thread_id: str, run_id: st
     """The owner's thread and its run; a run of another thread (or tenant) is unknown here."""
     thread = await runtime.threads.get(thread_id, owner)
     run = await dispatcher_of(runtime).get(run_id, owner.tenant)
-    if run.session_id != thread.id:
+    if run.session_id != thread.id or run.user != thread.user_id:
         raise RunNotFoundError(f"run {run_id} not found", details={"run_id": run_id})
     return thread, run
 
@@ -191,8 +191,7 @@ async def list_runs(
     statuses = ["interrupted", "cancelled"] if status == "interrupted" else [status]
     found: list[Run] = []
     for wanted in statuses:  # LangGraph's interrupted is two statuses here: merge, then page
-        query = RunFilter(tenant=owner.tenant, session_id=thread.id, status=wanted, limit=offset + limit)
-        found += await dispatcher.store.find(query)
+        found += await thread_runs(dispatcher, thread, status=wanted, want=offset + limit)
     found.sort(key=lambda r: r.created_at, reverse=True)
     return [run_out(r) for r in found[offset : offset + limit]]
 
