@@ -24,7 +24,7 @@ from agent_runtime.workflows.approval import template_needs_checkpointer
 from agent_runtime.workflows.spec import END_STEP, BranchSpec, StepSpec, WorkflowSpec, placeholders
 
 if TYPE_CHECKING:
-    from agent_runtime.agents.factory import AgentFactory
+    from agent_runtime.agents.catalog import TemplateCatalog
 
 __all__ = ["WorkflowPlan", "compile_workflow", "load_workflows", "plan_workflow", "register_workflow_spec"]
 
@@ -49,7 +49,7 @@ def _fail(spec: WorkflowSpec, step: str, problem: str) -> TemplateConfigError:
     return TemplateConfigError(f"invalid workflow {spec.name!r}: step {step!r}: {problem}", details={"step": step})
 
 
-def plan_workflow(spec: WorkflowSpec, factory: AgentFactory) -> WorkflowPlan:
+def plan_workflow(spec: WorkflowSpec, factory: TemplateCatalog) -> WorkflowPlan:
     """Check ``spec`` against ``factory``'s templates; raise ``TemplateConfigError`` naming the step."""
     names = [s.name for s in spec.steps]
     for index, name in enumerate(names):
@@ -94,7 +94,7 @@ def plan_workflow(spec: WorkflowSpec, factory: AgentFactory) -> WorkflowPlan:
     return plan
 
 
-def _check_template(spec: WorkflowSpec, step: StepSpec, factory: AgentFactory) -> None:
+def _check_template(spec: WorkflowSpec, step: StepSpec, factory: TemplateCatalog) -> None:
     """Also run when the graph is built: a template may have become a workflow since registration, and
     a nested workflow would make the build read the workflow registry from inside its own build."""
     if step.template == spec.name:
@@ -204,7 +204,7 @@ def _input_mapping(spec: WorkflowSpec, step: StepSpec, deps: list[str], guarante
     return step.input
 
 
-def compile_workflow(spec: WorkflowSpec | dict[str, Any], factory: AgentFactory) -> Any:
+def compile_workflow(spec: WorkflowSpec | dict[str, Any], factory: TemplateCatalog) -> Any:
     """Validate and compile to a LangGraph graph (no checkpointer: the executor binds the session's)."""
     spec = WorkflowSpec.parse(spec)
     plan = plan_workflow(spec, factory)
@@ -254,7 +254,7 @@ def _router(name: str, branch: BranchSpec) -> Callable[[WorkflowState], str]:
 
 
 def register_workflow_spec(
-    factory: AgentFactory, spec: WorkflowSpec | dict[str, Any], *, replace: bool = False
+    factory: TemplateCatalog, spec: WorkflowSpec | dict[str, Any], *, replace: bool = False
 ) -> WorkflowSpec:
     """Validate, compile and register a declarative workflow, plus a template of the same name that runs
     it (so ``executor.execute_async(AgentContext(template=<workflow name>, ...))`` works like any agent)."""
@@ -274,7 +274,7 @@ def register_workflow_spec(
     return spec
 
 
-def _template_for(spec: WorkflowSpec, factory: AgentFactory) -> AgentTemplate:
+def _template_for(spec: WorkflowSpec, factory: TemplateCatalog) -> AgentTemplate:
     """The template of a workflow. ``max_output_tokens`` bounds every step's model calls together, so quota
     reservation (which assumes one call per template without tools) covers the whole workflow."""
     budget = 0
@@ -293,7 +293,7 @@ def _template_for(spec: WorkflowSpec, factory: AgentFactory) -> AgentTemplate:
     )
 
 
-def load_workflows(factory: AgentFactory, path: Path, *, replace: bool = False) -> list[WorkflowSpec]:
+def load_workflows(factory: TemplateCatalog, path: Path, *, replace: bool = False) -> list[WorkflowSpec]:
     """Register the ``workflows: [...]`` section of a template file (or of every such file in a folder)."""
     registered: list[WorkflowSpec] = []
     for file in config_files(path, "workflow", TemplateConfigError):
