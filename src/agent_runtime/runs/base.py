@@ -86,6 +86,10 @@ class RunRecordStore(ABC):
         (unknown run, or in another state)."""
 
     @abstractmethod
+    async def delete(self, run_id: str, *, tenant: str) -> bool:
+        """Remove ``tenant``'s run when it has finished; whether it did (active runs stay)."""
+
+    @abstractmethod
     async def pending(self, limit: int = 1000) -> list[Run]:
         """Pending runs of every tenant, oldest first: what a starting worker picks up."""
 

@@ -142,6 +142,12 @@ class RunDispatcher:
             raise RunNotFoundError(f"run {run_id} not found", details={"run_id": run_id})
         return run
 
+    async def delete(self, run_id: str, tenant: str) -> None:
+        """Remove a finished run's record; 404 when ``tenant`` has no such run, 409 while it is active."""
+        run = await self.get(run_id, tenant)
+        if not run.done or not await self.store.delete(run_id, tenant=tenant):
+            raise ConflictError(f"run {run_id} is {run.status}: cancel it first", details={"status": run.status})
+
     async def wait(self, run_id: str, tenant: str, *, timeout_s: float) -> Run:
         """The run once it has finished, or as it is after ``timeout_s``."""
         run = await self.get(run_id, tenant)
