@@ -101,3 +101,14 @@ async def test_an_id_out_of_the_window_is_refused_before_anything_is_sent() -> N
         await check_after(log, "run_1", "not-an-id")
     await check_after(log, "run_1", ids[2])  # still kept
     await check_after(log, "run_1", None)
+
+
+async def test_events_appended_while_the_reader_holds_one_are_not_missed() -> None:
+    log = MemoryRunEventLog()
+    await log.append("run_1", token("a"))
+    reader = log.read("run_1")
+    assert (await anext(reader)).event.text == "a"  # the reader is suspended at its yield
+    await log.append("run_1", token("b"))  # appended and closed meanwhile
+    await log.close("run_1")
+    rest = [logged.event.text async for logged in reader]
+    assert rest == ["b"]

@@ -16,7 +16,7 @@ from agent_runtime.runs.events.join import DEFAULT_GRACE_S, FOREGROUND_GRACE_S, 
 from agent_runtime.runs.events.recording import error_event
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
-from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE
+from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE, errors
 from agent_runtime.server.routes.runs import native_event
 from agent_runtime.server.schemas import ID_PATTERN, TEMPLATE_PATTERN, RunList, RunRecordOut
 from agent_runtime.server.sse import EventStreamResponse
@@ -95,7 +95,7 @@ async def wait_run(
 
 @router.get(
     "/v1/runs/{run_id}/stream",
-    responses={200: SSE_RESPONSE, **ERRORS},
+    responses={200: SSE_RESPONSE, **errors(401, 403, 404, 410, 503)},
     summary="Join a run's event stream",
     description=(
         "The run's events as `POST /v1/runs` streams them, from any worker: those it streamed so far, "

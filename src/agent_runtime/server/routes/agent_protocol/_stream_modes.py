@@ -22,6 +22,7 @@ not stream them, so they could not be sent faithfully.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -31,7 +32,17 @@ from langchain_core.messages import AIMessageChunk, message_chunk_to_message
 from agent_runtime.errors import ValidationError
 from agent_runtime.types import StreamEvent
 
-__all__ = ["DEFAULT_MODE", "REFUSED_MODES", "STREAM_MODES", "RunInfo", "StreamShaper", "stream_modes"]
+__all__ = [
+    "DEFAULT_MODE",
+    "REFUSED_MODES",
+    "STREAM_MODES",
+    "RunInfo",
+    "StreamShaper",
+    "encode",
+    "error_part",
+    "merge_messages",
+    "stream_modes",
+]
 
 STREAM_MODES: Final = ("values", "updates", "messages", "messages-tuple", "custom")
 REFUSED_MODES: Final = ("events", "debug", "tasks", "checkpoints", "tools", "lifecycle")
@@ -244,3 +255,12 @@ def _id(message: Any) -> Any:
 def error_part(error: dict[str, Any]) -> Part:
     """LangGraph's ``error`` event: ``{error, message}`` (its error's name; here, agent-runtime's code)."""
     return "error", {"error": str(error.get("code", "run_failed")), "message": str(error.get("message", ""))}
+
+
+def encode(part: Part, id: str | None = None) -> bytes:
+    """One SSE event as LangGraph's server frames it: ``event``, one ``data`` line of compact JSON,
+    ``id`` when the event is in the run's log, CRLF line ends."""
+    name, data = part
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    tail = "" if id is None else f"id: {id}\r\n"
+    return f"event: {name}\r\ndata: {body}\r\n{tail}\r\n".encode()
