@@ -23,7 +23,7 @@ templates:
 
 @pytest.fixture(scope="session")
 def ap_streaming(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APServer]:
-    """SQLite, 50 ms per token, 60 events kept per run; ``hasty`` times out before a long answer ends."""
+    """SQLite, 50 ms per token, 30 events kept per run; ``hasty`` times out before a long answer ends."""
     data = tmp_path_factory.mktemp("ap-stream")
     (data / "templates").mkdir()
     (data / "templates" / "hasty.yaml").write_text(HASTY, encoding="utf-8")
@@ -31,7 +31,7 @@ def ap_streaming(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APServer]
         state_backend="sqlite",
         offline_token_latency_ms=50,
         data_dir=data,
-        runs=RunSettings(max_events_per_run=60),
+        runs=RunSettings(max_events_per_run=30),
     )
     server = _serve(settings, "sqlite")
     yield server

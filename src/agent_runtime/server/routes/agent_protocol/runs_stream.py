@@ -119,7 +119,8 @@ async def join_stream(
     stream_mode: Annotated[list[str] | None, Query(max_length=16)] = None,
 ) -> EventStreamResponse:
     thread, run = await thread_run(runtime, owner, thread_id, run_id)
-    modes = stream_modes(stream_mode or _run_modes(run))
+    asked = [mode for mode in stream_mode or () if mode]  # the SDK sends ``stream_mode=`` for none
+    modes = stream_modes(asked or _run_modes(run))
     log = _log(runtime)
     await check_after(log, run.run_id, last_event_id)
     events = _events(runtime, log, run, modes, thread_id=thread.id, after=last_event_id)
