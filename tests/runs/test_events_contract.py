@@ -16,14 +16,8 @@ import pytest
 
 from agent_runtime.errors import EventsExpiredError
 from agent_runtime.runs.events import MemoryRunEventLog, RunEventLog
-from agent_runtime.runs.events.sqlite import SQLiteRunEventLog
 from agent_runtime.types import StreamEvent
-from tests.backends import SHARED_BACKENDS as _SHARED
-from tests.backends import STATE_BACKENDS as _STATE
-from tests.backends import backend_url, build_store
-
-STATE_BACKENDS = _STATE[:3]  # PostgreSQL: next commit
-SHARED_BACKENDS = _SHARED[:2]
+from tests.backends import SHARED_BACKENDS, STATE_BACKENDS, backend_url, build_store
 
 Factory = Callable[..., Awaitable[RunEventLog]]
 WAIT_S = 10.0
@@ -233,19 +227,38 @@ def test_memory_log_bounds_the_runs_it_keeps() -> None:
     asyncio.run(scenario())
 
 
-async def test_sqlite_sweep_deletes_expired_runs_rows(tmp_path: Path) -> None:
-    now = [1_000.0]
-    path = tmp_path / "state.sqlite3"
-    log = SQLiteRunEventLog(path, ttl_s=60, sweep_s=10, clock=lambda: now[0])
+def stored_runs(backend: str, url: str) -> list[tuple[str, ...]]:
+    """The run ids in the tables (headers, then events), read with the engine's own client."""
+    prefix = "ar_" if backend == "postgres" else ""
+    queries = [f"SELECT run_id FROM {prefix}run_event_logs", f"SELECT DISTINCT run_id FROM {prefix}run_events"]
+    if backend == "postgres":
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            return [tuple(sorted(r for (r,) in conn.execute(q).fetchall())) for q in queries]
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        return [tuple(sorted(r for (r,) in db.execute(q).fetchall())) for q in queries]
+
+
+@pytest.mark.parametrize("backend", [p for p in SHARED_BACKENDS if p.id != "redis"])
+async def test_a_sweep_deletes_the_rows_of_expired_runs(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Redis expires its keys itself; the tables are swept, by appends (every ``sweep_s``) or ``sweep``."""
+    now = [time.time()]
+    log = build_store("run_events", backend, request, tmp_path, ttl_s=60, sweep_s=3600, clock=lambda: now[0])
     try:
         await log.append("run_old", token("run_old", "a"))
         now[0] += 30
         await log.append("run_new", token("run_new", "b"))
-        now[0] += 40  # run_old is 70 s old, run_new 40 s
+        now[0] += 40  # run_old was last written 70 s ago, run_new 40 s
         assert await log.sweep() == 1
-        with sqlite3.connect(path) as db:
-            assert db.execute("SELECT DISTINCT run_id FROM run_events").fetchall() == [("run_new",)]
-            assert db.execute("SELECT run_id FROM run_event_logs").fetchall() == [("run_new",)]
+        assert stored_runs(backend, backend_url(backend, request, tmp_path)) == [("run_new",), ("run_new",)]
+        log.sweep_s = 10
+        now[0] += 100
+        await log.append("run_newest", token("run_newest", "c"))  # starts a sweep in the background
+        await log.aclose()  # which closing waits for
+        assert stored_runs(backend, backend_url(backend, request, tmp_path)) == [("run_newest",), ("run_newest",)]
     finally:
         await log.aclose()
 

@@ -12,19 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from agent_runtime.errors import EventsExpiredError
+from agent_runtime.errors import AgentRuntimeError, EventsExpiredError
 from agent_runtime.runs.events.base import DEFAULT_MAX_EVENTS, DEFAULT_TTL_S, LoggedEvent, RunEventLog, parse_seq
 from agent_runtime.types import StreamEvent
 
-__all__ = ["BATCH", "Batch", "PolledRunEventLog"]
+__all__ = ["BATCH", "SWEEP_RUNS", "Batch", "PolledRunEventLog"]
+
+log = logging.getLogger("agent_runtime.runs")
 
 BATCH: Final = 100
 """Events fetched per query: a reader far behind catches up in pages, its memory bounded."""
+SWEEP_RUNS: Final = 100
+"""Expired runs one sweep deletes at most (the next sweep takes the rest)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +53,13 @@ class _Followers:
 class PolledRunEventLog(RunEventLog):
     """A ``RunEventLog`` whose ``read`` pages through ``_fetch`` and waits between pages.
 
+    Expired runs are deleted by ``sweep``, which appends start in the background at most every ``sweep_s``.
+
     Args:
         poll_min_s: first wait for another process's appends once a reader is caught up.
         poll_max_s: longest wait (the delay doubles up to it while nothing comes).
+        sweep_s: how often appends start a sweep (default: the ttl, at most a minute).
+        clock: wall-clock time (shared by the processes that share the database).
     """
 
     def __init__(
@@ -59,15 +69,46 @@ class PolledRunEventLog(RunEventLog):
         max_events: int = DEFAULT_MAX_EVENTS,
         poll_min_s: float = 0.05,
         poll_max_s: float = 0.5,
+        sweep_s: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(ttl_s=ttl_s, max_events=max_events)
         self.poll_min_s = poll_min_s
         self.poll_max_s = max(poll_min_s, poll_max_s)
+        self.sweep_s = min(ttl_s, 60.0) if sweep_s is None else sweep_s
+        self._clock = clock
         self._followers: dict[str, _Followers] = {}
+        self._swept_at = clock()
+        self._sweeping: asyncio.Task[None] | None = None
 
     @abstractmethod
     async def _fetch(self, run_id: str, seen: int) -> Batch:
         """The run's events numbered above ``seen`` (up to ``BATCH``), nothing for an unknown or expired run."""
+
+    @abstractmethod
+    async def sweep(self) -> int:
+        """Delete runs whose ttl ran out (up to ``SWEEP_RUNS`` of them); how many."""
+
+    def _appended(self, run_id: str) -> None:
+        """After an append: wake this process's followers, and start a sweep when one is due."""
+        self._wake(run_id)
+        now = self._clock()
+        if now - self._swept_at < self.sweep_s or (self._sweeping is not None and not self._sweeping.done()):
+            return
+        self._swept_at = now
+        self._sweeping = asyncio.get_running_loop().create_task(self._sweep_quietly())
+
+    async def _sweep_quietly(self) -> None:
+        try:
+            await self.sweep()
+        except AgentRuntimeError as exc:  # the next sweep tries again; appends go on meanwhile
+            log.warning("run event log sweep failed: %s", exc.message)
+
+    async def _end_sweep(self) -> None:
+        """Wait for a sweep in flight (before closing connections)."""
+        if self._sweeping is not None:
+            await asyncio.gather(self._sweeping, return_exceptions=True)
+            self._sweeping = None
 
     def _wake(self, run_id: str) -> None:
         """Wake this process's followers of ``run_id`` (after an append, a close or a delete)."""

@@ -12,25 +12,18 @@ transaction so no transaction holds the write lock for long.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
 
 from agent_runtime._sqlite import connect_sqlite_inline, sqlite_errors
-from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.runs.events.base import DEFAULT_MAX_EVENTS, DEFAULT_TTL_S
-from agent_runtime.runs.events.polling import BATCH, Batch, PolledRunEventLog
+from agent_runtime.runs.events.polling import BATCH, SWEEP_RUNS, Batch, PolledRunEventLog
 from agent_runtime.types import StreamEvent
 
 __all__ = ["SQLiteRunEventLog"]
 
-log = logging.getLogger("agent_runtime.runs")
-
-SWEEP_RUNS: Final = 100
-"""Expired runs one sweep deletes at most (the next sweep takes the rest)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run_event_logs (
@@ -63,11 +56,8 @@ _FETCH = (  # one statement, so one snapshot: "closed" and the events agree
 
 
 class SQLiteRunEventLog(PolledRunEventLog):
-    """Args:
-    path: the SQLite database file (the one the other SQLite state lives in).
-    sweep_s: how often appends start a sweep of expired runs (default: the ttl, at most a minute).
-    clock: wall-clock time (shared by the processes that share the file).
-    """
+    """``path``: the SQLite database file (the one the other SQLite state lives in); the other
+    arguments are ``PolledRunEventLog``'s."""
 
     def __init__(
         self,
@@ -80,15 +70,18 @@ class SQLiteRunEventLog(PolledRunEventLog):
         sweep_s: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(ttl_s=ttl_s, max_events=max_events, poll_min_s=poll_min_s, poll_max_s=poll_max_s)
+        super().__init__(
+            ttl_s=ttl_s,
+            max_events=max_events,
+            poll_min_s=poll_min_s,
+            poll_max_s=poll_max_s,
+            sweep_s=sweep_s,
+            clock=clock,
+        )
         self.path = path
-        self.sweep_s = min(ttl_s, 60.0) if sweep_s is None else sweep_s
-        self._clock = clock
         self._conn: sqlite3.Connection | None = None
         self._background: sqlite3.Connection | None = None
         self._background_lock = asyncio.Lock()
-        self._swept_at = clock()
-        self._sweeping: asyncio.Task[None] | None = None
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -110,8 +103,7 @@ class SQLiteRunEventLog(PolledRunEventLog):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-        self._wake(run_id)
-        self._maybe_sweep()
+        self._appended(run_id)
         return str(seq)
 
     async def close(self, run_id: str) -> None:
@@ -129,21 +121,7 @@ class SQLiteRunEventLog(PolledRunEventLog):
         await self._in_background("run_events.delete", lambda db: _drop(db, [run_id]))
         self._wake(run_id)
 
-    def _maybe_sweep(self) -> None:
-        now = self._clock()
-        if now - self._swept_at < self.sweep_s or (self._sweeping is not None and not self._sweeping.done()):
-            return
-        self._swept_at = now
-        self._sweeping = asyncio.get_running_loop().create_task(self._sweep_quietly())
-
-    async def _sweep_quietly(self) -> None:
-        try:
-            await self.sweep()
-        except AgentRuntimeError as exc:  # the next sweep tries again; appends go on meanwhile
-            log.warning("run event log sweep failed: %s", exc.message)
-
     async def sweep(self) -> int:
-        """Delete the runs whose ttl ran out (up to ``SWEEP_RUNS``); how many."""
         cutoff = self._clock() - self.ttl_s
 
         def expired(db: sqlite3.Connection) -> int:
@@ -168,8 +146,7 @@ class SQLiteRunEventLog(PolledRunEventLog):
                     await asyncio.wait([job])
 
     async def aclose(self) -> None:
-        if self._sweeping is not None:
-            await asyncio.gather(self._sweeping, return_exceptions=True)
+        await self._end_sweep()
         for conn in (self._conn, self._background):
             if conn is not None:
                 conn.close()
