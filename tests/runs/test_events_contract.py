@@ -16,6 +16,7 @@ import pytest
 
 from agent_runtime.errors import EventsExpiredError
 from agent_runtime.runs.events import MemoryRunEventLog, RunEventLog
+from agent_runtime.settings import RedisSettings, Settings
 from agent_runtime.types import StreamEvent
 from tests.backends import SHARED_BACKENDS, STATE_BACKENDS, backend_url, build_store
 
@@ -227,6 +228,32 @@ def test_memory_log_bounds_the_runs_it_keeps() -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.redis
+async def test_redis_followers_share_one_connection(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Many clients following runs must not take the pool from the worker appending their events."""
+    url = backend_url("redis", request, tmp_path)
+    tight = Settings(state_url=url, redis=RedisSettings(max_connections=2, pool_timeout=1.0))
+    reader: RunEventLog = build_store("run_events", "redis", request, tmp_path, settings=tight)
+    writer: RunEventLog = build_store("run_events", "redis", request, tmp_path, settings=tight)
+    run_ids = [f"run_{index}" for index in range(30)]
+    followers = [asyncio.create_task(texts(reader, run_id)) for run_id in run_ids]
+    try:
+
+        async def all_waiting() -> bool:
+            return len(reader._waiters) == len(run_ids)  # type: ignore[attr-defined]  # white box: the listener's
+
+        await until(all_waiting, "every follower to wait")
+        for run_id in run_ids:
+            await writer.append(run_id, token(run_id, run_id))
+            await writer.close(run_id)
+        assert await asyncio.gather(*followers) == [[run_id] for run_id in run_ids]
+    finally:
+        for follower in followers:
+            follower.cancel()
+        await reader.aclose()
+        await writer.aclose()
+
+
 def stored_runs(backend: str, url: str) -> list[tuple[str, ...]]:
     """The run ids in the tables (headers, then events), read with the engine's own client."""
     prefix = "ar_" if backend == "postgres" else ""
@@ -267,6 +294,7 @@ _WRITER = """
 import asyncio, sys
 from agent_runtime.backends import build
 from agent_runtime.settings import Settings
+from agent_runtime.settings import RedisSettings, Settings
 from agent_runtime.types import StreamEvent
 
 async def main(url: str, count: int) -> None:
