@@ -2,11 +2,11 @@
 
 Keys (``ar`` is the key prefix)::
 
-    ar:runev:<run_id>    stream   one entry per event (field ``e``: the event's JSON); a last entry
+    ar:{runev}:<run_id>  stream   one entry per event (field ``e``: the event's JSON); a last entry
                                   with field ``closed`` once the run ended
 
-Entry ids are ``0-1``, ``0-2``, ... (``XADD ... 0-*``: Redis numbers them, atomically, whoever
-appends), so a reader knows it missed nothing when the first entry after its position is the next
+Entry ids are ``0-1``, ``0-2``, ... (``XADD ... 0-*``, Redis 7.0 or later: Redis numbers them,
+atomically, whoever appends), so a reader knows it missed nothing when the first entry after its position is the next
 number; anything else means the entries in between were trimmed (``EventsExpiredError``). Every
 append trims the stream to exactly ``max_events`` (``MAXLEN``, not ``~``: the approximate form
 keeps whole nodes of ~100 entries, more than the bound a client is promised) and sets the key's ttl.
@@ -73,7 +73,7 @@ class RedisRunEventLog(RunEventLog):
         cfg = settings or RedisSettings()
         self._redis = client if client is not None else make_redis(url, cfg)
         self._owns_client = client is None
-        self._prefix = f"{cfg.key_prefix}:runev"
+        self._prefix = f"{cfg.key_prefix}:{{runev}}"  # one hash tag: the listener's XREAD names many streams
         self._block_ms = max(1, int(min(_LISTEN_S, cfg.socket_timeout / 2) * 1000))  # under the socket timeout
         self._ttl_ms = max(1, int(ttl_s * 1000))
         self.recheck_s = recheck_s
