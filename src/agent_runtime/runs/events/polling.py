@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -119,27 +119,34 @@ class PolledRunEventLog(RunEventLog):
 
     async def read(self, run_id: str, *, after: str | None = None, follow: bool = True) -> AsyncIterator[LoggedEvent]:
         seen = parse_seq(after)
-        followers = self._followers.setdefault(run_id, _Followers())
-        followers.count += 1
-        try:
-            delay = self.poll_min_s
+        delay = self.poll_min_s
+        with self._following(run_id) as followers:
             while True:
-                changed = followers.changed  # taken before the query: an append during it wakes the wait below
+                changed = followers.changed  # taken before the query: an append during it wakes the wait
                 batch = await self._fetch(run_id, seen)
                 if batch.events and seen and batch.events[0][0] > seen + 1:
                     raise EventsExpiredError(f"events of run {run_id} after {after} are no longer kept")
                 for seq, event in batch.events:
                     seen = seq
                     yield LoggedEvent(str(seq), event)
-                if len(batch.events) >= BATCH:
-                    continue
-                if batch.closed or not follow:
-                    return
-                if batch.events:
-                    delay = self.poll_min_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), delay)
-                delay = min(delay * 2, self.poll_max_s)
+                if len(batch.events) < BATCH:
+                    if batch.closed or not follow:
+                        return
+                    delay = await self._pause(changed, self.poll_min_s if batch.events else delay)
+
+    async def _pause(self, changed: asyncio.Event, delay: float) -> float:
+        """Wait ``delay`` or until this process appends; the next delay (doubled, up to ``poll_max_s``)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), delay)
+        return min(delay * 2, self.poll_max_s)
+
+    @contextlib.contextmanager
+    def _following(self, run_id: str) -> Iterator[_Followers]:
+        """This process's followers of ``run_id``, counted while a reader is among them."""
+        followers = self._followers.setdefault(run_id, _Followers())
+        followers.count += 1
+        try:
+            yield followers
         finally:
             followers.count -= 1
             if followers.count <= 0 and self._followers.get(run_id) is followers:

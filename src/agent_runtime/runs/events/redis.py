@@ -102,9 +102,7 @@ class RedisRunEventLog(RunEventLog):
         key = self._key(run_id)
         seen = _seq(after)
         while True:
-            async with redis_errors("run_events.read"):
-                answer = await self._redis.xread({key: f"0-{seen}"}, count=BATCH)
-            entries = [entry for _, stream in answer or () for entry in stream]
+            entries = await self._page(key, seen)
             if entries and seen and _seq(entries[0][0]) > seen + 1:
                 raise EventsExpiredError(f"events of run {run_id} after {after} are no longer kept")
             for entry_id, fields in entries:
@@ -112,11 +110,16 @@ class RedisRunEventLog(RunEventLog):
                 if _CLOSED in fields:
                     return
                 yield LoggedEvent(str(entry_id), StreamEvent.model_validate_json(fields[_EVENT]))
-            if len(entries) >= BATCH:
-                continue
-            if not follow:
-                return
-            await self._wait(_Waiter(key, seen))
+            if len(entries) < BATCH:
+                if not follow:
+                    return
+                await self._wait(_Waiter(key, seen))
+
+    async def _page(self, key: str, seen: int) -> list[tuple[str, dict[str, str]]]:
+        """Up to ``BATCH`` entries of the stream after entry ``0-<seen>``, without blocking."""
+        async with redis_errors("run_events.read"):
+            answer = await self._redis.xread({key: f"0-{seen}"}, count=BATCH)
+        return [entry for _, stream in answer or () for entry in stream]
 
     async def _wait(self, waiter: _Waiter) -> None:
         """Until the listener saw an entry past ``waiter.seen`` (or ``recheck_s`` passed)."""
@@ -138,21 +141,25 @@ class RedisRunEventLog(RunEventLog):
                 self._someone_waits.clear()
                 await self._someone_waits.wait()
                 continue
-            positions: dict[str, int] = {}
-            for waiter in self._waiters:  # woken ones have left the set
-                positions[waiter.key] = min(waiter.seen, positions.get(waiter.key, waiter.seen))
             try:
-                async with redis_errors("run_events.listen"):
-                    streams = {key: f"0-{seen}" for key, seen in positions.items()}
-                    answer = await self._redis.xread(streams, count=1, block=self._block_ms)
+                moved = await self._moved()
             except BackendError as exc:  # followers read by themselves every recheck_s meanwhile
                 log.warning("run event listener: %s", exc.message)
                 await asyncio.sleep(self.recheck_s)
                 continue
-            moved = {str(key): _seq(stream[-1][0]) for key, stream in answer or () if stream}
-            for waiter in [w for w in self._waiters if w.key in moved and w.seen < moved[w.key]]:
+            for waiter in [w for w in self._waiters if w.seen < moved.get(w.key, 0)]:
                 self._waiters.discard(waiter)
                 waiter.woken.set()
+
+    async def _moved(self) -> dict[str, int]:
+        """Block until a waited-on stream has an entry past its earliest waiter: stream -> its newest number."""
+        positions: dict[str, int] = {}
+        for waiter in self._waiters:  # woken ones have left the set
+            positions[waiter.key] = min(waiter.seen, positions.get(waiter.key, waiter.seen))
+        async with redis_errors("run_events.listen"):
+            streams = {key: f"0-{seen}" for key, seen in positions.items()}
+            answer = await self._redis.xread(streams, count=1, block=self._block_ms)
+        return {str(key): _seq(stream[-1][0]) for key, stream in answer or () if stream}
 
     async def delete(self, run_id: str) -> None:
         async with redis_errors("run_events.delete"):
