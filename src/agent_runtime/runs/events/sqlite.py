@@ -12,9 +12,10 @@ transaction so no transaction holds the write lock for long.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agent_runtime._sqlite import connect_sqlite_inline, sqlite_errors
@@ -91,18 +92,11 @@ class SQLiteRunEventLog(PolledRunEventLog):
     async def append(self, run_id: str, event: StreamEvent) -> str:
         payload = event.model_dump_json()
         db = self._db()
-        with sqlite_errors("run_events.append"):
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                (seq,) = db.execute(_NEXT, (run_id, self._clock())).fetchone()
-                db.execute("INSERT INTO run_events (run_id, seq, event) VALUES (?, ?, ?)", (run_id, seq, payload))
-                if seq > self.max_events:
-                    db.execute("DELETE FROM run_events WHERE run_id = ? AND seq <= ?", (run_id, seq - self.max_events))
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with sqlite_errors("run_events.append"), _immediate(db):
+            (seq,) = db.execute(_NEXT, (run_id, self._clock())).fetchone()
+            db.execute("INSERT INTO run_events (run_id, seq, event) VALUES (?, ?, ?)", (run_id, seq, payload))
+            if seq > self.max_events:
+                db.execute("DELETE FROM run_events WHERE run_id = ? AND seq <= ?", (run_id, seq - self.max_events))
         self._appended(run_id)
         return str(seq)
 
@@ -153,20 +147,30 @@ class SQLiteRunEventLog(PolledRunEventLog):
         self._conn = self._background = None
 
 
+@contextlib.contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` (the write lock up front) ... ``COMMIT``, rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
 def _drop(db: sqlite3.Connection, run_ids: list[str], *, cutoff: float | None = None) -> int:
     """Delete these runs' logs, one transaction each; with ``cutoff``, only those still untouched since."""
     dropped = 0
     for run_id in run_ids:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            still = "" if cutoff is None else " AND touched_at < ?"
-            args = (run_id,) if cutoff is None else (run_id, cutoff)
-            if db.execute(f"DELETE FROM run_event_logs WHERE run_id = ?{still}", args).rowcount or cutoff is None:
-                db.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
-                dropped += 1
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        with _immediate(db):
+            if cutoff is None:
+                db.execute("DELETE FROM run_event_logs WHERE run_id = ?", (run_id,))
+            elif not db.execute(
+                "DELETE FROM run_event_logs WHERE run_id = ? AND touched_at < ?", (run_id, cutoff)
+            ).rowcount:
+                continue  # written again since the sweep looked: kept
+            db.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
+            dropped += 1
     return dropped
