@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
-from agent_runtime.errors import EventsExpiredError
+from agent_runtime.errors import BackendError, EventsExpiredError
 from agent_runtime.runs.events import MemoryRunEventLog, RunEventLog
+from agent_runtime.runs.events.redis import RedisRunEventLog
 from agent_runtime.settings import RedisSettings, Settings
 from agent_runtime.types import StreamEvent
 from tests.backends import SHARED_BACKENDS, STATE_BACKENDS, backend_url, build_store
+from tests.conftest import RedisServer
 
 Factory = Callable[..., Awaitable[RunEventLog]]
 WAIT_S = 10.0
@@ -252,6 +254,28 @@ async def test_redis_followers_share_one_connection(request: pytest.FixtureReque
             follower.cancel()
         await reader.aclose()
         await writer.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_outage_is_a_backend_error_and_passes(fault_redis: RedisServer) -> None:
+    """A log on a dead server fails fast with ``BackendError`` (no hang), and works again once it is back."""
+    fast = RedisSettings(socket_timeout=0.5, connect_timeout=0.5, pool_timeout=0.5)
+    log = RedisRunEventLog(fault_redis.url, fast, recheck_s=0.2)
+    try:
+        await log.append("run_a", token("run_a", "a"))
+        follower = asyncio.create_task(texts(log, "run_a"))
+        fault_redis.kill()
+        with pytest.raises(BackendError):
+            await log.append("run_a", token("run_a", "b"))
+        with pytest.raises(BackendError):
+            await texts(log, "run_a", follow=False)
+        with pytest.raises(BackendError):  # a follower is told too, it does not wait forever
+            await follower
+        fault_redis.restart()
+        await log.append("run_a", token("run_a", "c"))
+        assert await texts(log, "run_a", follow=False) == ["a", "c"]  # appendonly: "a" survived the restart
+    finally:
+        await log.aclose()
 
 
 def stored_runs(backend: str, url: str) -> list[tuple[str, ...]]:

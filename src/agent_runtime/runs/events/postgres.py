@@ -7,7 +7,7 @@ row until the statement commits, so a run's events commit in their numbers' orde
 sees event ``n + 1`` before ``n``; insert the event; trim the run to ``max_events``. Followers in
 other processes poll (``PolledRunEventLog``), which costs one indexed query per follower per
 interval and no connection held between polls. Events are stored as JSON text: they are read back
-whole, never queried inside.
+whole, never queried inside. Appends do not wait for their commit to reach the disk (``_NO_FLUSH_WAIT``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ WITH next AS (
 )
 SELECT seq FROM added
 """
+_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
+"""A run appends every token: waiting for the WAL flush of each (a disk sync, milliseconds) would
+slow the run itself. Without the wait, a PostgreSQL crash may lose the last events of a moment ago;
+the run's record and outcome, written by the run store, keep full durability."""
 _CLOSE = (
     "INSERT INTO ar_run_event_logs (run_id, last_seq, closed, touched_at) VALUES (%s, 0, true, %s)"
     " ON CONFLICT (run_id) DO UPDATE SET closed = true, touched_at = excluded.touched_at"
@@ -87,7 +91,10 @@ class PostgresRunEventLog(PolledRunEventLog):
 
     async def append(self, run_id: str, event: StreamEvent) -> str:
         args = {"run": run_id, "now": self._clock(), "event": event.model_dump_json(), "keep": self.max_events}
-        ((seq,),) = await self._db.fetch("run_events.append", _APPEND, args)
+        async with self._db.transaction("run_events.append") as conn:
+            await conn.execute(_NO_FLUSH_WAIT)
+            cur = await conn.execute(_APPEND, args)
+            (seq,) = await cur.fetchone()
         self._appended(run_id)
         return str(seq)
 
