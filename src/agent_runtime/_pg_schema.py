@@ -123,6 +123,25 @@ CREATE TABLE IF NOT EXISTS ar_run_registry (
 CREATE INDEX IF NOT EXISTS ar_run_registry_stale ON ar_run_registry (status, heartbeat_at);
 """,
     ),
+    Migration(
+        3,
+        "run event logs",
+        """
+CREATE TABLE IF NOT EXISTS ar_run_event_logs (
+    run_id TEXT PRIMARY KEY,
+    last_seq BIGINT NOT NULL,
+    closed BOOLEAN NOT NULL DEFAULT false,
+    touched_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ar_run_event_logs_touched ON ar_run_event_logs (touched_at);
+CREATE TABLE IF NOT EXISTS ar_run_events (
+    run_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+""",
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
