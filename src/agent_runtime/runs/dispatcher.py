@@ -142,12 +142,6 @@ class RunDispatcher:
             raise RunNotFoundError(f"run {run_id} not found", details={"run_id": run_id})
         return run
 
-    async def delete(self, run_id: str, tenant: str) -> None:
-        """Remove a finished run's record; 404 when ``tenant`` has no such run, 409 while it is active."""
-        run = await self.get(run_id, tenant)
-        if not run.done or not await self.store.delete(run_id, tenant=tenant):
-            raise ConflictError(f"run {run_id} is {run.status}: cancel it first", details={"status": run.status})
-
     async def wait(self, run_id: str, tenant: str, *, timeout_s: float) -> Run:
         """The run once it has finished, or as it is after ``timeout_s``."""
         run = await self.get(run_id, tenant)
@@ -164,6 +158,13 @@ class RunDispatcher:
                 pause = min(pause * 2, _POLL_S[1])
             run = await self.get(run_id, tenant)
         return run
+
+    async def delete(self, run_id: str, tenant: str) -> None:
+        """Remove a finished run's record; 404 when ``tenant`` has no such run, 409 while it is active."""
+        run = await self.get(run_id, tenant)
+        if not run.done:
+            raise ConflictError(f"run {run_id} is {run.status}: cancel it first", details={"status": run.status})
+        await self.store.delete(run_id)  # a finished record never changes again
 
     async def aclose(self) -> None:
         self._accepting = False
