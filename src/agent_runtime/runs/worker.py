@@ -34,9 +34,9 @@ from agent_runtime.runs.lease import Claim, LeaseKeeper, StopReason, claim
 from agent_runtime.runs.queue.base import Delivery, RunQueue
 from agent_runtime.runs.queue.fair import FairBuffer
 from agent_runtime.runs.record import ACTIVE, Run, status_for_error
-from agent_runtime.runs.recorder import BACKGROUND_KEY, RESUME_DECISIONS_KEY, run_status
+from agent_runtime.runs.recorder import BACKGROUND_KEY, run_status
 from agent_runtime.types import AgentContext, AgentResult, StreamEvent, Usage
-from agent_runtime.workflows.approval import RESUME_KEY, ResumeRequest
+from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
 
 __all__ = ["Executor", "FinishedHook", "Publish", "RunMetrics", "RunWorker", "SalvageHook", "run_context"]
 

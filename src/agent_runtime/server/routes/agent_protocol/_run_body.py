@@ -16,13 +16,13 @@ from pydantic import Field, field_validator
 
 from agent_runtime.errors import ValidationError
 from agent_runtime.runs.multitask import MultitaskStrategy
-from agent_runtime.runs.recorder import KWARGS_KEY, RESUME_DECISIONS_KEY
+from agent_runtime.runs.recorder import KWARGS_KEY
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.routes.agent_protocol._common import APModel
 from agent_runtime.server.routes.runs import build_context
 from agent_runtime.server.schemas import ID_PATTERN
 from agent_runtime.types import AgentContext, Principal
-from agent_runtime.workflows.approval import RESUME_KEY, ResumeRequest
+from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
 
 __all__ = [
     "STREAM_MODES",
