@@ -39,7 +39,6 @@ StreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
 ]
 STREAM_MODES: Final[tuple[str, ...]] = StreamMode.__args__  # type: ignore[attr-defined]
-MAX_INPUT_CHARS = 1_000_000
 _USER_ROLES = frozenset({"user", "human"})
 
 
@@ -160,10 +159,7 @@ def input_text(value: Mapping[str, Any] | None) -> str:
             "input.messages must hold one new user message (the thread keeps the conversation before it)",
             details={"param": "input.messages"},
         )
-    text = _message_text(messages[0])
-    if len(text) > MAX_INPUT_CHARS:
-        raise ValidationError(f"input longer than {MAX_INPUT_CHARS} characters", details={"param": "input.messages"})
-    return text
+    return _message_text(messages[0])
 
 
 def _message_text(message: Any) -> str:
