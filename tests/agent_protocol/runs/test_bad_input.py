@@ -81,7 +81,6 @@ async def test_admin_reaches_a_run_of_his_tenant(ap: APServer) -> None:
         ({"config": {"recursion_limit": 5}}, "recursion_limit"),
         ({"feedback_keys": ["k"]}, "feedback_keys"),
         ({"durability": "exit"}, "durability"),
-        ({"stream_subgraphs": True}, "stream_subgraphs"),
         ({"no_such_field": 1}, "no_such_field"),
         ({"input": {"messages": HELLO["messages"] * 2}}, "input.messages"),
         ({"input": {"messages": [{"role": "ai", "content": "x"}]}}, "user message"),

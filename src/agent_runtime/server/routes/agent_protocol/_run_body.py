@@ -96,7 +96,8 @@ class RunCreate(APModel):
     after_seconds: float = Field(default=0.0, ge=0, le=86_400 * 366)
     stream_mode: list[StreamMode] = Field(default_factory=_values_only, max_length=len(STREAM_MODES))
     stream_subgraphs: bool = False
-    """Only ``False``: the root graph's events are streamed (the SDK always sends the field)."""
+    """Accepted for an assistant whose graph has no subgraphs (the stream is the same); refused for
+    one that has (their events are not streamed apart). Agent Chat UI always sets it."""
     stream_resumable: bool = False
     """Every run's events are kept in its bounded event log: joins are always resumable."""
 
@@ -104,13 +105,6 @@ class RunCreate(APModel):
     @classmethod
     def _modes(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
-
-    @field_validator("stream_subgraphs")
-    @classmethod
-    def _no_subgraphs(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("not supported by agent-runtime: stream_subgraphs")
-        return value
 
     def text(self) -> str:
         """The run's input text: the one new user message of ``input.messages`` (or the resume's label)."""

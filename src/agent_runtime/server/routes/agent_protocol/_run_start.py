@@ -70,7 +70,14 @@ async def start_run(
         ValidationError: the body does not fit (input, resume decisions, unsupported options).
     """
     dispatcher = dispatcher_of(runtime)
-    template = Assistants(runtime.factory).get(body.assistant_id).graph_id
+    assistants = Assistants(runtime.factory)
+    assistant = assistants.get(body.assistant_id)
+    template = assistant.graph_id
+    if body.stream_subgraphs and await assistants.subgraphs(assistant):
+        raise ValidationError(
+            f"stream_subgraphs: the events of {template}'s subgraphs are not streamed apart by agent-runtime",
+            details={"param": "stream_subgraphs"},
+        )
     if thread_id is not None and body.on_completion is not None:
         raise ValidationError("on_completion applies to stateless runs only", details={"param": "on_completion"})
     # a malformed or oversize input is refused before a thread is made for it
