@@ -374,4 +374,5 @@ def run_context(run: Run, *, resumed: bool) -> AgentContext:
         metadata=metadata,
         timeout_s=run.timeout_s,
         attempt=max(1, run.attempts),
+        graph_events=True,  # the log serves every protocol's join
     )
