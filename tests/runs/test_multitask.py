@@ -5,10 +5,11 @@ on SQLite (one process) and on a real redis-server shared by two runtimes (two w
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from agent_runtime.errors import RunNotFoundError, SessionBusyError
@@ -16,7 +17,8 @@ from agent_runtime.runs import Run, RunDispatcher, RunFilter
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
-from tests.helpers import until
+from tests.helpers import until, until_sync
+from tests.server.conftest import LiveServer
 
 ACME = Principal(tenant="acme", user="ana", scopes=frozenset({"agents:run:*", "sessions"}))
 OTHER = Principal(tenant="other", user="oli", scopes=frozenset({"agents:run:*", "sessions"}))
@@ -206,3 +208,67 @@ async def test_after_seconds_holds_a_run_until_due(make_runtime: Make) -> None:
     assert later.not_before is not None and later.not_before == pytest.approx(later.created_at + 0.5)
     done = await d.wait(later.run_id, "acme", timeout_s=30)
     assert done.status == "success" and done.started_at is not None and done.started_at >= later.not_before
+
+
+# -- over HTTP ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str, str]]:
+    settings = Settings(
+        state_backend="sqlite", data_dir=tmp_path_factory.mktemp("multitask"), offline_token_latency_ms=15, runs=RUNS
+    )
+    server = LiveServer(settings).start()
+    scopes = ["agents:run:*", "sessions"]
+    yield server, server.key("acme", "ana", scopes), server.key("other", "oli", scopes)
+    server.stop()
+
+
+def _post_run(http: httpx.Client, **body: Any) -> httpx.Response:
+    return http.post("/v1/runs", json={"template": "writer", "input": SLOW} | body)
+
+
+def _until_status(http: httpx.Client, run_id: str, *statuses: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        answer = http.get(f"/v1/runs/{run_id}")
+        run = answer.json() if answer.status_code == 200 else {"status": answer.status_code}
+        return run if run["status"] in statuses else None
+
+    return dict(until_sync(probe, f"run {run_id} in {statuses}"))
+
+
+def test_http_strategies_cancel_actions_and_refusals(served: tuple[LiveServer, str, str]) -> None:
+    server, ana, oli = served
+    with server.client(ana) as http, server.client(oli) as eve:
+        sid = http.post("/v1/sessions", json={"template": "writer"}).json()["id"]
+        first = _post_run(http, session_id=sid, background=True).json()
+        busy = _post_run(http, session_id=sid, background=True)
+        assert busy.status_code == 409 and busy.json()["error"]["code"] == "session_busy"
+        queued = _post_run(http, session_id=sid, background=True, multitask_strategy="enqueue")
+        assert queued.status_code == 202 and queued.json()["status"] == "pending"
+        queued_id = queued.json()["run_id"]
+        assert eve.post(f"/v1/runs/{queued_id}/cancel", json={"action": "rollback"}).status_code == 404
+        bad = http.post(f"/v1/runs/{queued_id}/cancel", json={"action": "undo"})
+        assert bad.status_code == 422
+        rolled = http.post(f"/v1/runs/{queued_id}/cancel", json={"action": "rollback"})
+        assert rolled.status_code == 200 and rolled.json()["status"] == "cancelled"
+        assert http.get(f"/v1/runs/{queued_id}").status_code == 404
+        _until_status(http, first["run_id"], "running")
+        newer = _post_run(http, input="hello", session_id=sid, background=True, multitask_strategy="interrupt")
+        assert newer.status_code == 202
+        assert _until_status(http, first["run_id"], "cancelled")["cancel_action"] == "interrupt"
+        assert _until_status(http, newer.json()["run_id"], "success")["status"] == "success"
+        # a foreground run waits for the session's queued run to end (enqueue), then runs
+        later = _post_run(http, input="again", session_id=sid, background=True).json()
+        answer = _post_run(http, input="and now", session_id=sid, multitask_strategy="enqueue")
+        assert answer.status_code == 200 and http.get(f"/v1/runs/{later['run_id']}").json()["status"] == "success"
+        refusals = [
+            _post_run(http, multitask_strategy="sometimes"),
+            _post_run(http, multitask_strategy="enqueue"),  # needs a session
+            _post_run(http, webhook="https://hooks.example/x"),  # needs background
+            _post_run(http, background=True, after_seconds=-1),
+            _post_run(http, background=True, webhook="https://hooks.example/x"),  # none allowed on this server
+        ]
+        assert [r.status_code for r in refusals] == [422] * 5
+        params = [r.json()["error"]["param"] for r in refusals]
+        assert params[1:] == ["multitask_strategy", "webhook", "after_seconds", "webhook"], params

@@ -40,7 +40,7 @@ class RunRollback:
     async def __call__(self, run: Run) -> None:
         """Drop the run's checkpoints, then its record (a failure to drop is logged: the record goes anyway,
         so the session's next run is not held back forever)."""
-        if self.sessions is not None:
+        if self.sessions is not None and run.attempts > 0:  # a run never started wrote nothing
             try:
                 await self._drop_checkpoints(self.sessions, run)
             except AgentRuntimeError as exc:
