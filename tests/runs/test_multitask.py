@@ -18,7 +18,7 @@ from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
 from tests.helpers import until, until_sync
-from tests.server.conftest import LiveServer
+from tests.server.conftest import LiveServer, ServeProcess
 
 ACME = Principal(tenant="acme", user="ana", scopes=frozenset({"agents:run:*", "sessions"}))
 OTHER = Principal(tenant="other", user="oli", scopes=frozenset({"agents:run:*", "sessions"}))
@@ -228,7 +228,7 @@ def _post_run(http: httpx.Client, **body: Any) -> httpx.Response:
     return http.post("/v1/runs", json={"template": "writer", "input": SLOW} | body)
 
 
-def _until_status(http: httpx.Client, run_id: str, *statuses: str) -> dict[str, Any]:
+def _until_status(http: httpx.Client, run_id: str, *statuses: str | int) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         answer = http.get(f"/v1/runs/{run_id}")
         run = answer.json() if answer.status_code == 200 else {"status": answer.status_code}
@@ -272,3 +272,77 @@ def test_http_strategies_cancel_actions_and_refusals(served: tuple[LiveServer, s
         assert [r.status_code for r in refusals] == [422] * 5
         params = [r.json()["error"]["param"] for r in refusals]
         assert params[1:] == ["multitask_strategy", "webhook", "after_seconds", "webhook"], params
+
+
+def _client_on(server: ServeProcess, key: str, avoid: int | None) -> tuple[httpx.Client, int]:
+    """A keep-alive client whose connection landed on a worker process other than ``avoid`` (the second
+    process may still be starting: tried until the deadline)."""
+
+    def connect() -> tuple[httpx.Client, int] | None:
+        http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        pid = int(http.get("/healthz").json()["pid"])
+        if pid != avoid:
+            return http, pid
+        http.close()
+        return None
+
+    found: tuple[httpx.Client, int] = until_sync(connect, "a connection to the other worker process", timeout=60)
+    return found
+
+
+def _messages(http: httpx.Client, sid: str) -> list[str]:
+    return [str(m["content"]) for m in http.get(f"/v1/sessions/{sid}/messages").json()["data"]]
+
+
+@pytest.mark.timeout(300)
+def test_two_serve_processes_order_interrupt_and_roll_back(redis_url: str, tmp_path: Path) -> None:
+    env = {
+        "AGENT_RUNTIME_STATE_BACKEND": "redis",
+        "AGENT_RUNTIME_REDIS_URL": redis_url,
+        "AGENT_RUNTIME_DATA_DIR": str(tmp_path),
+        "AGENT_RUNTIME_LOG_LEVEL": "WARNING",
+        "AGENT_RUNTIME_OFFLINE_TOKEN_LATENCY_MS": "15",
+    } | {f"AGENT_RUNTIME_RUNS__{name.upper()}": str(value) for name, value in RUNS.items()}
+    server = ServeProcess(env, workers=2)
+    try:
+        key = server.admin_key(timeout=120)
+        server.wait_ready(timeout=120)
+        first, pid = _client_on(server, key, None)
+        second, pid2 = _client_on(server, key, pid)
+        by_pid = {pid: first, pid2: second}
+        try:
+            sid = first.post("/v1/sessions", json={"template": "writer"}).json()["id"]
+            ids = [
+                _post_run(
+                    http, input=f"turn {i} " * 8, session_id=sid, background=True, multitask_strategy="enqueue"
+                ).json()["run_id"]
+                for i, http in enumerate([first, second] * 3)
+            ]
+            ended = [Run.model_validate(first.get(f"/v1/runs/{run_id}/wait?timeout=60").json()) for run_id in ids]
+            _in_order(ended)
+
+            def elsewhere(run_id: str) -> httpx.Client:
+                """The client on the process that does not execute ``run_id``: its cancel goes by the record."""
+                worker = _until_status(first, run_id, "running")["worker"]
+                return next(http for p, http in by_pid.items() if not worker.endswith(f":{p}"))
+
+            interrupted = _post_run(first, input="first long story " * 4, session_id=sid, background=True).json()
+            other = elsewhere(interrupted["run_id"])
+            newer = _post_run(other, input="instead", session_id=sid, background=True, multitask_strategy="interrupt")
+            assert _until_status(first, newer.json()["run_id"], "success")
+            assert _until_status(first, interrupted["run_id"], "cancelled")["cancel_action"] == "interrupt"
+            assert "first long story" in " ".join(_messages(first, sid))  # its progress was kept
+
+            doomed = _post_run(first, input="doomed story " * 4, session_id=sid, background=True).json()
+            other = elsewhere(doomed["run_id"])
+            until_sync(lambda: "doomed story" in " ".join(_messages(first, sid)), "the doomed run's checkpoint")
+            flagged = other.post(f"/v1/runs/{doomed['run_id']}/cancel", json={"action": "rollback"})
+            assert flagged.status_code == 200 and flagged.json()["cancel_action"] == "rollback"
+            _until_status(first, doomed["run_id"], 404)
+            assert "doomed story" not in " ".join(_messages(first, sid))
+            assert "instead" in " ".join(_messages(first, sid))
+        finally:
+            first.close()
+            second.close()
+    finally:
+        assert server.terminate() in (0, -15)
