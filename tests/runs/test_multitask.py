@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from agent_runtime.errors import RunNotFoundError, SessionBusyError
-from agent_runtime.runs import Run, RunDispatcher, RunFilter
+from agent_runtime.runs import QueueFullError, Run, RunDispatcher, RunFilter
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
@@ -134,6 +134,20 @@ async def test_enqueue_keeps_the_order_across_two_workers(make_runtime: Make, re
     ended = [await dispatcher(first).wait(r.run_id, "acme", timeout_s=60) for r in submitted]
     _in_order(ended)
     assert len({r.worker for r in ended}) >= 1
+
+
+async def test_parked_runs_are_bounded_and_back_up_into_the_queue(make_runtime: Make) -> None:
+    rt = await make_runtime(runs=RUNS | {"max_queued_runs": 2})
+    d, sid = dispatcher(rt), await session(rt)
+    assert d.worker is not None
+    gate = d.worker.gate
+    runs = [await running(d, await d.submit(ctx(sid, "first " * 10)))]
+    runs += [await d.submit(ctx(sid, f"parked {i}"), multitask="enqueue") for i in range(2)]
+    await until(lambda: len(gate) == 2 and gate.full, "the gate holding its bound")
+    runs += [await d.submit(ctx(sid, f"queued {i}"), multitask="enqueue") for i in range(2)]  # wait in the queue
+    with pytest.raises(QueueFullError):
+        await d.submit(ctx(sid, "one too many"), multitask="enqueue")
+    _in_order([await d.wait(r.run_id, "acme", timeout_s=60) for r in runs])
 
 
 async def test_interrupt_cancels_the_active_run_and_keeps_its_checkpoints(make_runtime: Make) -> None:

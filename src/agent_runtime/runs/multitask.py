@@ -94,7 +94,8 @@ class SessionGate:
     """The deliveries one worker holds back until their turn, and the check that holds them.
 
     Args:
-        limit: deliveries held at most; past it the worker hands new ones back to the queue.
+        limit: deliveries held at most (the queue's bound); past it a delivery goes back to the queue, and
+            the worker takes no more until some were released.
     """
 
     store: RunRecordStore
@@ -109,12 +110,16 @@ class SessionGate:
     def __len__(self) -> int:
         return len(self.parked)
 
+    @property
+    def full(self) -> bool:
+        return len(self.parked) >= self.limit
+
     async def hold(self, delivery: Delivery) -> bool:
         """Park ``delivery`` when its run is pending and may not start yet; ``False``: go on and claim it."""
         run = await self.store.get(delivery.run_id)
         if run is None or run.status != "pending":
             return False  # the claim decides
-        if len(self.parked) >= self.limit:
+        if self.full:
             log.warning("run %s: %d runs parked already; handed back to the queue", run.run_id, len(self.parked))
             await self.queue.release([delivery])
             return True

@@ -114,7 +114,7 @@ class RunWorker:
         self.publish, self.metrics, self.salvage = publish, metrics, salvage
         self.on_finished: list[FinishedHook] = []
         self.rollback = rollback or RunRollback(store)
-        self.gate = SessionGate(store, queue, clock=clock)
+        self.gate = SessionGate(store, queue, limit=queue.max_queued, clock=clock)
         self._clock = clock
         self.leases = LeaseKeeper(store, queue, worker=worker, lease_s=lease_s, heartbeat_s=heartbeat_s, clock=clock)
         self._intake = FairBuffer()
@@ -170,24 +170,32 @@ class RunWorker:
         self._slots.release()
 
     async def _next(self) -> Delivery:
-        """The next delivery to start: prefetch up to ``max_concurrent`` into the intake, pop fairly."""
+        """The next delivery to start: prefetch up to ``max_concurrent`` into the intake, pop fairly.
+
+        Nothing is taken while the gate holds its bound of parked runs: they wait in the queue (whose
+        bound then refuses new submissions) until runs end here or elsewhere."""
         while True:
             room = self.max_concurrent - len(self._intake)
-            if room > 0:
-                try:
-                    taken = await self.queue.take(room, 0.0 if len(self._intake) else self.scan_s)
-                except Exception as exc:  # the intake must outlive any backend failure
-                    log.warning("run queue: take failed: %s", getattr(exc, "message", None) or repr(exc))
-                    taken = []
-                    if not len(self._intake):
-                        await asyncio.sleep(self.scan_s)  # the backend is down: back off, then try again
-                for duplicate in taken:
-                    held = duplicate.run_id in self._running or duplicate.run_id in self.gate
-                    if held or not self._intake.push(duplicate):
-                        await self._ack(duplicate)  # a run we hold already
+            if self.gate.full and not len(self._intake):
+                await asyncio.sleep(self.scan_s)
+            elif room > 0 and not self.gate.full:
+                await self._fill(room)
             delivery = self._intake.pop()
             if delivery is not None:
                 return delivery
+
+    async def _fill(self, room: int) -> None:
+        try:
+            taken = await self.queue.take(room, 0.0 if len(self._intake) else self.scan_s)
+        except Exception as exc:  # the intake must outlive any backend failure
+            log.warning("run queue: take failed: %s", getattr(exc, "message", None) or repr(exc))
+            taken = []
+            if not len(self._intake):
+                await asyncio.sleep(self.scan_s)  # the backend is down: back off, then try again
+        for duplicate in taken:
+            held = duplicate.run_id in self._running or duplicate.run_id in self.gate
+            if held or not self._intake.push(duplicate):
+                await self._ack(duplicate)  # a run we hold already
 
     async def _scan_loop(self) -> None:
         """Every ``scan_s``: take in runs whose lease expired, keep the intake ours, report the depth."""
@@ -205,7 +213,7 @@ class RunWorker:
         await self.gate.wake()
         await self.queue.touch([*self._intake, *(held.delivery for held in self.gate.parked.values())])
         if self.metrics is not None:
-            self.metrics.run_queue_depth(await self.queue.depth() + len(self._intake))
+            self.metrics.run_queue_depth(await self.queue.depth() + len(self._intake) + len(self.gate))
 
     async def _ack(self, delivery: Delivery) -> None:
         try:
