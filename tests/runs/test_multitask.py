@@ -21,6 +21,7 @@ from tests.helpers import until, until_sync
 from tests.server.conftest import LiveServer, ServeProcess
 
 ACME = Principal(tenant="acme", user="ana", scopes=frozenset({"agents:run:*", "sessions"}))
+BOB = Principal(tenant="acme", user="bob", scopes=frozenset({"agents:run:*", "sessions"}))
 OTHER = Principal(tenant="other", user="oli", scopes=frozenset({"agents:run:*", "sessions"}))
 RUNS = {"max_concurrent_runs": 4, "lease_s": 2.0, "heartbeat_s": 0.2, "scan_s": 0.1}
 SLOW = "write a long story about rain " * 4
@@ -93,13 +94,15 @@ async def test_reject_is_the_default_and_leaves_no_record(make_runtime: Make) ->
     assert (await d.wait(later.run_id, "acme", timeout_s=30)).status == "success"
 
 
-async def test_another_tenants_busy_session_of_the_same_id_is_not_ours(make_runtime: Make) -> None:
+async def test_another_tenants_or_users_session_of_the_same_id_is_not_ours(make_runtime: Make) -> None:
     rt = await make_runtime()
     d = dispatcher(rt)
-    ours, theirs = await session(rt), await session(rt, OTHER)
+    ours, theirs, bobs = await session(rt), await session(rt, OTHER), await session(rt, BOB)
     mine = await d.submit(ctx(ours))
     other = await d.submit(ctx(theirs, "hello", principal=OTHER))  # same session id, other tenant: not busy
+    bob = await d.submit(ctx(bobs, "hello", principal=BOB))  # same tenant, another user's session
     assert (await d.wait(other.run_id, "other", timeout_s=30)).status == "success"
+    assert (await d.wait(bob.run_id, "acme", timeout_s=30)).status == "success"
     with pytest.raises(RunNotFoundError):
         await d.cancel(mine.run_id, "other")
     assert (await d.wait(mine.run_id, "acme", timeout_s=30)).status == "success"

@@ -32,7 +32,7 @@ from agent_runtime.errors import (
     ValidationError,
 )
 from agent_runtime.runs.base import RunRecordStore
-from agent_runtime.runs.multitask import DEFAULT_STRATEGY, MultitaskStrategy, active_runs
+from agent_runtime.runs.multitask import DEFAULT_STRATEGY, MultitaskStrategy, active_runs, session_of
 from agent_runtime.runs.queue.base import QueueFullError, RunQueue
 from agent_runtime.runs.record import CancelAction, Run
 from agent_runtime.runs.recorder import DEFAULT_TENANT, new_run
@@ -148,10 +148,11 @@ class RunDispatcher:
 
     async def _make_room(self, run: Run, strategy: MultitaskStrategy) -> None:
         """Apply ``strategy`` to the runs of ``run``'s session submitted before it."""
-        assert run.session_id is not None
-        earlier = await active_runs(self.store, run.tenant, run.session_id, before=run)
+        session = session_of(run)
+        assert session is not None
+        earlier = await active_runs(self.store, session, before=run)
         if earlier and strategy != "enqueue":
-            await self._stop_all(earlier, strategy, run.session_id)
+            await self._stop_all(earlier, strategy, session[2])
 
     async def _stop_all(self, runs: list[Run], strategy: MultitaskStrategy, session_id: str) -> None:
         """Refuse (``reject``) or cancel (``interrupt`` / ``rollback``) the session's active ``runs``."""
@@ -173,8 +174,7 @@ class RunDispatcher:
         (the session's run lock alone decides, as before double-texting existed)."""
         if strategy is None or context.session_id is None:
             return
-        tenant = context.tenant or DEFAULT_TENANT
-        runs = await active_runs(self.store, tenant, context.session_id)
+        runs = await active_runs(self.store, (context.tenant or DEFAULT_TENANT, context.user, context.session_id))
         if runs and strategy != "enqueue":
             await self._stop_all(runs, strategy, context.session_id)
         deadline = time.monotonic() + timeout_s

@@ -31,7 +31,9 @@ __all__ = [
     "MultitaskStrategy",
     "Parked",
     "SessionGate",
+    "SessionKey",
     "active_runs",
+    "session_of",
 ]
 
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
@@ -54,25 +56,34 @@ def _blocking(run: Run, now: float) -> bool:
     return run.lease_until is not None or (run.started_at or run.created_at) > now - FOREGROUND_STALE_S
 
 
+SessionKey = tuple[str, str | None, str]
+"""``(tenant, user, session_id)``: a client-chosen session id names a session of its user (``sessions``)."""
+
+
 async def active_runs(
-    store: RunRecordStore, tenant: str, session_id: str, *, before: Run | None = None, now: float | None = None
+    store: RunRecordStore, session: SessionKey, *, before: Run | None = None, now: float | None = None
 ) -> list[Run]:
     """The session's pending and running runs, oldest first (with ``before``: only those submitted earlier).
 
     Pending runs are read before and after the running ones: a run that moves between the two (claimed,
     or handed back) while they are read is seen in one of them."""
     now = time.time() if now is None else now
+    tenant, user, session_id = session
     found: dict[str, Run] = {}
     for status in ("pending", "running", "pending"):
         for page in range(_MAX_PAGES):
             query = RunFilter(tenant=tenant, session_id=session_id, status=status, limit=_PAGE, offset=page * _PAGE)
             runs = await store.find(query)
             for run in runs:
-                if _blocking(run, now) and (before is None or _earlier(run, before)):
+                if run.user == user and _blocking(run, now) and (before is None or _earlier(run, before)):
                     found.setdefault(run.run_id, run)
             if len(runs) < _PAGE:
                 break
     return sorted(found.values(), key=lambda r: (r.created_at, r.run_id))
+
+
+def session_of(run: Run) -> SessionKey | None:
+    return (run.tenant, run.user, run.session_id) if run.session_id is not None else None
 
 
 def _earlier(run: Run, than: Run) -> bool:
@@ -85,7 +96,7 @@ class Parked:
 
     delivery: Delivery
     created_at: float
-    session: tuple[str, str] | None
+    session: SessionKey | None
     due: float | None = None
 
 
@@ -124,10 +135,10 @@ class SessionGate:
             await self.queue.release([delivery])
             return True
         now = self.clock()
-        session = (run.tenant, run.session_id) if run.session_id is not None else None
+        session = session_of(run)
         due = run.not_before if run.not_before is not None and run.not_before > now else None
         if due is None and session is not None:
-            blocked = await active_runs(self.store, run.tenant, session[1], before=run, now=now)
+            blocked = await active_runs(self.store, session, before=run, now=now)
             if not blocked:
                 return False
         elif due is None:
@@ -135,7 +146,7 @@ class SessionGate:
         self.parked[run.run_id] = Parked(delivery, run.created_at, session, due)
         return True
 
-    async def wake(self, session: tuple[str, str] | None = None) -> None:
+    async def wake(self, session: SessionKey | None = None) -> None:
         """Hand the deliveries whose turn may have come back to the queue (waking a waiting ``take``)."""
         deliveries = self.release(session)
         if deliveries:
@@ -144,12 +155,12 @@ class SessionGate:
             except AgentRuntimeError as exc:  # still pending: found again by a scan or taken over when idle
                 log.warning("run queue: release of parked runs failed: %s", exc.message)
 
-    def release(self, session: tuple[str, str] | None = None) -> list[Delivery]:
+    def release(self, session: SessionKey | None = None) -> list[Delivery]:
         """The deliveries to check again: the oldest of each session (or of ``session`` only), and those due.
 
         Runs behind the oldest of their session stay parked: they wait for it anyway."""
         now = self.clock()
-        oldest: dict[tuple[str, str], Parked] = {}
+        oldest: dict[SessionKey, Parked] = {}
         due: list[Parked] = []
         for held in self.parked.values():
             if held.due is not None:

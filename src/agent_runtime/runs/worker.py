@@ -35,7 +35,7 @@ from agent_runtime.runs.base import RunRecordStore
 from agent_runtime.runs.events import recording
 from agent_runtime.runs.events.base import RunEventLog
 from agent_runtime.runs.lease import Claim, LeaseKeeper, StopReason, claim
-from agent_runtime.runs.multitask import SessionGate
+from agent_runtime.runs.multitask import SessionGate, session_of
 from agent_runtime.runs.queue.base import Delivery, RunQueue
 from agent_runtime.runs.queue.fair import FairBuffer
 from agent_runtime.runs.record import ACTIVE, Run, status_for_error
@@ -342,8 +342,8 @@ class RunWorker:
         await self._ack(delivery)
         if run is None:
             return
-        if run.session_id is not None:  # the next run of its session may start now
-            await self.gate.wake((run.tenant, run.session_id))
+        if (session := session_of(run)) is not None:  # the next run of its session may start now
+            await self.gate.wake(session)
         if last is None and run.error:
             last = recording.error_event(run.run_id, run.error)
         await recording.end(self.events, run.run_id, last)
