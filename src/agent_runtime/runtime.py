@@ -33,6 +33,8 @@ from agent_runtime.runs import Run, RunDispatcher, RunRecorder, RunRecordStore, 
 from agent_runtime.runs.events import RunEventLog, build_run_events
 from agent_runtime.runs.queue import build_run_queue
 from agent_runtime.runs.recorder import worker_id
+from agent_runtime.runs.rollback import RunRollback
+from agent_runtime.runs.webhooks import WebhookSender
 from agent_runtime.runs.worker import RunWorker, SalvageHook
 from agent_runtime.sessions import SessionManager, build_session_manager
 from agent_runtime.sessions.threads import Threads
@@ -168,7 +170,7 @@ class Runtime:
         )
         run_events = build_run_events(settings)
         dispatcher = _dispatcher(
-            settings, run_records, run_events, executor, publisher, metrics, cost_tracker, security
+            settings, run_records, run_events, executor, publisher, metrics, cost_tracker, security, sessions
         )
         closers += [sessions, security, cost_tracker, store, tracker, run_records, run_events, dispatcher.queue]
         if security.outbox is not None:  # closed first: its last pass writes to the ledgers closed after it
@@ -269,9 +271,11 @@ def _dispatcher(
     metrics: RuntimeMetrics,
     costs: CostTracker,
     security: SecurityStores,
+    sessions: SessionManager,
 ) -> RunDispatcher:
     """The run queue of the state backend, this process's queue worker on it, and the dispatcher over both."""
     runs, me = settings.runs, worker_id()
+    webhooks = WebhookSender(runs.webhooks, records) if runs.webhooks.allowed_hosts else None
     queue = build_run_queue(settings, records, consumer=me)
     publish = _run_events(publisher)
     worker = RunWorker(
@@ -288,8 +292,9 @@ def _dispatcher(
         publish=publish,
         metrics=metrics,
         salvage=_salvage(costs, security.outbox),
+        rollback=RunRollback(records, sessions),
     )
-    return RunDispatcher(records, queue, executor, worker=worker, publish=publish)
+    return RunDispatcher(records, queue, executor, worker=worker, publish=publish, webhooks=webhooks)
 
 
 def _salvage(costs: CostTracker, outbox: AccountingOutbox | None) -> SalvageHook:
