@@ -33,6 +33,7 @@ services:
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	@out="$$($(BIN)/radon cc -n D src)"; test -z "$$out" || (echo "functions above radon grade C:"; echo "$$out"; exit 1)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -206,17 +206,3 @@ async def ensure_schema(conn: Any, *, migrate: bool = True, target: int = LATEST
                 )
                 applied.append(migration.version)
     return applied
-
-
-async def migrate_url(url: str, *, target: int = LATEST, connect_timeout: float = 5.0) -> list[int]:
-    """Apply the pending migrations (up to ``target``) to the database at ``url``; the versions applied."""
-    import psycopg
-
-    from agent_runtime._postgres import pg_errors
-
-    async with pg_errors("migrate"):
-        conn = await psycopg.AsyncConnection.connect(
-            url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
-        )
-        async with conn:
-            return await ensure_schema(conn, target=target)

@@ -15,7 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from agent_runtime._pg_schema import LATEST, MIGRATIONS, ensure_schema, migrate_url, schema_version
+from agent_runtime._pg_schema import LATEST, MIGRATIONS, ensure_schema, schema_version
+from agent_runtime._postgres import migrate_url
 from agent_runtime.backends import build
 from agent_runtime.errors import ConfigurationError
 from agent_runtime.monitoring.usage import UsageRecord

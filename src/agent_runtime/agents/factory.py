@@ -197,7 +197,7 @@ class AgentFactory:
         from langchain.agents import create_agent
 
         policy = self.memory.get(template.memory)
-        chat_model = model if isinstance(model, BaseChatModel) else self._build_model(template, model)
+        chat_model = model if isinstance(model, BaseChatModel) else self.build_model(template, model)
         tools = [self.tools.get(name) for name in template.tools] + list(extra_tools)
         from agent_runtime.agents.generation import GenerationMiddleware
 
@@ -207,7 +207,7 @@ class AgentFactory:
         if template.fallback_models:
             from langchain.agents.middleware import ModelFallbackMiddleware
 
-            fallbacks = [self._build_model(template, spec) for spec in template.fallback_models]
+            fallbacks = [self.build_model(template, spec) for spec in template.fallback_models]
             middleware.append(ModelFallbackMiddleware(*fallbacks))
         for spec in template.middleware:
             try:
@@ -268,7 +268,7 @@ class AgentFactory:
             for item in items
         ]
 
-    def _build_model(self, template: AgentTemplate, spec: str | None) -> BaseChatModel:
+    def build_model(self, template: AgentTemplate, spec: str | None) -> BaseChatModel:
         model_name = self.model_for(template, spec)
         options: dict[str, Any] = {"token_latency_ms": self.settings.offline_token_latency_ms}
         if template.temperature is not None:

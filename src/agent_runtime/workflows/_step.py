@@ -21,26 +21,19 @@ from agent_runtime.errors import RunTimeoutError
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._errors import map_error
 from agent_runtime.orchestration._results import summarize_messages
-from agent_runtime.workflows._charges import CHARGED_KEY, FINISHED_KEY, strip_charged
+from agent_runtime.workflows._charges import CHARGED_KEY, FINISHED_KEY, PRICES_KEY, strip_charged
 from agent_runtime.workflows.spec import StepSpec, render_input
 
 if TYPE_CHECKING:
-    from agent_runtime.agents.factory import AgentFactory
+    from agent_runtime.agents.catalog import TemplateCatalog
 
-__all__ = ["PRICES_KEY", "STEPS_RESET", "StepRunner", "WorkflowState", "retriable", "workflow_input"]
-
-PRICES_KEY = "agent_runtime_prices"
-"""``configurable`` key under which the executor hands its price table to the steps (not persisted)."""
+__all__ = ["StepRunner", "WorkflowState", "retriable", "workflow_input"]
 
 
 def _merge(old: dict[str, str] | None, new: dict[str, str] | None) -> dict[str, str]:
     return {**(old or {}), **(new or {})}
 
 
-STEPS_RESET: list[dict[str, Any]] = [{"reset": True}]
-"""The ``steps`` input of a new run: it clears the previous run's records from a session's checkpoint,
-so it does not grow run after run. A resume sends no input, so the records of the run that paused (and
-of parallel steps that finished before the pause) stay beside the resume's own, in any order."""
 _MAX_STEP_RECORDS = 512
 """Bound for a graph driven without the executor (no reset): the latest records are kept."""
 
@@ -80,7 +73,7 @@ class StepRunner:
     a checkpoint write per agent step.
     """
 
-    def __init__(self, factory: AgentFactory, step: StepSpec, input_text: str, *, needs_checkpointer: bool) -> None:
+    def __init__(self, factory: TemplateCatalog, step: StepSpec, input_text: str, *, needs_checkpointer: bool) -> None:
         self.factory = factory
         self.step = step
         self.input_text = input_text

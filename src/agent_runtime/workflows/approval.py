@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from agent_runtime.errors import ConflictError, ValidationError
 
 if TYPE_CHECKING:
-    from agent_runtime.agents.factory import AgentFactory
+    from agent_runtime.agents.catalog import TemplateCatalog
     from agent_runtime.agents.templates import AgentTemplate
 
 __all__ = [
@@ -53,7 +53,7 @@ class ResumeRequest:
     session_id: str
 
 
-def template_needs_checkpointer(factory: AgentFactory, template: AgentTemplate) -> bool:
+def template_needs_checkpointer(factory: TemplateCatalog, template: AgentTemplate) -> bool:
     """Whether runs of ``template`` can pause for approval (and so need a session to resume from)."""
     if any(m.name == APPROVAL_MIDDLEWARE for m in template.middleware):
         return True

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from agent_runtime.cli import _run, main, parse_when
+from agent_runtime.cli.group import main, parse_when, run_sync
 from agent_runtime.settings import load_settings
 
 
@@ -69,7 +69,7 @@ def keys_create(
         finally:
             await stores.aclose()
 
-    plaintext, record = _run(go())
+    plaintext, record = run_sync(go())
     if as_json:
         click.echo(json.dumps({"key": plaintext, **record.public_dict()}, default=str))
     else:
@@ -90,7 +90,7 @@ def keys_list(tenant: str | None, as_json: bool) -> None:
         finally:
             await stores.aclose()
 
-    records = _run(go())
+    records = run_sync(go())
     if as_json:
         click.echo(json.dumps([r.public_dict() for r in records], default=str))
         return
@@ -112,7 +112,7 @@ def keys_revoke(key_id: str, tenant: str | None) -> None:
         finally:
             await stores.aclose()
 
-    record = _run(go())
+    record = run_sync(go())
     click.echo(f"revoked {record.key_id}")
 
 
@@ -137,7 +137,7 @@ def usage(tenant: str | None, user: str | None, since: str | None, until: str | 
         finally:
             await tracker.aclose()
 
-    click.echo(format_rows(_run(go()), group_by, fmt))  # type: ignore[arg-type]
+    click.echo(format_rows(run_sync(go()), group_by, fmt))  # type: ignore[arg-type]
 
 
 def _day(value: str | None) -> date | None:
