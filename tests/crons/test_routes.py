@@ -3,8 +3,10 @@ and a tick that really starts a background run charged to the schedule's creator
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -149,3 +151,25 @@ def test_a_revoked_key_disables_its_schedules(live: LiveServer, keys: Keys) -> N
         stored = admin.get(f"/v1/crons/{cron['cron_id']}").json()
         assert not stored["enabled"] and stored["last_error"]["code"] == "key_revoked"
         assert admin.delete(f"/v1/crons/{cron['cron_id']}").status_code == 204
+
+
+def test_cli_create_list_delete(live: LiveServer, keys: Keys) -> None:
+    from click.testing import CliRunner
+
+    from agent_runtime.cli import main
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(main, ["crons", "--url", live.url, "--api-key", keys.bob, *args])
+
+    made = cli("create", "writer", "daily notes", "--schedule", "0 9 * * 1-5", "--timezone", "Asia/Tokyo")
+    assert made.exit_code == 0, made.output
+    cron = json.loads(made.stdout)
+    assert cron["schedule"] == "0 9 * * 1-5" and cron["timezone"] == "Asia/Tokyo" and cron["user"] == "bob"
+    listed = cli("list", "--enabled")
+    assert listed.exit_code == 0 and cron["cron_id"] in [c["cron_id"] for c in json.loads(listed.stdout)["crons"]]
+    assert json.loads(cli("get", cron["cron_id"]).stdout) == cron
+    assert json.loads(cli("delete", cron["cron_id"]).stdout) == {"deleted": cron["cron_id"]}
+    gone = cli("delete", cron["cron_id"])
+    assert gone.exit_code == 2 and gone.stderr.startswith("error [not_found]: ")
+    bad = cli("create", "writer", "x", "--schedule", "0 25 * * *")
+    assert bad.exit_code == 2 and bad.stderr.startswith("error [validation_error]: schedule")
