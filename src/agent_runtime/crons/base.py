@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_TICK_RETENTION_S",
     "CronFilter",
     "CronStore",
+    "SortBy",
     "matches",
     "too_many",
 ]
