@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from pydantic import BaseModel, Field
 
 from agent_runtime.errors import BackendError, ValidationError
@@ -55,7 +55,10 @@ def check_timezone(name: str) -> ZoneInfo:
 def next_tick(expression: str, timezone: str, after: float, end_time: float | None = None) -> float | None:
     """The first tick strictly after ``after`` (Unix seconds), or ``None`` once past ``end_time``."""
     start = datetime.fromtimestamp(after, check_timezone(timezone))
-    following = float(croniter(check_expression(expression), start).get_next(float))
+    try:
+        following = float(croniter(check_expression(expression), start).get_next(float))
+    except CroniterError as exc:  # e.g. '0 0 30 2 *': a valid expression of a day that never comes
+        raise ValidationError(f"schedule {expression!r} never fires", details={"param": "schedule"}) from exc
     if end_time is not None and following > end_time:
         return None
     return following

@@ -16,6 +16,7 @@ from agent_runtime.crons import CronChanges, CronFilter, Crons, CronSpec
 from agent_runtime.errors import ServiceUnavailableError
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
+from agent_runtime.server.routes._cron_schema import SCHEDULE_SCHEMA, TIMEZONE_SCHEMA
 from agent_runtime.server.routes._docs import errors
 from agent_runtime.server.schemas import ID_PATTERN, TEMPLATE_PATTERN, TEXT_PATTERN
 
@@ -30,8 +31,15 @@ class CronCreate(BaseModel):
 
     template: str = Field(pattern=TEMPLATE_PATTERN)
     input: str = Field(pattern=TEXT_PATTERN, description="The message each run gets.")
-    schedule: str = Field(max_length=200, description="Five cron fields, e.g. `*/15 * * * *`.")
-    timezone: str = Field(default="UTC", max_length=100, description="IANA time zone of the expression.")
+    schedule: str = Field(
+        max_length=200, description="Five cron fields, e.g. `*/15 * * * *`.", json_schema_extra=SCHEDULE_SCHEMA
+    )
+    timezone: str = Field(
+        default="UTC",
+        max_length=100,
+        description="IANA time zone of the expression.",
+        json_schema_extra=TIMEZONE_SCHEMA,
+    )
     session_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Every run continues this session.")
     enabled: bool = True
     end_time: datetime | None = Field(default=None, description="No tick after this time (ISO 8601; naive = UTC).")
@@ -42,8 +50,8 @@ class CronPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input: str | None = Field(default=None, pattern=TEXT_PATTERN)
-    schedule: str | None = Field(default=None, max_length=200)
-    timezone: str | None = Field(default=None, max_length=100)
+    schedule: str | None = Field(default=None, max_length=200, json_schema_extra=SCHEDULE_SCHEMA)
+    timezone: str | None = Field(default=None, max_length=100, json_schema_extra=TIMEZONE_SCHEMA)
     enabled: bool | None = None
     end_time: datetime | None = None
     metadata: dict[str, Any] | None = None

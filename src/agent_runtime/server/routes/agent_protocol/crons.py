@@ -10,7 +10,6 @@ multitask strategy other than ``reject``) answer 422 naming the field. A thread 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -23,10 +22,11 @@ from agent_runtime.crons.base import SortBy
 from agent_runtime.errors import ValidationError
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
+from agent_runtime.server.routes._cron_schema import SCHEDULE_SCHEMA, TIMEZONE_SCHEMA
 from agent_runtime.server.routes._docs import errors
 from agent_runtime.server.routes.agent_protocol._common import APModel, only_query, threads_scope
 from agent_runtime.server.routes.crons import crons_of, unix_time
-from agent_runtime.server.schemas import ID_PATTERN
+from agent_runtime.server.schemas import ID_PATTERN, TEXT_PATTERN
 from agent_runtime.sessions.threads import Owner
 from agent_runtime.types import Principal
 
@@ -75,42 +75,59 @@ SelectField = Literal[
 ]
 
 
+class TextBlock(APModel):
+    type: Literal["text"]
+    text: str = Field(pattern=TEXT_PATTERN)
+
+
+class UserMessage(APModel):
+    """The one message each run of a cron gets (LangGraph's ``{"role": "user", "content": ...}``)."""
+
+    role: Literal["user", "human"] | None = None
+    type: Literal["user", "human"] | None = None
+    content: Annotated[str, Field(pattern=TEXT_PATTERN)] | Annotated[list[TextBlock], Field(min_length=1)]
+
+
+class CronInput(APModel):
+    messages: list[UserMessage | Annotated[str, Field(pattern=TEXT_PATTERN)]] = Field(min_length=1, max_length=1)
+
+
 class CronBody(APModel):
     """What LangGraph's cron create and patch share."""
 
     unsupported: ClassVar[tuple[str, ...]] = _UNSUPPORTED
-    input: dict[str, Any] | None = None
+    input: CronInput | None = None
     metadata: dict[str, Any] | None = None
     end_time: datetime | None = None
     enabled: bool | None = None
-    timezone: str | None = Field(default=None, max_length=100)
+    timezone: str | None = Field(default=None, max_length=100, json_schema_extra=TIMEZONE_SCHEMA)
 
 
-class CronCreate(CronBody):
+class CronCreateBody(CronBody):
     assistant_id: str = Field(max_length=200)
-    schedule: str = Field(max_length=200)
+    schedule: str = Field(max_length=200, json_schema_extra=SCHEDULE_SCHEMA)
     on_run_completed: Literal["delete"] | None = None
     multitask_strategy: Literal["reject"] | None = None
 
 
-class ThreadCronCreate(CronBody):
+class ThreadCronCreateBody(CronBody):
     assistant_id: str = Field(max_length=200)
-    schedule: str = Field(max_length=200)
+    schedule: str = Field(max_length=200, json_schema_extra=SCHEDULE_SCHEMA)
     multitask_strategy: Literal["reject"] | None = None
 
 
-class CronPatch(CronBody):
-    schedule: str | None = Field(default=None, max_length=200)
+class CronPatchBody(CronBody):
+    schedule: str | None = Field(default=None, max_length=200, json_schema_extra=SCHEDULE_SCHEMA)
     on_run_completed: Literal["delete"] | None = None
 
 
-class CronCount(APModel):
+class CronCountBody(APModel):
     assistant_id: str | None = Field(default=None, max_length=200)
     thread_id: str | None = Field(default=None, pattern=ID_PATTERN)
     metadata: dict[str, Any] | None = None
 
 
-class CronSearch(CronCount):
+class CronSearchBody(CronCountBody):
     enabled: bool | None = None
     limit: int = Field(default=10, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
@@ -119,21 +136,16 @@ class CronSearch(CronCount):
     select: list[SelectField] | None = None
 
 
-def input_text(value: Mapping[str, Any] | None) -> str:
-    """The text of ``{"messages": [one user message]}``: what each run of the cron is sent."""
-    messages = (value or {}).get("messages")
-    if isinstance(messages, str | dict):
-        messages = [messages]
-    if not isinstance(messages, list) or len(messages) != 1 or set(value or {}) != {"messages"}:
-        raise ValidationError("input must be {'messages': [one user message]}", details={"param": "input"})
-    message = messages[0]
-    content = message if isinstance(message, str) else message.get("content") if isinstance(message, dict) else None
-    role = message.get("role", message.get("type", "user")) if isinstance(message, dict) else "user"
-    if isinstance(content, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in content):
-        content = "".join(str(b.get("text", "")) for b in content)
-    if role not in ("user", "human") or not isinstance(content, str) or not content.strip():
-        raise ValidationError("input.messages[0] must be a user message with text", details={"param": "input"})
-    return content
+def input_text(value: CronInput | None) -> str:
+    """The text each run of the cron is sent: its one user message."""
+    if value is None:
+        raise ValidationError("input is required: {'messages': [one user message]}", details={"param": "input"})
+    message = value.messages[0]
+    if isinstance(message, str):
+        return message
+    if isinstance(message.content, str):
+        return message.content
+    return "".join(block.text for block in message.content)
 
 
 def _iso(moment: float | None) -> str | None:
@@ -166,7 +178,7 @@ def _template(runtime: Runtime, assistant: str) -> str:
 
 
 async def _create(
-    runtime: Runtime, principal: Principal, body: CronCreate | ThreadCronCreate, thread_id: str | None
+    runtime: Runtime, principal: Principal, body: CronCreateBody | ThreadCronCreateBody, thread_id: str | None
 ) -> dict[str, Any]:
     spec = CronSpec(
         template=_template(runtime, body.assistant_id),
@@ -177,13 +189,13 @@ async def _create(
         enabled=body.enabled if body.enabled is not None else True,
         end_time=unix_time(body.end_time),
         metadata=body.metadata or {},
-        payload=body.model_dump(mode="json", exclude_none=True),
+        payload=body.model_dump(mode="json", exclude_none=True, exclude_unset=True),
     )
     return cron_out(await crons_of(runtime).create(principal, spec))
 
 
 @router.post("/runs/crons", responses=errors(401, 403, 404, 409, 413, 422), summary="Create a stateless cron")
-async def create_cron(body: CronCreate, principal: CurrentPrincipal, runtime: CurrentRuntime) -> dict[str, Any]:
+async def create_cron(body: CronCreateBody, principal: CurrentPrincipal, runtime: CurrentRuntime) -> dict[str, Any]:
     return await _create(runtime, principal, body, None)
 
 
@@ -194,15 +206,15 @@ async def create_cron(body: CronCreate, principal: CurrentPrincipal, runtime: Cu
     summary="Create a cron on a thread",
 )
 async def create_thread_cron(
-    thread_id: ThreadId, body: ThreadCronCreate, principal: CurrentPrincipal, runtime: CurrentRuntime
+    thread_id: ThreadId, body: ThreadCronCreateBody, principal: CurrentPrincipal, runtime: CurrentRuntime
 ) -> dict[str, Any]:
     await runtime.threads.get(thread_id, Owner.of(principal, admin=False))  # the caller's own thread, or 404
     return await _create(runtime, principal, body, thread_id)
 
 
-def _filter(runtime: Runtime, principal: Principal, body: CronCount, limit: int = 10_000) -> CronFilter:
+def _filter(runtime: Runtime, principal: Principal, body: CronCountBody, limit: int = 10_000) -> CronFilter:
     template = _template(runtime, body.assistant_id) if body.assistant_id is not None else None
-    search = body if isinstance(body, CronSearch) else None
+    search = body if isinstance(body, CronSearchBody) else None
     sort_by = search.sort_by if search is not None else "created_at"
     return CronFilter(
         tenant=principal.tenant,
@@ -218,13 +230,15 @@ def _filter(runtime: Runtime, principal: Principal, body: CronCount, limit: int 
 
 
 @router.post("/runs/crons/search", responses=errors(401, 404, 422), summary="Search crons")
-async def search_crons(body: CronSearch, principal: CurrentPrincipal, runtime: CurrentRuntime) -> list[dict[str, Any]]:
+async def search_crons(
+    body: CronSearchBody, principal: CurrentPrincipal, runtime: CurrentRuntime
+) -> list[dict[str, Any]]:
     found = await crons_of(runtime).find(principal, _filter(runtime, principal, body))
     return [cron_out(schedule, body.select) for schedule in found]
 
 
 @router.post("/runs/crons/count", responses=errors(401, 404, 422), summary="Count crons")
-async def count_crons(body: CronCount, principal: CurrentPrincipal, runtime: CurrentRuntime) -> int:
+async def count_crons(body: CronCountBody, principal: CurrentPrincipal, runtime: CurrentRuntime) -> int:
     return len(await crons_of(runtime).find(principal, _filter(runtime, principal, body)))
 
 
@@ -237,7 +251,7 @@ async def get_cron(cron_id: CronId, principal: CurrentPrincipal, runtime: Curren
 
 @router.patch("/runs/crons/{cron_id}", responses=errors(401, 403, 404, 413, 422), summary="Update a cron")
 async def patch_cron(
-    cron_id: CronId, body: CronPatch, principal: CurrentPrincipal, runtime: CurrentRuntime
+    cron_id: CronId, body: CronPatchBody, principal: CurrentPrincipal, runtime: CurrentRuntime
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in ("schedule", "timezone", "enabled", "metadata"):
