@@ -123,6 +123,8 @@ class CronScheduler:
                 await self.run_due()
             except AgentRuntimeError as exc:  # the backend is down: try again next pass
                 log.warning("cron scheduler pass failed: %s", exc.message)
+            except Exception:  # a bug must not stop every later tick of this process silently
+                log.exception("cron scheduler pass failed")
             await asyncio.sleep(self.poll_s)
 
     def start(self) -> None:
