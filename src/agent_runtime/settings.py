@@ -197,6 +197,19 @@ class RunSettings(BaseModel):
         return self
 
 
+class CronSettings(BaseModel):
+    """Schedules that start background runs (``AGENT_RUNTIME_CRONS__...``); README "Crons" explains them."""
+
+    scheduler: bool = True
+    """Run the scheduler in this process (``serve`` and ``worker``); every process may: a tick fires once."""
+    poll_s: float = Field(default=1.0, gt=0)
+    """How often the scheduler looks for due ticks (the most a run starts after its tick)."""
+    max_per_tenant: int = Field(default=100, ge=1, le=10_000)
+    """Schedules one tenant may hold."""
+    batch: int = Field(default=100, ge=1)
+    """Due schedules one scheduler pass fires at most (the rest wait for the next pass)."""
+
+
 class StoreSettings(BaseModel):
     """Long-term memory store bounds, per tenant (``AGENT_RUNTIME_STORE__...``)."""
 
@@ -280,6 +293,7 @@ class Settings(BaseSettings):
     events: EventBusSettings = Field(default_factory=EventBusSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
     runs: RunSettings = Field(default_factory=RunSettings)
+    crons: CronSettings = Field(default_factory=CronSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
 
     @classmethod

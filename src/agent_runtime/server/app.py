@@ -50,6 +50,7 @@ from agent_runtime.server.routes import (
     templates,
     usage,
 )
+from agent_runtime.server.routes import crons as cron_routes
 from agent_runtime.settings import Settings, load_settings
 from agent_runtime.tracing import TracingASGIMiddleware, configure_tracing
 
@@ -135,6 +136,7 @@ def create_app(
     install_error_handlers(app)
     for module in (health, templates, sessions, run_records, runs, usage, keys, openai, agent_protocol):
         app.include_router(module.router)
+    app.include_router(cron_routes.router)
     app.include_router(
         build_dashboard_router(
             lambda request: get_runtime(request).series,
