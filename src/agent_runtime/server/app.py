@@ -33,7 +33,17 @@ from agent_runtime.server.asgi import BodyLimitMiddleware, InFlight, InFlightMid
 from agent_runtime.server.dashboard import build_dashboard_router
 from agent_runtime.server.deps import authenticate, get_runtime
 from agent_runtime.server.errors import install_error_handlers
-from agent_runtime.server.routes import agent_protocol, health, openai, run_records, runs, sessions, templates, usage
+from agent_runtime.server.routes import (
+    agent_protocol,
+    health,
+    openai,
+    responses,
+    run_records,
+    runs,
+    sessions,
+    templates,
+    usage,
+)
 from agent_runtime.settings import Settings, load_settings
 from agent_runtime.tracing import TracingASGIMiddleware, configure_tracing
 
@@ -117,7 +127,7 @@ def create_app(
     if runtime is not None:
         _attach(app, runtime)
     install_error_handlers(app)
-    for module in (health, templates, sessions, run_records, runs, usage, openai, agent_protocol):
+    for module in (health, templates, sessions, run_records, runs, usage, openai, responses, agent_protocol):
         app.include_router(module.router)
     app.include_router(
         build_dashboard_router(
