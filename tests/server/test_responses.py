@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -14,6 +15,7 @@ from openai import OpenAI
 
 from agent_runtime.agents.templates import AgentTemplate
 from tests.server.conftest import Keys, LiveServer, sse_json
+from tests.workflows.conftest import gated_template, recording_tool
 
 
 def _client(live: LiveServer, key: str) -> OpenAI:
@@ -201,3 +203,22 @@ def test_usage_ledger_records_what_the_response_reported(live: LiveServer) -> No
                 break
             time.sleep(0.05)
     assert {name: totals[name] for name in expected} == expected
+
+
+def test_a_run_paused_for_approval_is_a_conflict_naming_how_to_answer_it(live: LiveServer, tmp_path: Path) -> None:
+    """The Responses API has no approval step: 409 (plain) or ``response.failed`` (streamed), never an empty answer."""
+    assert live.runtime is not None
+    factory = live.runtime.factory
+    if "publish" not in factory.tools:  # the tool never runs here; test_resume's own copy may be registered
+        factory.register_tool(recording_tool(tmp_path / "calls.txt"))
+    factory.register_template({**gated_template(), "name": "gated_responses"}, replace=True)
+    client = _client(live, live.key("acme", "gatekeeper", ["agents:run:*"]))
+    ask = 'use publish {"text": "launch"}'
+    with pytest.raises(openai.ConflictError) as paused:
+        client.responses.create(model="gated_responses", input=ask)
+    assert "paused for approval" in paused.value.message
+    events = list(client.responses.create(model="gated_responses", input=ask, stream=True))
+    failed = events[-1]
+    assert failed.type == "response.failed" and failed.response.status == "failed"
+    assert failed.response.error is not None and failed.response.error.code == "conflict"
+    assert "/resume" in failed.response.error.message

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, Item
 from pydantic import BaseModel
 
 from agent_runtime.errors import NotFoundError
@@ -28,6 +28,10 @@ __all__ = ["ResponseNotFoundError", "ResponseStore", "StoredResponse"]
 
 ROOT = "openai-responses"
 _PAGE = 1000
+
+
+def _expiry(item: Item) -> float:
+    return float(item.value.get("expires_at", 0))
 
 
 class ResponseNotFoundError(NotFoundError):
@@ -81,8 +85,7 @@ class ResponseStore:
         if not isinstance(self.base, CountingStore) or await self.base.acount_items(namespace) < limit:
             return
         items = await self.base.asearch(namespace, limit=_PAGE, refresh_ttl=False)
-        now = self.clock()
-        items.sort(key=lambda item: (float(item.value.get("expires_at", 0)) > now, item.created_at))
-        expired = sum(1 for item in items if float(item.value.get("expires_at", 0)) <= now)
+        items.sort(key=_expiry)  # every one lives as long: the first to expire is the oldest
+        expired = sum(1 for item in items if _expiry(item) <= self.clock())
         for item in items[: max(1, expired, len(items) - limit + 1)]:
             await self.base.adelete(namespace, item.key)
