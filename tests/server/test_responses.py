@@ -222,3 +222,26 @@ def test_a_run_paused_for_approval_is_a_conflict_naming_how_to_answer_it(live: L
     assert failed.type == "response.failed" and failed.response.status == "failed"
     assert failed.response.error is not None and failed.response.error.code == "conflict"
     assert "/resume" in failed.response.error.message
+
+
+def test_max_output_tokens_cuts_the_answer_as_incomplete(live: LiveServer, keys: Keys) -> None:
+    client = _client(live, keys.alice)
+    ask = "write a long story about the sea, the wind, the ships and every sailor on them " * 3
+    full = client.responses.create(model="writer", input=ask)
+    assert full.status == "completed" and full.usage is not None and full.usage.output_tokens > 16
+    cut = client.responses.create(model="writer", input=ask, max_output_tokens=16)
+    assert cut.status == "incomplete" and cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens" and cut.max_output_tokens == 16
+    assert cut.usage is not None and 0 < cut.usage.output_tokens <= 16
+    streamed = list(client.responses.create(model="writer", input=ask, max_output_tokens=16, stream=True))
+    assert streamed[-1].type == "response.incomplete" and streamed[-1].response.status == "incomplete"
+
+
+def test_the_template_scope_is_needed(live: LiveServer, keys: Keys) -> None:
+    with pytest.raises(openai.PermissionDeniedError):
+        _client(live, keys.writer_only).responses.create(model="analyst", input="hello")
+    assert _client(live, keys.writer_only).responses.create(model="writer", input="hello").status == "completed"
+    with pytest.raises(openai.AuthenticationError):
+        _client(live, "ar_not_a_key").responses.create(model="writer", input="hello")
+    with live.client() as anonymous:
+        assert anonymous.get("/v1/responses/resp_x").status_code == 401
