@@ -29,7 +29,13 @@ from agent_runtime.orchestration.middleware.auth import AuthMiddleware
 from agent_runtime.orchestration.middleware.defaults import jwt_verifier_from
 from agent_runtime.orchestration.middleware.logging import configure_json_logging
 from agent_runtime.runtime import Runtime
-from agent_runtime.server.asgi import BodyLimitMiddleware, InFlight, InFlightMiddleware, RequestIdMiddleware
+from agent_runtime.server.asgi import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    InFlight,
+    InFlightMiddleware,
+    RequestIdMiddleware,
+)
 from agent_runtime.server.dashboard import build_dashboard_router
 from agent_runtime.server.deps import authenticate, get_runtime
 from agent_runtime.server.errors import install_error_handlers
@@ -137,9 +143,10 @@ def create_app(
             events=lambda request: get_runtime(request).run_events,
         )
     )
-    # added innermost first: request id -> in-flight/drain -> body limit -> routes
+    # added innermost first: request id -> access log -> in-flight/drain -> body limit -> routes
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_request_bytes)
     app.add_middleware(InFlightMiddleware, inflight=inflight, exempt=PROBE_PATHS)
+    app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     if settings.cors_origins:  # browser clients (Studio, Agent Chat UI): preflights answered before anything else
         app.add_middleware(

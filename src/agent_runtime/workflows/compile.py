@@ -51,11 +51,25 @@ def _fail(spec: WorkflowSpec, step: str, problem: str) -> TemplateConfigError:
 
 def plan_workflow(spec: WorkflowSpec, factory: TemplateCatalog) -> WorkflowPlan:
     """Check ``spec`` against ``factory``'s templates; raise ``TemplateConfigError`` naming the step."""
+    known = _step_names(spec)
+    branch_targets = _branch_targets(spec, factory, known)
+    upstream = {s.name: _upstream(spec, index, s, branch_targets) for index, s in enumerate(spec.steps)}
+    _check_upstream(spec, upstream, branch_targets, known)
+    plan = WorkflowPlan(spec, upstream, branch_targets, {}, _topological(spec, upstream))
+    _plan_inputs(plan, known)
+    return plan
+
+
+def _step_names(spec: WorkflowSpec) -> set[str]:
     names = [s.name for s in spec.steps]
     for index, name in enumerate(names):
         if name in names[:index]:
             raise _fail(spec, name, "is declared twice")
-    known = set(names)
+    return set(names)
+
+
+def _branch_targets(spec: WorkflowSpec, factory: TemplateCatalog, known: set[str]) -> dict[str, list[str]]:
+    """Each step's template checked, and branch target -> the steps whose branch can pick it."""
     branch_targets: dict[str, list[str]] = {}
     for step in spec.steps:
         _check_template(spec, step, factory)
@@ -66,18 +80,27 @@ def plan_workflow(spec: WorkflowSpec, factory: TemplateCatalog) -> WorkflowPlan:
                 raise _fail(spec, step.name, "branches to itself (cycles are not allowed)")
             if target != END_STEP:
                 branch_targets.setdefault(target, []).append(step.name)
-    upstream = {s.name: _upstream(spec, index, s, branch_targets) for index, s in enumerate(spec.steps)}
+    return branch_targets
+
+
+def _check_upstream(
+    spec: WorkflowSpec, upstream: dict[str, list[str]], branch_targets: dict[str, list[str]], known: set[str]
+) -> None:
     for step in spec.steps:
         for dep in upstream[step.name]:
             if dep not in known:
                 raise _fail(spec, step.name, f"runs after unknown step {dep!r}")
             if spec.step(dep).branch is not None and step.name not in branch_targets:
                 raise _fail(spec, step.name, f"runs after {dep!r}, which branches: name it as a branch target")
-    order = _topological(spec, upstream)
+
+
+def _plan_inputs(plan: WorkflowPlan, known: set[str]) -> None:
+    """In order: which steps surely ran before each one (and on which branch decisions), so its input
+    mapping may only read those; joins are checked on the way."""
+    spec, upstream, branch_targets = plan.spec, plan.upstream, plan.branch_targets
     guaranteed: dict[str, set[str]] = {}
     requires: dict[str, frozenset[Decision]] = {}
-    plan = WorkflowPlan(spec, upstream, branch_targets, {}, order)
-    for name in order:
+    for name in plan.order:
         step = spec.step(name)
         deps = upstream[name]
         before = [{dep, *guaranteed[dep]} for dep in deps]
@@ -91,7 +114,6 @@ def plan_workflow(spec: WorkflowSpec, factory: TemplateCatalog) -> WorkflowPlan:
             _check_any(spec, step, deps, requires, plan)
             guaranteed[name], requires[name] = set.intersection(*before), frozenset.intersection(*decisions)
         plan.inputs[name] = _input_mapping(spec, step, deps, guaranteed[name], known)
-    return plan
 
 
 def _check_template(spec: WorkflowSpec, step: StepSpec, factory: TemplateCatalog) -> None:
