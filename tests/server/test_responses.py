@@ -114,6 +114,7 @@ def test_instructions_are_refused_by_a_template_without_client_system_messages(l
             id="function-call-item",
         ),
         pytest.param({"input": [{"role": "robot", "content": "beep"}]}, "input[0].role", id="role"),
+        pytest.param({"extra_headers": {"X-Session-Id": "ses_1"}}, "X-Session-Id", id="session-header"),
     ],
 )
 def test_unsupported_or_bad_parameters_are_400_naming_them(
@@ -245,3 +246,9 @@ def test_the_template_scope_is_needed(live: LiveServer, keys: Keys) -> None:
         _client(live, "ar_not_a_key").responses.create(model="writer", input="hello")
     with live.client() as anonymous:
         assert anonymous.get("/v1/responses/resp_x").status_code == 401
+
+
+def test_an_unknown_template_is_a_404_in_openais_shape(live: LiveServer, keys: Keys) -> None:
+    with pytest.raises(openai.NotFoundError) as missing:
+        _client(live, keys.alice).responses.create(model="no_such_template", input="hello")
+    assert missing.value.body["type"] == "not_found_error"  # type: ignore[index]

@@ -13,13 +13,14 @@ from agent_runtime.server.routes._openai_request import UnsupportedParameterErro
 from agent_runtime.server.schemas_responses import ResponseCreateRequest
 from agent_runtime.types import ChatTurn, GenerationOptions
 
-__all__ = ["generation_options", "input_turns", "instructions_turn", "refuse_unsupported"]
+__all__ = ["generation_options", "input_turns", "instructions_turn", "refuse_unsupported", "refused"]
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _PART_TYPES = {"user": "input_text", "system": "input_text", "assistant": "output_text"}
 
 
-def _refused(param: str, message: str) -> BadRequestError:
+def refused(param: str, message: str) -> BadRequestError:
+    """A 400 ``unsupported_parameter`` naming ``param``."""
     return UnsupportedParameterError(message, details={"param": param})
 
 
@@ -31,17 +32,17 @@ def refuse_unsupported(body: ResponseCreateRequest) -> None:
     """400 for every parameter this server would otherwise have to ignore."""
     for name, value in (body.model_extra or {}).items():
         if value is not None and value is not False:
-            raise _refused(name, f"{name!r} is not supported by this server")
+            raise refused(name, f"{name!r} is not supported by this server")
     if body.tools:
-        raise _refused("tools", "function tools are not supported by /v1/responses yet (send no tools)")
+        raise refused("tools", "function tools are not supported by /v1/responses yet (send no tools)")
     if body.tool_choice not in (None, "auto", "none"):
-        raise _refused("tool_choice", "tool_choice other than 'auto' or 'none' needs tools, which are not supported")
+        raise refused("tool_choice", "tool_choice other than 'auto' or 'none' needs tools, which are not supported")
     if body.include:
-        raise _refused("include", "include is not supported (nothing extra can be included)")
+        raise refused("include", "include is not supported (nothing extra can be included)")
     if body.truncation == "auto":
-        raise _refused("truncation", "truncation 'auto' is not supported: a conversation too long is a 413")
+        raise refused("truncation", "truncation 'auto' is not supported: a conversation too long is a 413")
     if body.stream_options and any(body.stream_options.values()):
-        raise _refused("stream_options", "stream_options (include_obfuscation) are not supported")
+        raise refused("stream_options", "stream_options (include_obfuscation) are not supported")
     _check_text(body.text)
 
 
@@ -49,9 +50,9 @@ def _check_text(text: dict[str, Any] | None) -> None:
     for key, value in (text or {}).items():
         if key == "format":
             if not isinstance(value, dict) or value.get("type") != "text":
-                raise _refused("text.format", "text.format other than {'type': 'text'} is not supported yet")
+                raise refused("text.format", "text.format other than {'type': 'text'} is not supported yet")
         elif value is not None:
-            raise _refused(f"text.{key}", f"text.{key} is not supported")
+            raise refused(f"text.{key}", f"text.{key} is not supported")
 
 
 def generation_options(body: ResponseCreateRequest, provider: str | None) -> GenerationOptions | None:
@@ -77,7 +78,7 @@ def _text(content: Any, role: str, param: str) -> str:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind != wanted:
             why = "image parts need a model with vision" if kind == "input_image" else f"{wanted} parts only"
-            raise _refused(f"{param}[{index}]", f"content part of type {kind!r} is not supported: {why}")
+            raise refused(f"{param}[{index}]", f"content part of type {kind!r} is not supported: {why}")
         texts.append(str(part.get("text", "")))
     return "".join(texts)
 
@@ -88,12 +89,12 @@ def _turn(item: Any, index: int, allow_system: bool) -> ChatTurn:
         raise _invalid(param, "an input item must be an object")
     kind = item.get("type", "message")
     if kind != "message":
-        raise _refused(f"{param}.type", f"input items of type {kind!r} are not supported (only messages)")
+        raise refused(f"{param}.type", f"input items of type {kind!r} are not supported (only messages)")
     role = _ROLES.get(str(item.get("role")))
     if role is None:
         raise _invalid(f"{param}.role", "role must be one of user, assistant, system, developer")
     if role == "system" and not allow_system:
-        raise _refused(f"{param}.role", "this template does not accept client system messages")
+        raise refused(f"{param}.role", "this template does not accept client system messages")
     return ChatTurn(role=role, content=_text(item.get("content"), role, f"{param}.content"))
 
 
@@ -117,5 +118,5 @@ def instructions_turn(body: ResponseCreateRequest, *, allow_system: bool) -> lis
     if not body.instructions:
         return []
     if not allow_system:
-        raise _refused("instructions", "this template does not accept client system messages (instructions)")
+        raise refused("instructions", "this template does not accept client system messages (instructions)")
     return [ChatTurn(role="system", content=body.instructions)]

@@ -18,8 +18,9 @@ from typing import Any
 
 from langgraph.store.base import BaseStore, Item
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
-from agent_runtime.errors import NotFoundError
+from agent_runtime.errors import BackendError, NotFoundError
 from agent_runtime.settings import ResponsesSettings
 from agent_runtime.store import CountingStore, StoreScope
 from agent_runtime.types import ChatTurn, Principal
@@ -61,7 +62,10 @@ class ResponseStore:
     async def get(self, principal: Principal, response_id: str) -> StoredResponse:
         """The caller's response ``response_id``; anyone else's, or an expired one, is not found."""
         item = await self.base.aget(self._namespace(principal), response_id, refresh_ttl=False)
-        stored = StoredResponse.model_validate(item.value) if item is not None else None
+        try:
+            stored = StoredResponse.model_validate(item.value) if item is not None else None
+        except PydanticValidationError as exc:
+            raise BackendError(f"stored response {response_id!r} is corrupt") from exc
         if stored is None or stored.expires_at <= self.clock():
             raise ResponseNotFoundError(f"response {response_id!r} not found", details={"param": "response_id"})
         return stored

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Header, Path, Request
 
 from agent_runtime.models.resolve import provider_of
 from agent_runtime.runtime import Runtime
@@ -24,6 +24,7 @@ from agent_runtime.server.routes._responses_input import (
     input_turns,
     instructions_turn,
     refuse_unsupported,
+    refused,
 )
 from agent_runtime.server.routes._responses_output import ResponseDraft, response_events
 from agent_runtime.server.routes._responses_store import ResponseStore
@@ -77,9 +78,15 @@ class _Saver:
     summary="OpenAI Responses API (a template is a model)",
 )
 async def create_response(
-    body: ResponseCreateRequest, request: Request, principal: CurrentPrincipal, runtime: CurrentRuntime
+    body: ResponseCreateRequest,
+    request: Request,
+    principal: CurrentPrincipal,
+    runtime: CurrentRuntime,
+    x_session_id: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
     template_name, _, model = body.model.partition("@")
+    if x_session_id is not None:
+        raise refused("X-Session-Id", "sessions do not apply to /v1/responses: continue with previous_response_id")
     refuse_unsupported(body)
     template = runtime.factory.get_template(template_name)
     allow_system = template.client_system_messages
