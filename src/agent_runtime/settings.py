@@ -20,6 +20,7 @@ __all__ = [
     "PostgresSettings",
     "RedisSettings",
     "ReliabilitySettings",
+    "ResponsesSettings",
     "RunSettings",
     "SessionSettings",
     "Settings",
@@ -234,6 +235,15 @@ class StoreSettings(BaseModel):
     """Which parts of a value are embedded (JSON paths; ``$``: the whole value)."""
 
 
+class ResponsesSettings(BaseModel):
+    """How long and how many stored ``/v1/responses`` objects are kept (``AGENT_RUNTIME_RESPONSES__...``)."""
+
+    ttl_s: float = Field(default=30 * 24 * 3600, gt=0)
+    """A stored response (and the conversation ``previous_response_id`` continues) lives this long."""
+    max_per_user: int = Field(default=1000, ge=1)
+    """Stored responses one (tenant, user) keeps; storing one more evicts the oldest."""
+
+
 class Settings(BaseSettings):
     """Everything configurable about the runtime."""
 
@@ -295,6 +305,7 @@ class Settings(BaseSettings):
     runs: RunSettings = Field(default_factory=RunSettings)
     crons: CronSettings = Field(default_factory=CronSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -44,6 +44,7 @@ from agent_runtime.server.routes import (
     health,
     keys,
     openai,
+    responses,
     run_records,
     runs,
     sessions,
@@ -134,7 +135,7 @@ def create_app(
     if runtime is not None:
         _attach(app, runtime)
     install_error_handlers(app)
-    for module in (health, templates, sessions, run_records, runs, usage, keys, openai, agent_protocol):
+    for module in (health, templates, sessions, run_records, runs, usage, keys, openai, responses, agent_protocol):
         app.include_router(module.router)
     app.include_router(cron_routes.router)
     app.include_router(
