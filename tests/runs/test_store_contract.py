@@ -201,15 +201,15 @@ async def test_expired_lists_running_runs_whose_lease_ended(make_store: Factory)
     assert [r.run_id for r in await store.expired(550.0)] == ["run_live"]
 
 
-async def test_delete_removes_finished_runs_of_the_tenant_only(make_store: Factory) -> None:
+async def test_delete_removes_the_record_from_every_index(make_store: Factory) -> None:
     store = await make_store()
-    await store.create(run("done", status="success"))
-    await store.create(run("busy", status="running"))
-    await store.create(run("theirs", tenant="other", status="success"))
-    assert not await store.delete("busy", tenant="acme")  # active runs stay
-    assert not await store.delete("theirs", tenant="acme")
-    assert not await store.delete("nothing", tenant="acme")
-    assert await store.delete("done", tenant="acme")
-    assert await store.get("done") is None and not await store.delete("done", tenant="acme")
-    assert [r.run_id for r in await store.find(RunFilter(tenant="acme"))] == ["busy"]
-    assert await store.get("busy") is not None and await store.get("theirs") is not None
+    await store.create(run("run_gone", session_id="ses_1"))
+    await store.create(run("run_held", status="running", worker="w1", lease_until=50.0, at=1.0))
+    await store.create(run("run_kept", at=2.0))
+    assert await store.delete("run_gone") and await store.delete("run_held")
+    assert not await store.delete("run_gone")
+    assert await store.get("run_gone") is None
+    assert [r.run_id for r in await store.pending()] == ["run_kept"]
+    assert await store.expired(100.0) == []
+    assert [r.run_id for r in await store.find(RunFilter(tenant="acme"))] == ["run_kept"]
+    assert await store.transition("run_gone", ("pending",), status="running") is None

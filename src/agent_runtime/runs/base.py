@@ -86,8 +86,8 @@ class RunRecordStore(ABC):
         (unknown run, or in another state)."""
 
     @abstractmethod
-    async def delete(self, run_id: str, *, tenant: str) -> bool:
-        """Remove ``tenant``'s run when it has finished; whether it did (active runs stay)."""
+    async def delete(self, run_id: str) -> bool:
+        """Remove a run's record whatever its status (a rolled-back run); ``False`` when there was none."""
 
     @abstractmethod
     async def pending(self, limit: int = 1000) -> list[Run]:

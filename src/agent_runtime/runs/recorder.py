@@ -19,12 +19,12 @@ from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.runs.base import RunRecordStore
 from agent_runtime.runs.record import Run, RunStatus, status_for_error
 from agent_runtime.types import AgentContext, AgentResult, ToolCallRecord
+from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY
 
 __all__ = [
     "BACKGROUND_KEY",
     "DEFAULT_TENANT",
     "KWARGS_KEY",
-    "RESUME_DECISIONS_KEY",
     "RunRecorder",
     "run_status",
     "worker_id",
@@ -37,8 +37,6 @@ BACKGROUND_KEY = "background"
 DEFAULT_TENANT = "default"
 KWARGS_KEY = "kwargs"
 """Run metadata: the arguments a protocol's route took (JSON), kept so any process can show them."""
-RESUME_DECISIONS_KEY = "resume_decisions"
-"""Run metadata: the approval decisions a queued run answers its session's interrupt with (JSON)."""
 _KEPT_METADATA = ("source", "client", "trigger", KWARGS_KEY, RESUME_DECISIONS_KEY)
 _MAX_BACKLOG = 10_000
 _RESULT_STATUS: dict[str, RunStatus] = {

@@ -158,14 +158,17 @@ class RedisRunRecordStore(RunRecordStore):
                 except WatchError:
                     continue
 
-    async def delete(self, run_id: str, *, tenant: str) -> bool:
-        run = await self.get(run_id, tenant=tenant)
-        if run is None or run.status not in TERMINAL:  # a finished record never changes again
-            return False
-        async with redis_errors("run_records.delete"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self._rec(run_id))
-            pipe.zrem(self._tenant(tenant), run_id)
-            await pipe.execute()
+    async def delete(self, run_id: str) -> bool:
+        async with redis_errors("run_records.delete"):
+            raw = await self._redis.get(self._rec(run_id))
+            if raw is None:
+                return False
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._rec(run_id))
+                pipe.zrem(self._tenant(Run.from_json(raw).tenant), run_id)
+                pipe.zrem(self._pending, run_id)
+                pipe.zrem(self._leases, run_id)
+                await pipe.execute()
         return True
 
     async def pending(self, limit: int = 1000) -> list[Run]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from langgraph_sdk.errors import NotFoundError, PermissionDeniedError
+from langgraph_sdk.errors import NotFoundError, PermissionDeniedError, UnprocessableEntityError
 
 from tests.agent_protocol.core.conftest import APServer
 
@@ -81,12 +81,13 @@ async def test_admin_reaches_a_run_of_his_tenant(ap: APServer) -> None:
         ({"config": {"recursion_limit": 5}}, "recursion_limit"),
         ({"feedback_keys": ["k"]}, "feedback_keys"),
         ({"durability": "exit"}, "durability"),
-        ({"stream_subgraphs": True}, "stream_subgraphs"),
         ({"no_such_field": 1}, "no_such_field"),
         ({"input": {"messages": HELLO["messages"] * 2}}, "input.messages"),
         ({"input": {"messages": [{"role": "ai", "content": "x"}]}}, "user message"),
         ({"input": {"topic": "x"}}, "topic"),
         ({"input": None}, "input"),
+        ({"input": {"messages": [{"role": "user", "content": "  "}]}}, "non-empty"),
+        ({"input": {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}}, "text"),
         ({"on_completion": "keep"}, "on_completion"),
         ({"multitask_strategy": "sometimes"}, "multitask_strategy"),
     ],
@@ -136,3 +137,12 @@ async def test_same_thread_id_of_two_users_keeps_their_runs_apart(ap: APServer) 
     ]
     await alice.runs.join(thread_id, run["run_id"])
     assert [r["run_id"] for r in await alice.runs.list(thread_id)] == [run["run_id"]]
+
+
+async def test_refused_input_creates_no_thread(ap: APServer) -> None:
+    client = ap.client()
+    thread_id = str(uuid.uuid4())
+    with pytest.raises(UnprocessableEntityError):
+        await client.runs.create(thread_id, "writer", input={"messages": "\x00"}, if_not_exists="create")
+    with pytest.raises(NotFoundError):
+        await client.threads.get(thread_id)

@@ -147,3 +147,26 @@ async def test_wait_continues_after_a_disconnect_by_default(ap_slow: APServer) -
         return [r for r in runs if r["status"] == "success"]
 
     await until(succeeded, "the run to finish without its client", timeout=60)
+
+
+async def test_cancel_many(ap_slow: APServer) -> None:
+    alice, bob = ap_slow.client(), ap_slow.client(ap_slow.bob)
+    mine, theirs = await alice.threads.create(), await bob.threads.create()
+    run_a = await _running(alice, mine["thread_id"])
+    run_b = await _running(bob, theirs["thread_id"])
+    await bob.runs.cancel_many(status="all")  # bob's runs only
+
+    async def stopped(client: LangGraphClient, thread_id: str, run_id: str) -> bool:
+        return (await client.runs.get(thread_id, run_id))["status"] == "interrupted"
+
+    await until(lambda: stopped(bob, theirs["thread_id"], run_b["run_id"]), "bob's run to stop", timeout=30)
+    assert (await alice.runs.get(mine["thread_id"], run_a["run_id"]))["status"] == "running"
+    with pytest.raises(NotFoundError):  # checked before anything is cancelled
+        await alice.runs.cancel_many(thread_id=mine["thread_id"], run_ids=[run_a["run_id"], run_b["run_id"]])
+    assert (await alice.runs.get(mine["thread_id"], run_a["run_id"]))["status"] == "running"
+    await alice.runs.cancel_many(thread_id=mine["thread_id"], run_ids=[run_a["run_id"]])
+    await until(lambda: stopped(alice, mine["thread_id"], run_a["run_id"]), "alice's run to stop", timeout=30)
+    with pytest.raises(UnprocessableEntityError):
+        await alice.runs.cancel_many()
+    with pytest.raises(UnprocessableEntityError):
+        await alice.runs.cancel_many(thread_id=mine["thread_id"], run_ids=[run_a["run_id"]], status="all")

@@ -42,7 +42,13 @@ async def test_background_resume_by_interrupt_id(ap: APServer) -> None:
     client = ap.client()
     thread_id, values = await _paused(client)
     interrupt_id = values["__interrupt__"][0]["id"]
-    run = await client.runs.create(thread_id, "gated", command={"resume": {interrupt_id: APPROVE}})
+    run = await client.runs.create(  # as Agent Chat UI sends it (its graphs may have subgraphs; ours have none)
+        thread_id,
+        "gated",
+        command={"resume": {interrupt_id: APPROVE}},
+        stream_subgraphs=True,
+        stream_resumable=True,
+    )
     answered = await client.runs.join(thread_id, run["run_id"])
     assert any(m["type"] == "tool" and "42" in m["content"] for m in answered["messages"])
 

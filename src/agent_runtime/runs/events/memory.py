@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from agent_runtime.errors import EventsExpiredError
-from agent_runtime.runs.events.base import DEFAULT_MAX_EVENTS, DEFAULT_TTL_S, LoggedEvent, RunEventLog
+from agent_runtime.runs.events.base import DEFAULT_MAX_EVENTS, DEFAULT_TTL_S, LoggedEvent, RunEventLog, parse_seq
 from agent_runtime.types import StreamEvent
 
 __all__ = ["DEFAULT_MAX_RUNS", "MemoryRunEventLog"]
@@ -77,7 +77,7 @@ class MemoryRunEventLog(RunEventLog):
         self._wake(log)
 
     async def read(self, run_id: str, *, after: str | None = None, follow: bool = True) -> AsyncIterator[LoggedEvent]:
-        seen = _seq(after)
+        seen = parse_seq(after)
         while True:
             log = self._log(run_id)
             changed, closed = log.changed, log.closed  # as of this pass: what comes while we yield is not lost
@@ -94,12 +94,3 @@ class MemoryRunEventLog(RunEventLog):
         log = self._logs.pop(run_id, None)
         if log is not None:
             self._wake(log)
-
-
-def _seq(after: str | None) -> int:
-    if after is None:
-        return 0
-    try:
-        return max(0, int(after))
-    except ValueError:
-        raise EventsExpiredError(f"unknown event id {after!r}") from None

@@ -18,7 +18,7 @@ from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE, errors
 from agent_runtime.server.routes.runs import native_event
-from agent_runtime.server.schemas import ID_PATTERN, TEMPLATE_PATTERN, RunList, RunRecordOut
+from agent_runtime.server.schemas import ID_PATTERN, TEMPLATE_PATTERN, CancelRequest, RunList, RunRecordOut
 from agent_runtime.server.sse import EventStreamResponse
 
 __all__ = ["MAX_WAIT_S", "router"]
@@ -70,11 +70,16 @@ async def list_runs(
     summary="Cancel a run",
     description=(
         "A pending run is cancelled at once; a running one is stopped (what it spent is charged) and "
-        "answered once it ended. 409 when the run has already finished."
+        "answered once it ended (at once when another worker executes it: it stops at its next lease "
+        "renewal). `action: rollback` also drops what the run checkpointed in its session, and its "
+        "record. 409 when the run has already finished."
     ),
 )
-async def cancel_run(run_id: RunId, principal: CurrentPrincipal, runtime: CurrentRuntime) -> Any:
-    return (await _dispatcher(runtime).cancel(run_id, principal.tenant)).public()
+async def cancel_run(
+    run_id: RunId, principal: CurrentPrincipal, runtime: CurrentRuntime, body: CancelRequest | None = None
+) -> Any:
+    action = body.action if body is not None else "interrupt"
+    return (await _dispatcher(runtime).cancel(run_id, principal.tenant, action)).public()
 
 
 @router.get(

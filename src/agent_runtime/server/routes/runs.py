@@ -21,6 +21,7 @@ from agent_runtime.errors import (
     ValidationError,
 )
 from agent_runtime.models.resolve import is_offline_spec, resolve_model
+from agent_runtime.runs.multitask import DEFAULT_STRATEGY
 from agent_runtime.runtime import Runtime
 from agent_runtime.scopes import MODELS_OVERRIDE, SESSIONS
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, request_id, require_scope
@@ -200,7 +201,8 @@ async def create_run(body: RunRequest, request: Request, principal: CurrentPrinc
         coalesce_tokens=body.stream_coalesce,
     )
     if body.background:
-        return await _submit(runtime, context, stream=body.stream)
+        return await _submit(runtime, context, body)
+    await _prepare_foreground(runtime, context, body)
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
         return run_response(result)
@@ -208,14 +210,34 @@ async def create_run(body: RunRequest, request: Request, principal: CurrentPrinc
     return EventStreamResponse(_run_events(first, stream), headers={"X-Run-Id": context.run_id})
 
 
-async def _submit(runtime: Runtime, context: AgentContext, *, stream: bool) -> JSONResponse:
+async def _prepare_foreground(runtime: Runtime, context: AgentContext, body: RunRequest) -> None:
+    """Double-texting of a foreground run: wait for (``enqueue``) or cancel the session's active runs."""
+    for name, used in (("webhook", body.webhook is not None), ("after_seconds", body.after_seconds > 0)):
+        if used:
+            raise ValidationError(f"{name} needs background: true", details={"param": name})
+    if body.multitask_strategy is None:
+        return
+    if body.session_id is None:
+        raise ValidationError("multitask_strategy needs a session_id", details={"param": "multitask_strategy"})
+    if runtime.dispatcher is None:
+        raise ServiceUnavailableError("run records are not available in this process", retry_after=1.0)
+    timeout_s = runtime.settings.limits.session_lock_timeout_s
+    await runtime.dispatcher.prepare(context, body.multitask_strategy, timeout_s=timeout_s)
+
+
+async def _submit(runtime: Runtime, context: AgentContext, body: RunRequest) -> JSONResponse:
     """Queue a background run: 202 with its record (``Location``: where to poll it)."""
-    if stream:
+    if body.stream:
         raise ValidationError("background runs are not streamed: poll or wait on them instead")
     if runtime.dispatcher is None:
         raise ServiceUnavailableError("background runs are not available in this process", retry_after=1.0)
     runtime.factory.get_template(context.template)  # an unknown template is the request's 404, not the run's
-    run = await runtime.dispatcher.submit(context)
+    run = await runtime.dispatcher.submit(
+        context,
+        multitask=body.multitask_strategy or DEFAULT_STRATEGY,
+        webhook=body.webhook,
+        after_s=body.after_seconds,
+    )
     headers = {"Location": f"/v1/runs/{run.run_id}", "X-Run-Id": run.run_id}
     return JSONResponse(run.public(), status_code=202, headers=headers)
 

@@ -16,13 +16,13 @@ from pydantic import Field, field_validator
 
 from agent_runtime.errors import ValidationError
 from agent_runtime.runs.multitask import MultitaskStrategy
-from agent_runtime.runs.recorder import KWARGS_KEY, RESUME_DECISIONS_KEY
+from agent_runtime.runs.recorder import KWARGS_KEY
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.routes.agent_protocol._common import APModel
 from agent_runtime.server.routes.runs import build_context
 from agent_runtime.server.schemas import ID_PATTERN
 from agent_runtime.types import AgentContext, Principal
-from agent_runtime.workflows.approval import RESUME_KEY, ResumeRequest
+from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
 
 __all__ = [
     "STREAM_MODES",
@@ -39,7 +39,6 @@ StreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
 ]
 STREAM_MODES: Final[tuple[str, ...]] = StreamMode.__args__  # type: ignore[attr-defined]
-MAX_INPUT_CHARS = 1_000_000
 _USER_ROLES = frozenset({"user", "human"})
 
 
@@ -97,7 +96,8 @@ class RunCreate(APModel):
     after_seconds: float = Field(default=0.0, ge=0, le=86_400 * 366)
     stream_mode: list[StreamMode] = Field(default_factory=_values_only, max_length=len(STREAM_MODES))
     stream_subgraphs: bool = False
-    """Only ``False``: the root graph's events are streamed (the SDK always sends the field)."""
+    """Accepted for an assistant whose graph has no subgraphs (the stream is the same); refused for
+    one that has (their events are not streamed apart). Agent Chat UI always sets it."""
     stream_resumable: bool = False
     """Every run's events are kept in its bounded event log: joins are always resumable."""
 
@@ -105,13 +105,6 @@ class RunCreate(APModel):
     @classmethod
     def _modes(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
-
-    @field_validator("stream_subgraphs")
-    @classmethod
-    def _no_subgraphs(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("not supported by agent-runtime: stream_subgraphs")
-        return value
 
     def text(self) -> str:
         """The run's input text: the one new user message of ``input.messages`` (or the resume's label)."""
@@ -160,10 +153,7 @@ def input_text(value: Mapping[str, Any] | None) -> str:
             "input.messages must hold one new user message (the thread keeps the conversation before it)",
             details={"param": "input.messages"},
         )
-    text = _message_text(messages[0])
-    if len(text) > MAX_INPUT_CHARS:
-        raise ValidationError(f"input longer than {MAX_INPUT_CHARS} characters", details={"param": "input.messages"})
-    return text
+    return _message_text(messages[0])
 
 
 def _message_text(message: Any) -> str:

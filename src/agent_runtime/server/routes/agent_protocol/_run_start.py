@@ -19,7 +19,7 @@ from agent_runtime.runtime import Runtime
 from agent_runtime.server.routes.agent_protocol._run_body import RunCreate, resume_decisions, run_context
 from agent_runtime.sessions.models import PENDING_RUN_KEY, Session
 from agent_runtime.sessions.threads import Owner
-from agent_runtime.types import Principal
+from agent_runtime.types import AgentContext, Principal
 from agent_runtime.workflows.approval import build_resume_value
 
 __all__ = ["Started", "dispatcher_of", "start_run", "thread_runs"]
@@ -70,10 +70,18 @@ async def start_run(
         ValidationError: the body does not fit (input, resume decisions, unsupported options).
     """
     dispatcher = dispatcher_of(runtime)
-    template = Assistants(runtime.factory).get(body.assistant_id).graph_id
+    assistants = Assistants(runtime.factory)
+    assistant = assistants.get(body.assistant_id)
+    template = assistant.graph_id
+    if body.stream_subgraphs and await assistants.subgraphs(assistant):
+        raise ValidationError(
+            f"stream_subgraphs: the events of {template}'s subgraphs are not streamed apart by agent-runtime",
+            details={"param": "stream_subgraphs"},
+        )
     if thread_id is not None and body.on_completion is not None:
         raise ValidationError("on_completion applies to stateless runs only", details={"param": "on_completion"})
-    body.text()  # a malformed input is refused before a thread is made for it
+    # a malformed or oversize input is refused before a thread is made for it
+    runtime.executor.validate(AgentContext(input=body.text(), template=template))
     thread = await _thread(runtime, principal, owner, body, thread_id, template)
     try:
         context = run_context(runtime, principal, request, body, template=template, thread_id=thread.id)

@@ -10,20 +10,22 @@ Another tenant's or user's thread or run is 404, as an unknown one.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import Field, model_validator
 
 from agent_runtime.agents.assistants import Assistants
-from agent_runtime.errors import RunNotFoundError, RunTimeoutError, ValidationError
-from agent_runtime.runs import RunDispatcher
+from agent_runtime.errors import ConflictError, RunNotFoundError, RunTimeoutError, ValidationError
+from agent_runtime.runs import RunDispatcher, RunFilter
 from agent_runtime.runs.record import Run
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.routes._docs import errors
-from agent_runtime.server.routes.agent_protocol._common import CurrentOwner, only_query, threads_scope
+from agent_runtime.server.routes.agent_protocol._common import APModel, CurrentOwner, only_query, threads_scope
 from agent_runtime.server.routes.agent_protocol._run_body import BatchRunCreate, RunCreate
 from agent_runtime.server.routes.agent_protocol._run_shapes import run_error_out, run_out
 from agent_runtime.server.routes.agent_protocol._run_start import Started, dispatcher_of, start_run, thread_runs
@@ -32,12 +34,13 @@ from agent_runtime.server.schemas import ID_PATTERN
 from agent_runtime.sessions.models import Session
 from agent_runtime.sessions.threads import Owner
 
-__all__ = ["MAX_BATCH", "MAX_WAIT_S", "router"]
+__all__ = ["MAX_BATCH", "MAX_BULK", "MAX_WAIT_S", "router"]
 
 router = APIRouter(tags=["agent protocol: runs"], dependencies=[Depends(threads_scope)])
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN, description="The thread's id (its session id).")]
 RunId = Annotated[str, Path(pattern=ID_PATTERN, description="The run's id.")]
 MAX_BATCH = 100
+MAX_BULK = 1000
 MAX_WAIT_S = 3600.0
 """The longest a ``wait`` / ``join`` request blocks (a run always ends: timeouts, attempts, cancel)."""
 _CHECK_S = 1.0  # how often a waiting request looks whether its client went away
@@ -259,6 +262,59 @@ async def cancel_run(
     location = f"/threads/{thread.id}/runs/{run.run_id}"
     headers = {"Location": f"{location}/join", "Content-Location": location}
     return JSONResponse(await _final(runtime, run, thread), headers=headers)
+
+
+class RunsCancel(APModel):
+    """``POST /runs/cancel``: runs of one thread by id, or every run of the caller in a status."""
+
+    thread_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    run_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(default=None, max_length=MAX_BULK)
+    status: Literal["pending", "running", "all"] | None = None
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> RunsCancel:
+        by_ids = self.thread_id is not None and bool(self.run_ids)
+        if self.status is not None and (self.thread_id is not None or self.run_ids):
+            raise ValueError("give status alone, or thread_id with run_ids")
+        if self.status is None and not by_ids:
+            raise ValueError("give thread_id with run_ids, or status")
+        return self
+
+
+@router.post(
+    "/runs/cancel",
+    status_code=204,
+    response_class=Response,
+    responses=errors(401, 403, 404, 422),
+    dependencies=[Depends(only_query("action"))],
+    summary="Cancel several runs",
+)
+async def cancel_runs(
+    body: RunsCancel,
+    owner: CurrentOwner,
+    runtime: CurrentRuntime,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Response:
+    """Every named run is checked (404 when one is not the thread's) before any is cancelled; runs
+    that have finished in the meantime are left as they are. With ``status``: the caller's own runs
+    (an admin's: his tenant's), up to ``MAX_BULK``."""
+    if action != "interrupt":
+        raise ValidationError("cancel action rollback is not supported yet", details={"param": "action"})
+    dispatcher = dispatcher_of(runtime)
+    if body.thread_id is not None:
+        runs = [(await _thread_run(runtime, owner, body.thread_id, run_id))[1] for run_id in body.run_ids or ()]
+    else:
+        statuses = ("pending", "running") if body.status == "all" else (body.status,)
+        runs = [
+            run
+            for status in statuses
+            for run in await dispatcher.store.find(RunFilter(tenant=owner.tenant, status=status, limit=MAX_BULK))
+            if owner.user_id is None or run.user == owner.user_id
+        ]
+    for run in runs:
+        with contextlib.suppress(ConflictError, RunNotFoundError):  # ended, or aged out, meanwhile
+            await _cancel(dispatcher, run)
+    return Response(status_code=204)
 
 
 @router.delete(
