@@ -123,6 +123,25 @@ CREATE TABLE IF NOT EXISTS ar_run_registry (
 CREATE INDEX IF NOT EXISTS ar_run_registry_stale ON ar_run_registry (status, heartbeat_at);
 """,
     ),
+    Migration(
+        3,
+        "run event logs",
+        """
+CREATE TABLE IF NOT EXISTS ar_run_event_logs (
+    run_id TEXT PRIMARY KEY,
+    last_seq BIGINT NOT NULL,
+    closed BOOLEAN NOT NULL DEFAULT false,
+    touched_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ar_run_event_logs_touched ON ar_run_event_logs (touched_at);
+CREATE TABLE IF NOT EXISTS ar_run_events (
+    run_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+""",
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -184,17 +203,3 @@ async def ensure_schema(conn: Any, *, migrate: bool = True, target: int = LATEST
                 )
                 applied.append(migration.version)
     return applied
-
-
-async def migrate_url(url: str, *, target: int = LATEST, connect_timeout: float = 5.0) -> list[int]:
-    """Apply the pending migrations (up to ``target``) to the database at ``url``; the versions applied."""
-    import psycopg
-
-    from agent_runtime._postgres import pg_errors
-
-    async with pg_errors("migrate"):
-        conn = await psycopg.AsyncConnection.connect(
-            url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
-        )
-        async with conn:
-            return await ensure_schema(conn, target=target)

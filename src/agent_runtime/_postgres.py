@@ -25,10 +25,11 @@ import psycopg.errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agent_runtime._breaker import CircuitBreaker, probing
+from agent_runtime._pg_schema import LATEST, ensure_schema
 from agent_runtime.errors import BackendError
 from agent_runtime.settings import PostgresSettings
 
-__all__ = ["PgClient", "circuit_breaker", "pg_errors", "use_circuit_breaker"]
+__all__ = ["PgClient", "circuit_breaker", "migrate_url", "pg_errors", "use_circuit_breaker"]
 
 log = logging.getLogger("agent_runtime.postgres")
 
@@ -190,8 +191,6 @@ class PgClient:
             yield conn
 
     async def _prepare(self, pool: AsyncConnectionPool[Any]) -> None:
-        from agent_runtime._pg_schema import ensure_schema
-
         async with pool.connection() as conn:
             await ensure_schema(conn, migrate=self.cfg.migrate_on_start)
         self._ready = True
@@ -214,3 +213,13 @@ class PgClient:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close(timeout=2.0)
+
+
+async def migrate_url(url: str, *, target: int = LATEST, connect_timeout: float = 5.0) -> list[int]:
+    """Apply the pending migrations (up to ``target``) to the database at ``url``; the versions applied."""
+    async with pg_errors("migrate"):
+        conn = await psycopg.AsyncConnection.connect(
+            url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
+        )
+        async with conn:
+            return await ensure_schema(conn, target=target)

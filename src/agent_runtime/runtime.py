@@ -201,6 +201,10 @@ class Runtime:
     async def start_dispatcher(self) -> None:
         """Execute background runs in this process, starting with the pending ones left in the store."""
         if self.dispatcher is not None:
+            if self.dispatcher.worker is not None:  # threads follow their runs, before waiters wake
+                from agent_runtime.runs.thread_outcome import ThreadOutcome
+
+                self.dispatcher.worker.on_finished.insert(0, ThreadOutcome(self.threads).finished)
             await self.dispatcher.start()
 
     async def stop_dispatcher(self) -> None:

@@ -28,6 +28,7 @@ from tests.workflows.conftest import gated_template, recording_tool
 JWT_SECRET = "isolation-secret-" + "j" * 40
 NOWHERE = "ses_00000000000000000000000000000000"
 COUNTS = {"cases": 0, "leaks": 0}
+_AP_IN = {"messages": [{"role": "user", "content": "hi"}]}
 
 
 @dataclass
@@ -127,6 +128,19 @@ HTTP_CASES: dict[str, Callable[[httpx.Client, str], httpx.Response]] = {
     "resume session (SSE)": lambda c, sid: c.post(
         f"/v1/runs/{sid}/resume", json={"decisions": "approve", "stream": True}
     ),
+    "AP list thread runs": lambda c, sid: c.get(f"/threads/{sid}/runs"),
+    "AP run on thread": lambda c, sid: c.post(f"/threads/{sid}/runs", json={"assistant_id": "writer", "input": _AP_IN}),
+    "AP wait on thread": lambda c, sid: c.post(
+        f"/threads/{sid}/runs/wait", json={"assistant_id": "writer", "input": _AP_IN}
+    ),
+    "AP resume thread": lambda c, sid: c.post(
+        f"/threads/{sid}/runs/wait", json={"assistant_id": "writer", "command": {"resume": "approve"}}
+    ),
+    "AP get thread run": lambda c, sid: c.get(f"/threads/{sid}/runs/run_00000000"),
+    "AP join thread run": lambda c, sid: c.get(f"/threads/{sid}/runs/run_00000000/join"),
+    "AP cancel thread run": lambda c, sid: c.post(f"/threads/{sid}/runs/run_00000000/cancel"),
+    "AP delete thread run": lambda c, sid: c.delete(f"/threads/{sid}/runs/run_00000000"),
+    "AP cancel runs by id": lambda c, sid: c.post("/runs/cancel", json={"thread_id": sid, "run_ids": ["run_00000000"]}),
 }
 
 

@@ -160,8 +160,16 @@ class AgentFactory:
     def load_templates(self, path: Path, *, replace: bool = False) -> list[AgentTemplate]:
         """Register every template in a YAML/TOML/JSON file, or in every such file of a folder."""
         files = config_files(path, "template", TemplateConfigError)
-        loaded = [t for file in files for t in load_template_file(file)]
-        return [self.register_template(t, replace=replace) for t in loaded]
+        loaded = [(file, t) for file in files for t in load_template_file(file)]
+        builtin = {t.name for t in DEFAULT_TEMPLATES}
+        for file, template in loaded:
+            if template.name in builtin and not template.override:
+                raise TemplateConfigError(
+                    f"{file}: template {template.name!r} has the name of a built-in template: "
+                    "set `override: true` in it to replace the built-in",
+                    details={"template": template.name},
+                )
+        return [self.register_template(t, replace=replace) for _, t in loaded]
 
     def validate_template(self, template: AgentTemplate) -> None:
         problems = [f"unknown tool {name!r}" for name in template.tools if name not in self.tools]
@@ -197,7 +205,7 @@ class AgentFactory:
         from langchain.agents import create_agent
 
         policy = self.memory.get(template.memory)
-        chat_model = model if isinstance(model, BaseChatModel) else self._build_model(template, model)
+        chat_model = model if isinstance(model, BaseChatModel) else self.build_model(template, model)
         tools = [self.tools.get(name) for name in template.tools] + list(extra_tools)
         from agent_runtime.agents.generation import GenerationMiddleware
 
@@ -207,7 +215,7 @@ class AgentFactory:
         if template.fallback_models:
             from langchain.agents.middleware import ModelFallbackMiddleware
 
-            fallbacks = [self._build_model(template, spec) for spec in template.fallback_models]
+            fallbacks = [self.build_model(template, spec) for spec in template.fallback_models]
             middleware.append(ModelFallbackMiddleware(*fallbacks))
         for spec in template.middleware:
             try:
@@ -268,7 +276,7 @@ class AgentFactory:
             for item in items
         ]
 
-    def _build_model(self, template: AgentTemplate, spec: str | None) -> BaseChatModel:
+    def build_model(self, template: AgentTemplate, spec: str | None) -> BaseChatModel:
         model_name = self.model_for(template, spec)
         options: dict[str, Any] = {"token_latency_ms": self.settings.offline_token_latency_ms}
         if template.temperature is not None:

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent_runtime.agents.factory import AgentFactory
+    from agent_runtime.agents.catalog import TemplateCatalog
     from agent_runtime.agents.templates import AgentTemplate
 
 __all__ = ["DEFAULT_LC_MIDDLEWARES", "LCMiddlewareBuilder", "history_limit"]
 
-LCMiddlewareBuilder = Callable[["AgentFactory", "AgentTemplate", dict[str, Any]], Any]
+LCMiddlewareBuilder = Callable[["TemplateCatalog", "AgentTemplate", dict[str, Any]], Any]
 
 
 def history_limit(max_messages: int) -> Any:
@@ -24,36 +24,36 @@ def history_limit(max_messages: int) -> Any:
     return HistoryLimitMiddleware(max_messages)
 
 
-def _model_call_limit(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:
+def _model_call_limit(factory: TemplateCatalog, template: AgentTemplate, options: dict[str, Any]) -> Any:
     from langchain.agents.middleware import ModelCallLimitMiddleware
 
     return ModelCallLimitMiddleware(**options)
 
 
-def _tool_call_limit(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:
+def _tool_call_limit(factory: TemplateCatalog, template: AgentTemplate, options: dict[str, Any]) -> Any:
     from langchain.agents.middleware import ToolCallLimitMiddleware
 
     return ToolCallLimitMiddleware(**options)
 
 
-def _human_in_the_loop(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:
+def _human_in_the_loop(factory: TemplateCatalog, template: AgentTemplate, options: dict[str, Any]) -> Any:
     from langchain.agents.middleware import HumanInTheLoopMiddleware
 
     return HumanInTheLoopMiddleware(**options)
 
 
-def _summarization(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:
+def _summarization(factory: TemplateCatalog, template: AgentTemplate, options: dict[str, Any]) -> Any:
     from langchain.agents.middleware import SummarizationMiddleware
 
     opts = dict(options)
-    model = factory._build_model(template, opts.pop("model", None))
+    model = factory.build_model(template, opts.pop("model", None))
     for key in ("trigger", "keep"):
         if isinstance(opts.get(key), list):
             opts[key] = tuple(opts[key])
     return SummarizationMiddleware(model, **opts)
 
 
-def _pii(factory: AgentFactory, template: AgentTemplate, options: dict[str, Any]) -> Any:
+def _pii(factory: TemplateCatalog, template: AgentTemplate, options: dict[str, Any]) -> Any:
     from langchain.agents.middleware import PIIMiddleware
 
     opts = dict(options)

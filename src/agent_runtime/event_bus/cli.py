@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from agent_runtime.cli import _run, main
+from agent_runtime.cli.group import main, run_sync
 from agent_runtime.errors import ConfigurationError
 from agent_runtime.settings import Settings, load_settings
 
@@ -41,7 +41,7 @@ def consume(group: str, triggers_file: Path | None, tenant: str, max_depth: int,
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
     if triggers_file is not None:
         settings = settings.model_copy(update={"triggers_file": triggers_file})
-    _run(_consume(settings, group, tenant=tenant, max_depth=max_depth, concurrency=concurrency))
+    run_sync(_consume(settings, group, tenant=tenant, max_depth=max_depth, concurrency=concurrency))
 
 
 async def _consume(settings: Settings, group: str, *, tenant: str, max_depth: int, concurrency: int) -> None:

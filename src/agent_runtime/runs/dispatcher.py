@@ -246,6 +246,13 @@ class RunDispatcher:
             run = await self.get(run_id, tenant)
         return run
 
+    async def delete(self, run_id: str, tenant: str) -> None:
+        """Remove a finished run's record; 404 when ``tenant`` has no such run, 409 while it is active."""
+        run = await self.get(run_id, tenant)
+        if not run.done:
+            raise ConflictError(f"run {run_id} is {run.status}: cancel it first", details={"status": run.status})
+        await self.store.delete(run_id)  # a finished record never changes again
+
     async def aclose(self) -> None:
         self._accepting = False
         if self.worker is not None:

@@ -42,6 +42,7 @@ from agent_runtime.runs.record import ACTIVE, Run, status_for_error
 from agent_runtime.runs.recorder import BACKGROUND_KEY, run_status
 from agent_runtime.runs.rollback import RunRollback
 from agent_runtime.types import AgentContext, AgentResult, StreamEvent, Usage
+from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
 
 __all__ = ["Executor", "FinishedHook", "Publish", "RunMetrics", "RunWorker", "SalvageHook", "run_context"]
 
@@ -394,6 +395,9 @@ def run_context(run: Run, *, resumed: bool) -> AgentContext:
     if resumed:
         metadata[RECOVER_KEY] = True
     metadata.setdefault("source", "background")
+    if RESUME_DECISIONS_KEY in metadata and run.session_id is not None:  # answers the session's interrupt
+        metadata[RESUME_KEY] = ResumeRequest(decisions=metadata[RESUME_DECISIONS_KEY], session_id=run.session_id)
+        metadata["resume"] = True
     return AgentContext(
         input=run.input,
         template=run.template,
@@ -404,6 +408,7 @@ def run_context(run: Run, *, resumed: bool) -> AgentContext:
         metadata=metadata,
         timeout_s=run.timeout_s,
         attempt=max(1, run.attempts),
+        graph_events=True,  # the log serves every protocol's join
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from agent_runtime.errors import BackendError
-from agent_runtime.security.keys import ApiKey
+from agent_runtime.security.record import ApiKey
 
 __all__ = ["KeyStore"]
 

@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from agent_runtime.errors import AuthenticationError, NotFoundError, ValidationError
+from agent_runtime.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from agent_runtime.scopes import check_scopes
+from agent_runtime.security.record import ApiKey, KeyChanges
 from agent_runtime.types import Principal
 
 if TYPE_CHECKING:
@@ -29,52 +28,6 @@ __all__ = ["KEY_PREFIX", "ApiKey", "KeyService", "generate_key", "hash_key", "pa
 
 KEY_PREFIX = "ar"
 _DUMMY_HASH = "0" * 64
-
-
-class ApiKey(BaseModel):
-    """The stored record of one API key: who it is for, what it may do, its limits; never the key."""
-
-    model_config = ConfigDict(frozen=True)
-
-    key_id: str
-    key_hash: str = Field(repr=False)
-    tenant: str
-    user: str
-    scopes: frozenset[str] = frozenset()
-    created_at: float = Field(default_factory=time.time)
-    expires_at: float | None = None
-    """Unix time after which the key is refused; ``None`` means it never expires."""
-    revoked_at: float | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    daily_tokens: int | None = None
-    monthly_usd: float | None = None
-    description: str = ""
-
-    def is_expired(self, now: float | None = None) -> bool:
-        return self.expires_at is not None and (now if now is not None else time.time()) >= self.expires_at
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
-
-    def to_principal(self) -> Principal:
-        return Principal(
-            tenant=self.tenant,
-            user=self.user,
-            scopes=self.scopes,
-            key_id=self.key_id,
-            rpm=self.rpm,
-            tpm=self.tpm,
-            daily_tokens=self.daily_tokens,
-            monthly_usd=self.monthly_usd,
-        )
-
-    def public_dict(self) -> dict[str, object]:
-        """The record as listings show it: everything except the hash."""
-        data = self.model_dump(exclude={"key_hash"})
-        data["scopes"] = sorted(self.scopes)
-        return data
 
 
 def generate_key() -> tuple[str, str]:
@@ -184,6 +137,25 @@ class KeyService:
         )
         await self.store.put(record)
         return plaintext, record
+
+    async def update_key(self, key_id: str, changes: KeyChanges, *, tenant: str | None = None) -> ApiKey:
+        """Change a key's scopes, limits, expiry or description (only the fields ``changes`` sets; ``None``
+        lifts a limit). Other processes see it once their cached copy expires (``api_key_cache_s``)."""
+        record = await self.get_key(key_id, tenant=tenant)
+        if record.revoked:
+            raise ConflictError(f"API key {key_id!r} is revoked", details={"key_id": key_id})
+        update = changes.model_dump(include=changes.model_fields_set)
+        if "scopes" in update:
+            update["scopes"] = check_scopes(update["scopes"] or ())
+        if "description" in update:
+            update["description"] = update["description"] or ""
+        if update.get("expires_at") is not None and update["expires_at"] <= self._clock():
+            raise ValidationError("expires_at is in the past")
+        changed = record.model_copy(update=update)
+        await self.store.put(changed)
+        self._cache.pop(key_id, None)
+        self._reading.pop(key_id, None)
+        return changed
 
     async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         """Every key (of one tenant when given), oldest first, revoked ones included."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent_runtime.security.base import KeyStore
-from agent_runtime.security.keys import ApiKey
+from agent_runtime.security.record import ApiKey
 
 __all__ = ["MemoryKeyStore"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent_runtime._postgres import PgClient
 from agent_runtime.security.base import KeyStore
-from agent_runtime.security.keys import ApiKey
+from agent_runtime.security.record import ApiKey
 from agent_runtime.settings import PostgresSettings
 
 __all__ = ["PostgresKeyStore"]

@@ -11,7 +11,7 @@ from typing import Any
 from agent_runtime._redis import check_key_part, make_redis, redis_errors
 from agent_runtime.errors import ValidationError
 from agent_runtime.security.base import KeyStore
-from agent_runtime.security.keys import ApiKey
+from agent_runtime.security.record import ApiKey
 from agent_runtime.settings import RedisSettings
 
 __all__ = ["RedisKeyStore"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_fetch, sqlite_ping
 from agent_runtime.security.base import KeyStore
-from agent_runtime.security.keys import ApiKey
+from agent_runtime.security.record import ApiKey
 
 __all__ = ["SQLiteKeyStore"]
 

@@ -26,12 +26,19 @@ from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._results import summarize_messages
 from agent_runtime.types import Usage
 
-__all__ = ["CHARGED_KEY", "FINISHED_KEY", "WorkflowRun", "strip_charged"]
+__all__ = ["CHARGED_KEY", "FINISHED_KEY", "PRICES_KEY", "STEPS_RESET", "WorkflowRun", "strip_charged"]
 
 CHARGED_KEY = "agent_runtime_charged"
 """``configurable`` key: ids of the messages an earlier pause already charged (not persisted)."""
 FINISHED_KEY = "agent_runtime_finished"
 """``configurable`` key: the list each step appends its record to when it finishes (not persisted)."""
+PRICES_KEY = "agent_runtime_prices"
+"""``configurable`` key under which the executor hands its price table to the steps (not persisted)."""
+
+STEPS_RESET: list[dict[str, Any]] = [{"reset": True}]
+"""The ``steps`` input of a new run: it clears the previous run's records from a session's checkpoint,
+so it does not grow run after run. A resume sends no input, so the records of the run that paused (and
+of parallel steps that finished before the pause) stay beside the resume's own, in any order."""
 
 
 class WorkflowRun:
@@ -39,8 +46,6 @@ class WorkflowRun:
     for steps that paused or never finished (``configurable`` objects are never written to checkpoints)."""
 
     def __init__(self, graph: Any, config: dict[str, Any], prices: PriceTable, step_templates: dict[str, str]) -> None:
-        from agent_runtime.workflows._step import PRICES_KEY
-
         self.graph, self.config, self.prices, self.step_templates = graph, config, prices, step_templates
         self.finished: list[dict[str, Any]] = []
         self.charged: frozenset[str] = frozenset()
@@ -52,8 +57,6 @@ class WorkflowRun:
     def starting(self, graph_input: dict[str, Any]) -> None:
         """A new run of a declarative workflow clears the previous run's step records."""
         if self.step_templates:
-            from agent_runtime.workflows._step import STEPS_RESET
-
             graph_input["steps"] = STEPS_RESET
 
     async def resuming(self) -> str | None:

@@ -21,26 +21,19 @@ from agent_runtime.errors import RunTimeoutError
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._errors import map_error
 from agent_runtime.orchestration._results import summarize_messages
-from agent_runtime.workflows._charges import CHARGED_KEY, FINISHED_KEY, strip_charged
+from agent_runtime.workflows._charges import CHARGED_KEY, FINISHED_KEY, PRICES_KEY, strip_charged
 from agent_runtime.workflows.spec import StepSpec, render_input
 
 if TYPE_CHECKING:
-    from agent_runtime.agents.factory import AgentFactory
+    from agent_runtime.agents.catalog import TemplateCatalog
 
-__all__ = ["PRICES_KEY", "STEPS_RESET", "StepRunner", "WorkflowState", "retriable", "workflow_input"]
-
-PRICES_KEY = "agent_runtime_prices"
-"""``configurable`` key under which the executor hands its price table to the steps (not persisted)."""
+__all__ = ["StepRunner", "WorkflowState", "retriable", "workflow_input"]
 
 
 def _merge(old: dict[str, str] | None, new: dict[str, str] | None) -> dict[str, str]:
     return {**(old or {}), **(new or {})}
 
 
-STEPS_RESET: list[dict[str, Any]] = [{"reset": True}]
-"""The ``steps`` input of a new run: it clears the previous run's records from a session's checkpoint,
-so it does not grow run after run. A resume sends no input, so the records of the run that paused (and
-of parallel steps that finished before the pause) stay beside the resume's own, in any order."""
 _MAX_STEP_RECORDS = 512
 """Bound for a graph driven without the executor (no reset): the latest records are kept."""
 
@@ -80,10 +73,19 @@ class StepRunner:
     a checkpoint write per agent step.
     """
 
-    def __init__(self, factory: AgentFactory, step: StepSpec, input_text: str, *, needs_checkpointer: bool) -> None:
+    def __init__(
+        self,
+        factory: TemplateCatalog,
+        step: StepSpec,
+        input_text: str,
+        *,
+        needs_checkpointer: bool,
+        upstream: tuple[str, ...] = (),
+    ) -> None:
         self.factory = factory
         self.step = step
         self.input_text = input_text
+        self.upstream = upstream
         self.needs_checkpointer = needs_checkpointer
         self.prices = PriceTable.load(factory.settings.price_file)
         self._unsaved: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -104,7 +106,9 @@ class StepRunner:
         metadata = config.get("metadata") or {}
         configurable = config.get("configurable") or {}
         prices = configurable.get(PRICES_KEY) or self.prices
-        text = render_input(self.input_text, workflow_input(state), state.get("outputs") or {})
+        ran = {record.get("step") for record in state.get("steps") or ()}  # this run's (reset per run)
+        upstream = [name for name in self.upstream if name in ran]
+        text = render_input(self.input_text, workflow_input(state), state.get("outputs") or {}, upstream)
         agent, model_name = self.agent(metadata.get("model_override"))
         run_id = str(metadata.get("run_id") or "")
         human = HumanMessage(content=text, id=f"{run_id}:{step.name}")

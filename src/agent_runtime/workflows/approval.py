@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 from agent_runtime.errors import ConflictError, ValidationError
 
 if TYPE_CHECKING:
-    from agent_runtime.agents.factory import AgentFactory
+    from agent_runtime.agents.catalog import TemplateCatalog
     from agent_runtime.agents.templates import AgentTemplate
 
 __all__ = [
     "APPROVAL_MIDDLEWARE",
+    "RESUME_DECISIONS_KEY",
     "RESUME_KEY",
     "Decisions",
     "ResumeRequest",
@@ -40,6 +41,9 @@ __all__ = [
 APPROVAL_MIDDLEWARE = "human_in_the_loop"
 RESUME_KEY = "_agent_runtime_resume"
 """``AgentContext.metadata`` key holding a ``ResumeRequest`` (a Python object, so a JSON body can't forge it)."""
+RESUME_DECISIONS_KEY = "resume_decisions"
+"""Run record metadata: the decisions a queued run answers its session's interrupt with (JSON, set by
+the server, never by a client: client metadata is kept apart under ``client``)."""
 
 Decisions = str | Mapping[str, Any] | Sequence[Any]
 _TYPES = ("approve", "edit", "reject", "respond")
@@ -53,7 +57,7 @@ class ResumeRequest:
     session_id: str
 
 
-def template_needs_checkpointer(factory: AgentFactory, template: AgentTemplate) -> bool:
+def template_needs_checkpointer(factory: TemplateCatalog, template: AgentTemplate) -> bool:
     """Whether runs of ``template`` can pause for approval (and so need a session to resume from)."""
     if any(m.name == APPROVAL_MIDDLEWARE for m in template.middleware):
         return True

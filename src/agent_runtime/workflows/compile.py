@@ -21,10 +21,10 @@ from agent_runtime.agents.templates import AgentTemplate, read_template_data
 from agent_runtime.errors import NotFoundError, TemplateConfigError
 from agent_runtime.workflows._step import StepRunner, WorkflowState, retriable
 from agent_runtime.workflows.approval import template_needs_checkpointer
-from agent_runtime.workflows.spec import END_STEP, BranchSpec, StepSpec, WorkflowSpec, placeholders
+from agent_runtime.workflows.spec import END_STEP, BranchSpec, StepSpec, WorkflowSpec, placeholders, reads_previous
 
 if TYPE_CHECKING:
-    from agent_runtime.agents.factory import AgentFactory
+    from agent_runtime.agents.catalog import TemplateCatalog
 
 __all__ = ["WorkflowPlan", "compile_workflow", "load_workflows", "plan_workflow", "register_workflow_spec"]
 
@@ -49,13 +49,27 @@ def _fail(spec: WorkflowSpec, step: str, problem: str) -> TemplateConfigError:
     return TemplateConfigError(f"invalid workflow {spec.name!r}: step {step!r}: {problem}", details={"step": step})
 
 
-def plan_workflow(spec: WorkflowSpec, factory: AgentFactory) -> WorkflowPlan:
+def plan_workflow(spec: WorkflowSpec, factory: TemplateCatalog) -> WorkflowPlan:
     """Check ``spec`` against ``factory``'s templates; raise ``TemplateConfigError`` naming the step."""
+    known = _step_names(spec)
+    branch_targets = _branch_targets(spec, factory, known)
+    upstream = {s.name: _upstream(spec, index, s, branch_targets) for index, s in enumerate(spec.steps)}
+    _check_upstream(spec, upstream, branch_targets, known)
+    plan = WorkflowPlan(spec, upstream, branch_targets, {}, _topological(spec, upstream))
+    _plan_inputs(plan, known)
+    return plan
+
+
+def _step_names(spec: WorkflowSpec) -> set[str]:
     names = [s.name for s in spec.steps]
     for index, name in enumerate(names):
         if name in names[:index]:
             raise _fail(spec, name, "is declared twice")
-    known = set(names)
+    return set(names)
+
+
+def _branch_targets(spec: WorkflowSpec, factory: TemplateCatalog, known: set[str]) -> dict[str, list[str]]:
+    """Each step's template checked, and branch target -> the steps whose branch can pick it."""
     branch_targets: dict[str, list[str]] = {}
     for step in spec.steps:
         _check_template(spec, step, factory)
@@ -66,18 +80,27 @@ def plan_workflow(spec: WorkflowSpec, factory: AgentFactory) -> WorkflowPlan:
                 raise _fail(spec, step.name, "branches to itself (cycles are not allowed)")
             if target != END_STEP:
                 branch_targets.setdefault(target, []).append(step.name)
-    upstream = {s.name: _upstream(spec, index, s, branch_targets) for index, s in enumerate(spec.steps)}
+    return branch_targets
+
+
+def _check_upstream(
+    spec: WorkflowSpec, upstream: dict[str, list[str]], branch_targets: dict[str, list[str]], known: set[str]
+) -> None:
     for step in spec.steps:
         for dep in upstream[step.name]:
             if dep not in known:
                 raise _fail(spec, step.name, f"runs after unknown step {dep!r}")
             if spec.step(dep).branch is not None and step.name not in branch_targets:
                 raise _fail(spec, step.name, f"runs after {dep!r}, which branches: name it as a branch target")
-    order = _topological(spec, upstream)
+
+
+def _plan_inputs(plan: WorkflowPlan, known: set[str]) -> None:
+    """In order: which steps surely ran before each one (and on which branch decisions), so its input
+    mapping may only read those; joins are checked on the way."""
+    spec, upstream, branch_targets = plan.spec, plan.upstream, plan.branch_targets
     guaranteed: dict[str, set[str]] = {}
     requires: dict[str, frozenset[Decision]] = {}
-    plan = WorkflowPlan(spec, upstream, branch_targets, {}, order)
-    for name in order:
+    for name in plan.order:
         step = spec.step(name)
         deps = upstream[name]
         before = [{dep, *guaranteed[dep]} for dep in deps]
@@ -90,11 +113,10 @@ def plan_workflow(spec: WorkflowSpec, factory: AgentFactory) -> WorkflowPlan:
         else:
             _check_any(spec, step, deps, requires, plan)
             guaranteed[name], requires[name] = set.intersection(*before), frozenset.intersection(*decisions)
-        plan.inputs[name] = _input_mapping(spec, step, deps, guaranteed[name], known)
-    return plan
+        plan.inputs[name] = _input_mapping(spec, step, deps, guaranteed[name], known, joins_all=plan.joins_all(step))
 
 
-def _check_template(spec: WorkflowSpec, step: StepSpec, factory: AgentFactory) -> None:
+def _check_template(spec: WorkflowSpec, step: StepSpec, factory: TemplateCatalog) -> None:
     """Also run when the graph is built: a template may have become a workflow since registration, and
     a nested workflow would make the build read the workflow registry from inside its own build."""
     if step.template == spec.name:
@@ -189,13 +211,20 @@ def _check_any(
             )
 
 
-def _input_mapping(spec: WorkflowSpec, step: StepSpec, deps: list[str], guaranteed: set[str], known: set[str]) -> str:
+def _input_mapping(
+    spec: WorkflowSpec, step: StepSpec, deps: list[str], guaranteed: set[str], known: set[str], *, joins_all: bool
+) -> str:
     if step.input is None:
         if not deps:
             return "{input}"
         if len(deps) == 1:
             return "{steps." + deps[0] + "}"
         raise _fail(spec, step.name, f"missing input mapping: it runs after {deps}, so give it an `input`")
+    if reads_previous(step.input):
+        if not deps:
+            raise _fail(spec, step.name, "input mapping reads {previous}, but no step runs before it")
+        if len(deps) > 1 and joins_all:
+            raise _fail(spec, step.name, f"input mapping reads {{previous}}, but all of {deps} run before it: name one")
     for name in placeholders(step.input):
         if name not in known:
             raise _fail(spec, step.name, f"input mapping reads unknown step {name!r}")
@@ -204,7 +233,7 @@ def _input_mapping(spec: WorkflowSpec, step: StepSpec, deps: list[str], guarante
     return step.input
 
 
-def compile_workflow(spec: WorkflowSpec | dict[str, Any], factory: AgentFactory) -> Any:
+def compile_workflow(spec: WorkflowSpec | dict[str, Any], factory: TemplateCatalog) -> Any:
     """Validate and compile to a LangGraph graph (no checkpointer: the executor binds the session's)."""
     spec = WorkflowSpec.parse(spec)
     plan = plan_workflow(spec, factory)
@@ -214,7 +243,9 @@ def compile_workflow(spec: WorkflowSpec | dict[str, Any], factory: AgentFactory)
         template = factory.get_template(step.template)
         needs = template_needs_checkpointer(factory, template)
         needs_checkpointer |= needs
-        runner = StepRunner(factory, step, plan.inputs[step.name], needs_checkpointer=needs)
+        runner = StepRunner(
+            factory, step, plan.inputs[step.name], needs_checkpointer=needs, upstream=tuple(plan.upstream[step.name])
+        )
         retry = (
             RetryPolicy(initial_interval=0.25, max_interval=8.0, max_attempts=step.retries + 1, retry_on=retriable)
             if step.retries
@@ -254,7 +285,7 @@ def _router(name: str, branch: BranchSpec) -> Callable[[WorkflowState], str]:
 
 
 def register_workflow_spec(
-    factory: AgentFactory, spec: WorkflowSpec | dict[str, Any], *, replace: bool = False
+    factory: TemplateCatalog, spec: WorkflowSpec | dict[str, Any], *, replace: bool = False
 ) -> WorkflowSpec:
     """Validate, compile and register a declarative workflow, plus a template of the same name that runs
     it (so ``executor.execute_async(AgentContext(template=<workflow name>, ...))`` works like any agent)."""
@@ -274,7 +305,7 @@ def register_workflow_spec(
     return spec
 
 
-def _template_for(spec: WorkflowSpec, factory: AgentFactory) -> AgentTemplate:
+def _template_for(spec: WorkflowSpec, factory: TemplateCatalog) -> AgentTemplate:
     """The template of a workflow. ``max_output_tokens`` bounds every step's model calls together, so quota
     reservation (which assumes one call per template without tools) covers the whole workflow."""
     budget = 0
@@ -293,7 +324,7 @@ def _template_for(spec: WorkflowSpec, factory: AgentFactory) -> AgentTemplate:
     )
 
 
-def load_workflows(factory: AgentFactory, path: Path, *, replace: bool = False) -> list[WorkflowSpec]:
+def load_workflows(factory: TemplateCatalog, path: Path, *, replace: bool = False) -> list[WorkflowSpec]:
     """Register the ``workflows: [...]`` section of a template file (or of every such file in a folder)."""
     registered: list[WorkflowSpec] = []
     for file in config_files(path, "workflow", TemplateConfigError):

@@ -25,7 +25,7 @@ from agent_runtime.workflows.compile import load_workflows, register_workflow_sp
 from agent_runtime.workflows.spec import WorkflowSpec
 
 if TYPE_CHECKING:
-    from agent_runtime.agents.factory import AgentFactory
+    from agent_runtime.agents.catalog import TemplateCatalog
 
 __all__ = ["DEFAULT_WORKFLOWS", "RESEARCH_REPORT", "register_default_workflows"]
 
@@ -53,7 +53,7 @@ RESEARCH_REPORT = WorkflowSpec.parse(
 DEFAULT_WORKFLOWS: tuple[WorkflowSpec, ...] = (RESEARCH_REPORT,)
 
 
-def register_default_workflows(factory: AgentFactory) -> None:
+def register_default_workflows(factory: TemplateCatalog) -> None:
     """Register the default workflows, then those of ``settings.templates_dir`` (which may replace a
     workflow, never a plain template such as ``writer``: ``register_workflow_spec`` refuses that)."""
     for spec in DEFAULT_WORKFLOWS:

@@ -29,13 +29,14 @@ from agent_runtime.server.errors import status_for_code
 from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE
 from agent_runtime.server.schemas import ID_PATTERN, ResumeRequest, RunRecordOut, RunRequest, RunResponse
 from agent_runtime.server.sse import EventStreamResponse, sse_event
-from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
+from agent_runtime.types import GRAPH_EVENT_TYPES, AgentContext, AgentResult, Principal, StreamEvent
 
 __all__ = [
     "MODEL_OVERRIDE_SCOPE",
     "aclose",
     "build_context",
     "error_from_event",
+    "native_event",
     "open_stream",
     "router",
     "run_response",
@@ -148,17 +149,26 @@ def run_response(result: AgentResult) -> dict[str, Any]:
     }
 
 
+def native_event(event: StreamEvent, id: str | None = None) -> bytes | None:
+    """One event as ``/v1`` streams it (``id``: its event log id); ``None`` for the graph's own events,
+    which only graph protocols show."""
+    if event.type in GRAPH_EVENT_TYPES:
+        return None
+    if event.type == "final":
+        return sse_event("final", run_response(AgentResult.model_validate(event.data)), id=id)
+    data = dict(event.data)
+    if event.step is not None:
+        data["step"] = event.step
+    return sse_event(event.type, data, id=id)
+
+
 async def _run_events(first: StreamEvent, stream: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
     try:
         event: StreamEvent | None = first
         while event is not None:
-            if event.type == "final":
-                yield sse_event("final", run_response(AgentResult.model_validate(event.data)))
-            else:
-                data = dict(event.data)
-                if event.step is not None:
-                    data["step"] = event.step
-                yield sse_event(event.type, data)
+            encoded = native_event(event)
+            if encoded is not None:
+                yield encoded
             event = await anext(stream, None)
     finally:
         await aclose(stream)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from agent_runtime.cli import _run, main, parse_when
+from agent_runtime.cli.group import main, parse_when, run_sync
 from agent_runtime.settings import load_settings
 
 
@@ -69,7 +69,7 @@ def keys_create(
         finally:
             await stores.aclose()
 
-    plaintext, record = _run(go())
+    plaintext, record = run_sync(go())
     if as_json:
         click.echo(json.dumps({"key": plaintext, **record.public_dict()}, default=str))
     else:
@@ -90,7 +90,7 @@ def keys_list(tenant: str | None, as_json: bool) -> None:
         finally:
             await stores.aclose()
 
-    records = _run(go())
+    records = run_sync(go())
     if as_json:
         click.echo(json.dumps([r.public_dict() for r in records], default=str))
         return
@@ -112,8 +112,41 @@ def keys_revoke(key_id: str, tenant: str | None) -> None:
         finally:
             await stores.aclose()
 
-    record = _run(go())
+    record = run_sync(go())
     click.echo(f"revoked {record.key_id}")
+
+
+@keys.command("update")
+@click.argument("key_id")
+@click.option("--tenant", default=None)
+@click.option("--scope", "scopes", multiple=True, help="Repeatable: replaces the key's scopes.")
+@click.option("--rpm", type=click.IntRange(min=0), default=None)
+@click.option("--tpm", type=click.IntRange(min=0), default=None)
+@click.option("--daily-tokens", type=click.IntRange(min=0), default=None)
+@click.option("--monthly-usd", type=click.FloatRange(min=0), default=None)
+@click.option("--expires", default=None, help="ISO date/time or a duration such as 30d, 12h.")
+@click.option("--lift", multiple=True, type=click.Choice(["rpm", "tpm", "daily_tokens", "monthly_usd", "expires_at"]))
+def keys_update(key_id: str, tenant: str | None, lift: tuple[str, ...], expires: str | None, **given: Any) -> None:
+    """Change a key's scopes, limits or expiry (what is not given stays; --lift removes a limit)."""
+    from agent_runtime.security.record import KeyChanges
+
+    fields: dict[str, Any] = {name: value for name, value in given.items() if value not in (None, ())}
+    when = parse_when(expires)
+    if when is not None:
+        fields["expires_at"] = when.timestamp()
+    fields.update(dict.fromkeys(lift))
+    if "scopes" in fields:
+        fields["scopes"] = list(fields["scopes"])
+
+    async def go() -> Any:
+        stores = _stores()
+        try:
+            return await stores.keys.update_key(key_id, KeyChanges(**fields), tenant=tenant)
+        finally:
+            await stores.aclose()
+
+    record = run_sync(go())
+    click.echo(json.dumps(record.public_dict(), default=str))
 
 
 @main.command()
@@ -137,7 +170,7 @@ def usage(tenant: str | None, user: str | None, since: str | None, until: str | 
         finally:
             await tracker.aclose()
 
-    click.echo(format_rows(_run(go()), group_by, fmt))  # type: ignore[arg-type]
+    click.echo(format_rows(run_sync(go()), group_by, fmt))  # type: ignore[arg-type]
 
 
 def _day(value: str | None) -> date | None:

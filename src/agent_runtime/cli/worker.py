@@ -13,7 +13,7 @@ import signal
 
 import click
 
-from agent_runtime.cli import _run, main
+from agent_runtime.cli.group import main, run_sync
 from agent_runtime.settings import Settings, load_settings
 
 __all__ = ["run_worker", "settings_with_concurrency", "worker"]
@@ -59,4 +59,4 @@ def worker(max_concurrent_runs: int | None) -> None:
     settings = settings_with_concurrency(max_concurrent_runs)
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
     configure_json_logging(settings.log_level.upper())
-    _run(run_worker(settings))
+    run_sync(run_worker(settings))

@@ -13,7 +13,7 @@ from typing import Any
 import click
 import httpx
 
-from agent_runtime.cli import main
+from agent_runtime.cli.group import main
 from agent_runtime.errors import AgentRuntimeError, ServiceUnavailableError
 from agent_runtime.server.errors import status_for_code
 

@@ -11,7 +11,7 @@ import json
 
 import click
 
-from agent_runtime.cli import _run, main
+from agent_runtime.cli.group import main, run_sync
 from agent_runtime.settings import load_settings
 
 
@@ -19,12 +19,13 @@ from agent_runtime.settings import load_settings
 @click.option("--json", "as_json", is_flag=True, help="Print {url: [versions applied]} as JSON.")
 def migrate(as_json: bool) -> None:
     """Bring every PostgreSQL database the configuration names up to this release's schema."""
-    from agent_runtime._pg_schema import LATEST, migrate_url
+    from agent_runtime._pg_schema import LATEST
+    from agent_runtime._postgres import migrate_url
     from agent_runtime.backends import engines_in_use
 
     settings = load_settings()
     urls = engines_in_use(settings, "postgresql")
-    applied = {url: _run(migrate_url(url, connect_timeout=settings.postgres.connect_timeout)) for url in urls}
+    applied = {url: run_sync(migrate_url(url, connect_timeout=settings.postgres.connect_timeout)) for url in urls}
     if as_json:
         click.echo(json.dumps({"schema_version": LATEST, "applied": applied}))
         return

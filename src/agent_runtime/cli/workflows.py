@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from agent_runtime.cli import _run, _run_json, _usage_line, main
+from agent_runtime.cli.group import main, run_json, run_sync, usage_line
 from agent_runtime.settings import load_settings
 
 __all__ = ["echo_interrupt", "resume"]
@@ -74,13 +74,13 @@ def resume(
             principal = Principal(tenant="default", user="cli", scopes=frozenset({"admin"}))
             result = await runtime.executor.resume_async(run_or_session, decisions, principal=principal)
             if as_json:
-                click.echo(json.dumps(_run_json(result)))
+                click.echo(json.dumps(run_json(result)))
             else:
                 click.echo(result.output)
-                click.echo(_usage_line(result), err=True)
+                click.echo(usage_line(result), err=True)
             if result.status == "interrupted":
                 echo_interrupt(result)
         finally:
             await runtime.aclose()
 
-    _run(go())
+    run_sync(go())
