@@ -320,15 +320,16 @@ def _messages(http: httpx.Client, sid: str) -> list[str]:
 
 @pytest.mark.timeout(300)
 def test_two_serve_processes_order_interrupt_and_roll_back(redis_url: str, tmp_path: Path, receiver: Receiver) -> None:
+    config = tmp_path / "config.yaml"  # a secret from a config file must reach the worker processes unmasked
+    webhooks = {"allowed_hosts": ["127.0.0.1"], "secret": SECRET, "allow_http": True}
+    config.write_text(json.dumps({"runs": {"webhooks": webhooks}}), encoding="utf-8")  # JSON is YAML
     env = {
         "AGENT_RUNTIME_STATE_BACKEND": "redis",
         "AGENT_RUNTIME_REDIS_URL": redis_url,
         "AGENT_RUNTIME_DATA_DIR": str(tmp_path),
         "AGENT_RUNTIME_LOG_LEVEL": "WARNING",
         "AGENT_RUNTIME_OFFLINE_TOKEN_LATENCY_MS": "15",
-        "AGENT_RUNTIME_RUNS__WEBHOOKS__ALLOWED_HOSTS": '["127.0.0.1"]',
-        "AGENT_RUNTIME_RUNS__WEBHOOKS__SECRET": SECRET,  # reaches the worker processes unmasked
-        "AGENT_RUNTIME_RUNS__WEBHOOKS__ALLOW_HTTP": "true",
+        "AGENT_RUNTIME_CONFIG_FILE": str(config),
     } | {f"AGENT_RUNTIME_RUNS__{name.upper()}": str(value) for name, value in RUNS.items()}
     server = ServeProcess(env, workers=2)
     try:
@@ -348,7 +349,8 @@ def test_two_serve_processes_order_interrupt_and_roll_back(redis_url: str, tmp_p
             _in_order(ended)
             posted = until_sync(lambda: len(receiver.on("/served")) == len(ids) and receiver.on("/served"), "webhooks")
             assert {json.loads(d.body)["run_id"] for d in posted} == set(ids)
-            assert all(expected_signature("acme", d.headers[SIGNATURE_HEADER], d.body) for d in posted)
+            signed = [expected_signature("default", d.headers[SIGNATURE_HEADER], d.body) for d in posted]  # admin's
+            assert all(signed)
 
             def elsewhere(run_id: str) -> httpx.Client:
                 """The client on the process that does not execute ``run_id``: its cancel goes by the record."""
