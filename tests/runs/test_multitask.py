@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from agent_runtime.cli import main
 from agent_runtime.errors import RunNotFoundError, SessionBusyError
 from agent_runtime.runs import QueueFullError, Run, RunDispatcher, RunFilter
 from agent_runtime.runs.recorder import new_run
@@ -377,3 +379,19 @@ def test_two_serve_processes_order_interrupt_and_roll_back(redis_url: str, tmp_p
             second.close()
     finally:
         assert server.terminate() in (0, -15)
+
+
+def test_cli_cancel_with_rollback(served: tuple[LiveServer, str, str]) -> None:
+    server, ana, _ = served
+    with server.client(ana) as http:
+        sid = http.post("/v1/sessions", json={"template": "writer"}).json()["id"]
+        first = _post_run(http, session_id=sid, background=True).json()
+        queued = _post_run(http, session_id=sid, background=True, multitask_strategy="enqueue").json()
+        env = {"AGENT_RUNTIME_URL": server.url, "AGENT_RUNTIME_API_KEY": ana}
+        answer = CliRunner().invoke(main, ["runs", "cancel", queued["run_id"], "--action", "rollback"], env=env)
+        assert answer.exit_code == 0, answer.output
+        assert json.loads(answer.output)["status"] == "cancelled"
+        assert http.get(f"/v1/runs/{queued['run_id']}").status_code == 404
+        refused = CliRunner().invoke(main, ["runs", "cancel", first["run_id"], "--action", "undo"], env=env)
+        assert refused.exit_code != 0
+        assert _until_status(http, first["run_id"], "success")
