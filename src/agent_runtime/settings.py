@@ -20,6 +20,7 @@ __all__ = [
     "PostgresSettings",
     "RedisSettings",
     "ReliabilitySettings",
+    "ResponsesSettings",
     "RunSettings",
     "SessionSettings",
     "Settings",
@@ -197,6 +198,19 @@ class RunSettings(BaseModel):
         return self
 
 
+class CronSettings(BaseModel):
+    """Schedules that start background runs (``AGENT_RUNTIME_CRONS__...``); README "Crons" explains them."""
+
+    scheduler: bool = True
+    """Run the scheduler in this process (``serve`` and ``worker``); every process may: a tick fires once."""
+    poll_s: float = Field(default=1.0, gt=0)
+    """How often the scheduler looks for due ticks (the most a run starts after its tick)."""
+    max_per_tenant: int = Field(default=100, ge=1, le=10_000)
+    """Schedules one tenant may hold."""
+    batch: int = Field(default=100, ge=1)
+    """Due schedules one scheduler pass fires at most (the rest wait for the next pass)."""
+
+
 class StoreSettings(BaseModel):
     """Long-term memory store bounds, per tenant (``AGENT_RUNTIME_STORE__...``)."""
 
@@ -219,6 +233,15 @@ class StoreSettings(BaseModel):
     """Vector size; must match the embeddings model."""
     index_fields: list[str] = Field(default_factory=lambda: ["$"])
     """Which parts of a value are embedded (JSON paths; ``$``: the whole value)."""
+
+
+class ResponsesSettings(BaseModel):
+    """How long and how many stored ``/v1/responses`` objects are kept (``AGENT_RUNTIME_RESPONSES__...``)."""
+
+    ttl_s: float = Field(default=30 * 24 * 3600, gt=0)
+    """A stored response (and the conversation ``previous_response_id`` continues) lives this long."""
+    max_per_user: int = Field(default=1000, ge=1)
+    """Stored responses one (tenant, user) keeps; storing one more evicts the oldest."""
 
 
 class Settings(BaseSettings):
@@ -280,7 +303,9 @@ class Settings(BaseSettings):
     events: EventBusSettings = Field(default_factory=EventBusSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
     runs: RunSettings = Field(default_factory=RunSettings)
+    crons: CronSettings = Field(default_factory=CronSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
 
     @classmethod
     def settings_customise_sources(
