@@ -207,3 +207,13 @@ def test_over_http_a_webhook_is_delivered_and_shown_on_the_run(tmp_path: Path, r
             assert json.loads(last.body)["status"] == "success"
     finally:
         server.stop()
+
+
+async def test_a_run_cancelled_before_it_started_is_posted_too(runtime: Runtime, receiver: Receiver) -> None:
+    d = dispatcher(runtime)
+    run = await d.submit(ctx(), webhook=receiver.url("/early"), after_s=60)  # pending for a minute
+    assert (await d.cancel(run.run_id, "acme")).status == "cancelled"
+    ended = await delivered(d, run)
+    assert ended.webhook_delivery is not None and ended.webhook_delivery.status == "delivered"
+    (posted,) = receiver.on("/early")
+    assert json.loads(posted.body)["status"] == "cancelled"
