@@ -161,6 +161,33 @@ async def test_a_follower_that_fell_behind_the_window_is_told(make_shared: Facto
         await texts(reader, "run_a", after=first)
 
 
+async def test_appends_while_the_client_handles_an_event_are_not_missed(make_log: Factory) -> None:
+    log = await make_log()
+    await log.append("run_a", token("run_a", "a"))
+    follower = log.read("run_a")
+    assert (await asyncio.wait_for(anext(follower), WAIT_S)).event.text == "a"
+    await log.append("run_a", token("run_a", "b"))  # the client is busy with "a" meanwhile
+    await log.close("run_a")
+
+    async def rest() -> list[str]:
+        return [logged.event.text async for logged in follower]
+
+    assert await asyncio.wait_for(rest(), WAIT_S) == ["b"]
+
+
+async def test_a_slow_follower_overtaken_by_the_window_is_told(make_log: Factory) -> None:
+    log = await make_log(max_events=3)
+    await log.append("run_a", token("run_a", "a"))
+    follower = log.read("run_a")
+    first = await asyncio.wait_for(anext(follower), WAIT_S)
+    assert first.event.text == "a"
+    for text in "bcdef":  # while the client has not asked for more, "b" and "c" leave the window
+        await log.append("run_a", token("run_a", text))
+    with pytest.raises(EventsExpiredError):
+        await asyncio.wait_for(anext(follower), WAIT_S)
+    await follower.aclose()  # type: ignore[attr-defined]  # an async generator
+
+
 async def test_logs_expire_after_their_ttl(make_log: Factory) -> None:
     log = await make_log(ttl_s=0.2)
     await log.append("run_a", token("run_a", "a"))

@@ -80,14 +80,16 @@ class MemoryRunEventLog(RunEventLog):
         seen = parse_seq(after)
         while True:
             log = self._log(run_id)
+            # taken with the events, before yielding: what comes while the client handles them is not missed
+            changed, closed = log.changed, log.closed
             if log.events and seen and seen + 1 < int(log.events[0].id):
                 raise EventsExpiredError(f"events of run {run_id} after {after} are no longer kept")
             for logged in [e for e in log.events if int(e.id) > seen]:
                 seen = int(logged.id)
                 yield logged
-            if log.closed or not follow:
+            if closed or not follow:
                 return
-            await log.changed.wait()
+            await changed.wait()
 
     async def delete(self, run_id: str) -> None:
         log = self._logs.pop(run_id, None)
