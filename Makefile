@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
 run: $(STAMP)
-	$(BIN)/agent-runtime serve --host 127.0.0.1 --port 8000
+	$(BIN)/agent-runtime serve --host $(HOST) --port $(PORT)
 
 # What the tests need beyond Python packages: a redis-server binary (the tests start their own
 # servers on free ports), promtool to check the alert rules, and Debian's Chromium for the dashboard test;

@@ -142,6 +142,28 @@ CREATE TABLE IF NOT EXISTS ar_run_events (
 );
 """,
     ),
+    Migration(
+        4,
+        "cron schedules and their claimed ticks",
+        """
+CREATE TABLE IF NOT EXISTS ar_cron_schedules (
+    cron_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    next_run_at DOUBLE PRECISION,
+    record JSONB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ar_cron_schedules_tenant ON ar_cron_schedules (tenant);
+CREATE INDEX IF NOT EXISTS ar_cron_schedules_due ON ar_cron_schedules (next_run_at) WHERE enabled;
+CREATE TABLE IF NOT EXISTS ar_cron_ticks (
+    cron_id TEXT NOT NULL,
+    tick_at DOUBLE PRECISION NOT NULL,
+    claimed_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (cron_id, tick_at)
+);
+CREATE INDEX IF NOT EXISTS ar_cron_ticks_age ON ar_cron_ticks (claimed_at);
+""",
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

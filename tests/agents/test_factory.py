@@ -10,6 +10,7 @@ from agent_runtime.agents.factory import AgentFactory, MemoryPolicy
 from agent_runtime.agents.templates import AgentTemplate
 from agent_runtime.errors import ConfigurationError, NotFoundError, TemplateConfigError, TemplateNotFoundError
 from agent_runtime.orchestration.executor import AgentExecutor
+from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext
 
 
@@ -150,3 +151,19 @@ async def test_langchain_middleware_from_template_limits_model_calls(factory: Ag
 def test_names_are_checked_whole(factory: AgentFactory, name: str) -> None:
     with pytest.raises(TemplateConfigError, match="lowercase"):
         factory.register_template({"name": name})
+
+
+def test_a_template_file_replaces_a_built_in_only_with_override(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text("name: writer\nsystem_prompt: Mine.\n", encoding="utf-8")
+    with pytest.raises(TemplateConfigError, match="set `override: true`"):
+        AgentFactory(Settings(templates_dir=tmp_path))
+    (tmp_path / "mine.yaml").write_text("name: writer\nsystem_prompt: Mine.\noverride: true\n", encoding="utf-8")
+    assert AgentFactory(Settings(templates_dir=tmp_path)).get_template("writer").system_prompt == "Mine."
+
+
+def test_the_published_template_schema_is_the_model_s() -> None:
+    """docs/schemas/template.schema.json is what editors validate template files with: it must not drift."""
+    import json
+
+    published = Path(__file__).parents[2] / "docs" / "schemas" / "template.schema.json"
+    assert json.loads(published.read_text(encoding="utf-8")) == AgentTemplate.model_json_schema()

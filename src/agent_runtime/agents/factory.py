@@ -160,8 +160,16 @@ class AgentFactory:
     def load_templates(self, path: Path, *, replace: bool = False) -> list[AgentTemplate]:
         """Register every template in a YAML/TOML/JSON file, or in every such file of a folder."""
         files = config_files(path, "template", TemplateConfigError)
-        loaded = [t for file in files for t in load_template_file(file)]
-        return [self.register_template(t, replace=replace) for t in loaded]
+        loaded = [(file, t) for file in files for t in load_template_file(file)]
+        builtin = {t.name for t in DEFAULT_TEMPLATES}
+        for file, template in loaded:
+            if template.name in builtin and not template.override:
+                raise TemplateConfigError(
+                    f"{file}: template {template.name!r} has the name of a built-in template: "
+                    "set `override: true` in it to replace the built-in",
+                    details={"template": template.name},
+                )
+        return [self.register_template(t, replace=replace) for _, t in loaded]
 
     def validate_template(self, template: AgentTemplate) -> None:
         problems = [f"unknown tool {name!r}" for name in template.tools if name not in self.tools]

@@ -56,6 +56,9 @@ class AgentTemplate(BaseModel):
     client_system_messages: bool = True
     """Whether a client's own system messages (OpenAI ``system``/``developer`` roles) may join the
     conversation, after this template's ``system_prompt``; ``false`` refuses them (400)."""
+    override: bool = False
+    """In a template file: ``true`` to replace the built-in template of the same name (without it, a
+    file naming a built-in is an error rather than a silent replacement)."""
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
     max_retries: int = Field(default=2, ge=0, le=10)

@@ -29,11 +29,29 @@ from agent_runtime.orchestration.middleware.auth import AuthMiddleware
 from agent_runtime.orchestration.middleware.defaults import jwt_verifier_from
 from agent_runtime.orchestration.middleware.logging import configure_json_logging
 from agent_runtime.runtime import Runtime
-from agent_runtime.server.asgi import BodyLimitMiddleware, InFlight, InFlightMiddleware, RequestIdMiddleware
+from agent_runtime.server.asgi import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    InFlight,
+    InFlightMiddleware,
+    RequestIdMiddleware,
+)
 from agent_runtime.server.dashboard import build_dashboard_router
 from agent_runtime.server.deps import authenticate, get_runtime
 from agent_runtime.server.errors import install_error_handlers
-from agent_runtime.server.routes import agent_protocol, health, openai, run_records, runs, sessions, templates, usage
+from agent_runtime.server.routes import (
+    agent_protocol,
+    health,
+    keys,
+    openai,
+    responses,
+    run_records,
+    runs,
+    sessions,
+    templates,
+    usage,
+)
+from agent_runtime.server.routes import crons as cron_routes
 from agent_runtime.settings import Settings, load_settings
 from agent_runtime.tracing import TracingASGIMiddleware, configure_tracing
 
@@ -117,8 +135,9 @@ def create_app(
     if runtime is not None:
         _attach(app, runtime)
     install_error_handlers(app)
-    for module in (health, templates, sessions, run_records, runs, usage, openai, agent_protocol):
+    for module in (health, templates, sessions, run_records, runs, usage, keys, openai, responses, agent_protocol):
         app.include_router(module.router)
+    app.include_router(cron_routes.router)
     app.include_router(
         build_dashboard_router(
             lambda request: get_runtime(request).series,
@@ -127,9 +146,10 @@ def create_app(
             events=lambda request: get_runtime(request).run_events,
         )
     )
-    # added innermost first: request id -> in-flight/drain -> body limit -> routes
+    # added innermost first: request id -> access log -> in-flight/drain -> body limit -> routes
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_request_bytes)
     app.add_middleware(InFlightMiddleware, inflight=inflight, exempt=PROBE_PATHS)
+    app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     if settings.cors_origins:  # browser clients (Studio, Agent Chat UI): preflights answered before anything else
         app.add_middleware(

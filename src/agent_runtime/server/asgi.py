@@ -1,4 +1,4 @@
-"""Pure ASGI middlewares: request ids, the body size limit, in-flight tracking for graceful shutdown.
+"""Pure ASGI middlewares: request ids, the access log, the body size limit, in-flight tracking for graceful shutdown.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so contextvars and streaming responses pass through untouched
 and a too-large body is refused before it is read into memory.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 import uuid
@@ -17,7 +18,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_runtime.server.errors import error_body
 
-__all__ = ["BodyLimitMiddleware", "InFlight", "InFlightMiddleware", "RequestIdMiddleware", "send_error"]
+__all__ = [
+    "AccessLogMiddleware",
+    "BodyLimitMiddleware",
+    "InFlight",
+    "InFlightMiddleware",
+    "RequestIdMiddleware",
+    "send_error",
+]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -70,6 +78,49 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+access_log = logging.getLogger("agent_runtime.access")
+
+
+class AccessLogMiddleware:
+    """One JSON log line per request (``agent_runtime.access``, INFO), with its request id: uvicorn's own
+    access log is plain text among JSON lines and knows no request id, so ``serve`` turns it off."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_seen(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_seen)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                "%s %s %d",
+                scope.get("method"),
+                scope.get("path"),
+                status,
+                extra={
+                    "request_id": _request_id(scope),
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "client": client[0] if client else None,
+                },
+            )
 
 
 class BodyLimitMiddleware:

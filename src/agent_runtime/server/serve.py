@@ -104,13 +104,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         return
     from agent_runtime.backends import url_for
 
-    local = [f for f in ("sessions", "keys", "quotas") if url_for(settings, f).engine not in ("redis", "postgresql")]
+    local = [f for f in ("sessions", "keys", "quotas") if url_for(settings, f).engine == "memory"]
     if url_for(settings, "rate_limits").engine != "redis":
         local.append("rate_limits")
     if local:
         log.warning(
-            "%d workers: %s are not shared across workers on their backends (sessions, keys and quotas "
-            "need redis:// or postgresql://, rate limits redis://)",
+            "%d workers: %s are per worker process (memory:// keeps them in each process; rate limits are "
+            "shared only on redis://, sessions, keys and quotas on sqlite:// (one host), redis:// or postgresql://)",
             workers,
             ", ".join(local),
         )
@@ -131,6 +131,7 @@ async def _serve_one(settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        access_log=False,  # the app logs each request as JSON with its request id (AccessLogMiddleware)
         timeout_graceful_shutdown=int(_drain_s(settings)) + 1,
     )
     await uvicorn.Server(config).serve()
@@ -165,6 +166,7 @@ def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
             port=port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            access_log=False,
             timeout_graceful_shutdown=int(_drain_s(settings)) + 1,
         )
     finally:

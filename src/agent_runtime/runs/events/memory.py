@@ -80,8 +80,7 @@ class MemoryRunEventLog(RunEventLog):
         seen = parse_seq(after)
         while True:
             log = self._log(run_id)
-            # taken with the events, before yielding: what comes while the client handles them is not missed
-            changed, closed = log.changed, log.closed
+            changed, closed = log.changed, log.closed  # as of this pass: what comes while we yield is not lost
             if log.events and seen and seen + 1 < int(log.events[0].id):
                 raise EventsExpiredError(f"events of run {run_id} after {after} are no longer kept")
             for logged in [e for e in log.events if int(e.id) > seen]:
