@@ -311,7 +311,7 @@ def stored_runs(backend: str, url: str) -> list[tuple[str, ...]]:
 
         with psycopg.connect(url) as conn:
             return [tuple(sorted(r for (r,) in conn.execute(q).fetchall())) for q in queries]
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+    with sqlite3.connect(Path(url.removeprefix("sqlite:///")).with_name("run_events.sqlite3")) as db:
         return [tuple(sorted(r for (r,) in db.execute(q).fetchall())) for q in queries]
 
 

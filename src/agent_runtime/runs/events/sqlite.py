@@ -1,4 +1,6 @@
-"""SQLite run event log: two tables in the state database, shared by the processes of one host.
+"""SQLite run event log: two tables in a database file shared by the processes of one host (the
+registry puts it beside the state database, in a file of its own: these writes come per token and
+must not queue behind, nor hold up, the other state's).
 
 ``run_event_logs`` has a row per run (its last event number, whether it is closed, when it was last
 written: the ttl counts from there); ``run_events`` the events, numbered per run in the transaction
@@ -61,8 +63,7 @@ _HEADS = 500
 
 
 class SQLiteRunEventLog(PolledRunEventLog):
-    """``path``: the SQLite database file (the one the other SQLite state lives in); the other
-    arguments are ``PolledRunEventLog``'s."""
+    """``path``: the SQLite database file; the other arguments are ``PolledRunEventLog``'s."""
 
     def __init__(
         self,
