@@ -252,3 +252,26 @@ def test_an_unknown_template_is_a_404_in_openais_shape(live: LiveServer, keys: K
     with pytest.raises(openai.NotFoundError) as missing:
         _client(live, keys.alice).responses.create(model="no_such_template", input="hello")
     assert missing.value.body["type"] == "not_found_error"  # type: ignore[index]
+
+
+def test_input_items_list_the_responses_own_input(live: LiveServer, keys: Keys) -> None:
+    client = _client(live, keys.alice)
+    first = client.responses.create(model="writer", input="my name is Ada")
+    history: Any = [
+        {"role": "developer", "content": "Answer briefly."},
+        {"role": "user", "content": "what is my name?"},
+    ]
+    second = client.responses.create(model="writer", input=history, previous_response_id=first.id)
+    newest_first = client.responses.input_items.list(second.id)
+    assert [(item.role, item.content[0].text) for item in newest_first.data] == [  # type: ignore[union-attr]
+        ("user", "what is my name?"),
+        ("system", "Answer briefly."),
+    ]  # this response's input only, not the conversation it continued
+    oldest = client.responses.input_items.list(second.id, order="asc", limit=1)
+    assert oldest.has_more and oldest.data[0].content[0].text == "Answer briefly."  # type: ignore[union-attr]
+    rest = client.responses.input_items.list(second.id, order="asc", after=oldest.data[0].id)
+    assert not rest.has_more and [item.id for item in rest.data] == [newest_first.data[0].id]
+    with pytest.raises(openai.NotFoundError):
+        _client(live, keys.eve).responses.input_items.list(second.id)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.input_items.list(second.id, include=["message.input_image.image_url"])
