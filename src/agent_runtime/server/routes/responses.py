@@ -10,6 +10,7 @@ else's id is a 404. Each response is one run, metered and recorded like every ot
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -62,16 +63,20 @@ def _client_metadata(body: ResponseCreateRequest, draft: ResponseDraft) -> dict[
     return client
 
 
+@dataclass
 class _Saver:
     """Keeps a finished response, with its conversation, when the request asked to ``store`` it."""
 
-    def __init__(self, store: ResponseStore, principal: Principal, body: ResponseCreateRequest) -> None:
-        self.store, self.principal, self.body = store, principal, body
-        self.earlier: list[ChatTurn] = []
-        self.inputs: list[ChatTurn] = []
+    store: ResponseStore
+    principal: Principal
+    keep: bool
+    earlier: list[ChatTurn]
+    """The conversation continued (``previous_response_id``)."""
+    inputs: list[ChatTurn]
+    """This request's own input, ending with the user message the run answers."""
 
     async def __call__(self, response: dict[str, Any], result: AgentResult, text: str) -> None:
-        if self.body.store:
+        if self.keep:
             turns = [*self.earlier, *self.inputs, ChatTurn(role="assistant", content=text)]
             await self.store.put(self.principal, response["id"], response, turns, inputs=len(self.inputs))
 
@@ -98,16 +103,15 @@ async def create_response(
     refuse_unsupported(body)
     template = runtime.factory.get_template(template_name)
     allow_system = template.client_system_messages
+    turns, text = input_turns(body, allow_system=allow_system)
     store = _store(runtime)
     earlier = (await store.get(principal, body.previous_response_id)).conversation if body.previous_response_id else []
-    turns, text = input_turns(body, allow_system=allow_system)
     context = build_context(runtime, principal, request, template=template_name, text=text, model=model or None)
     draft = ResponseDraft.for_run(context.run_id, body)
     context.metadata["client"] = _client_metadata(body, draft)
     context.history = [*instructions_turn(body, allow_system=allow_system), *earlier, *turns]
     context.generation = generation_options(body, provider_of(runtime.factory.model_for(template, model or None)))
-    save = _Saver(store, principal, body)
-    save.earlier, save.inputs = earlier, [*turns, ChatTurn(role="user", content=text)]
+    save = _Saver(store, principal, body.store, earlier, [*turns, ChatTurn(role="user", content=text)])
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
         if result.status == "interrupted":
