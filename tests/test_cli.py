@@ -83,8 +83,12 @@ def test_keys_lifecycle_and_usage(env: dict[str, str]) -> None:
     assert key not in listed and as_json["key"] not in listed  # secrets are never shown again
     key_id = key.split("_")[1]
     assert any(k["key_id"] == key_id and k["rpm"] == 5 for k in json.loads(listed))
+    updated = json.loads(cli("keys", "update", key_id, "--tpm", "900", "--lift", "rpm", env=env).stdout)
+    assert updated["tpm"] == 900 and updated["rpm"] is None and updated["scopes"] == ["agents:run:*"]
     cli("keys", "revoke", key_id, env=env)
     assert "revoked" in cli("keys", "list", env=env).stdout
+    again = cli("keys", "update", key_id, "--tpm", "1", env=env, check=False)
+    assert again.returncode == 2 and "revoked" in again.stderr
     bad = cli("keys", "create", "--tenant", "a b", "--user", "x", "--scope", "admin", env=env, check=False)
     assert bad.returncode == 2 and "validation_error" in bad.stderr
     typo = cli("keys", "create", "--tenant", "acme", "--user", "x", "--scope", "session", env=env, check=False)

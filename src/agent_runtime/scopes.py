@@ -10,7 +10,8 @@
 | ``models:override`` | a run's ``model`` other than ``offline`` |
 | ``metrics:read`` | ``/metrics`` and ``/readyz``'s details when ``metrics_require_auth`` is on |
 | ``dashboard:fleet`` | the dashboard's fleet view (with ``admin``) |
-| ``admin`` / ``*`` | everything in its tenant (``*`` also holds every scope ``admin`` does) |
+| ``admin`` / ``*`` | everything in its tenant (``*`` also holds every scope ``admin`` does), incl. ``/v1/keys`` |
+| ``platform:admin`` | ``/v1/keys`` of every tenant (held exactly: ``admin`` does not imply it) |
 
 A key or token with no scope at all holds ``DEFAULT_SCOPES`` (what such a key could always do).
 """
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_SCOPES",
     "METRICS_READ",
     "MODELS_OVERRIDE",
+    "PLATFORM_ADMIN",
     "RUN_PREFIX",
     "SESSIONS",
     "STORE_READ",
@@ -43,12 +45,24 @@ USAGE = "usage"
 MODELS_OVERRIDE = "models:override"
 METRICS_READ = "metrics:read"
 DASHBOARD_FLEET = "dashboard:fleet"
+PLATFORM_ADMIN = "platform:admin"
 STORE_READ = "store:read"
 STORE_WRITE = "store:write"
 RUN_PREFIX = "agents:run:"
 DEFAULT_SCOPES = frozenset({SESSIONS, USAGE})
 _FIXED = frozenset(
-    {"*", ADMIN, SESSIONS, USAGE, MODELS_OVERRIDE, METRICS_READ, DASHBOARD_FLEET, STORE_READ, STORE_WRITE}
+    {
+        "*",
+        ADMIN,
+        SESSIONS,
+        USAGE,
+        MODELS_OVERRIDE,
+        METRICS_READ,
+        DASHBOARD_FLEET,
+        STORE_READ,
+        STORE_WRITE,
+        PLATFORM_ADMIN,
+    }
 )
 _TEMPLATE = re.compile(r"[A-Za-z0-9_.-]{1,200}|\*")
 

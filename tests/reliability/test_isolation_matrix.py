@@ -28,6 +28,7 @@ from tests.workflows.conftest import gated_template, recording_tool
 JWT_SECRET = "isolation-secret-" + "j" * 40
 NOWHERE = "ses_00000000000000000000000000000000"
 COUNTS = {"cases": 0, "leaks": 0}
+_AP_IN = {"messages": [{"role": "user", "content": "hi"}]}
 
 
 @dataclass
@@ -127,6 +128,19 @@ HTTP_CASES: dict[str, Callable[[httpx.Client, str], httpx.Response]] = {
     "resume session (SSE)": lambda c, sid: c.post(
         f"/v1/runs/{sid}/resume", json={"decisions": "approve", "stream": True}
     ),
+    "AP list thread runs": lambda c, sid: c.get(f"/threads/{sid}/runs"),
+    "AP run on thread": lambda c, sid: c.post(f"/threads/{sid}/runs", json={"assistant_id": "writer", "input": _AP_IN}),
+    "AP wait on thread": lambda c, sid: c.post(
+        f"/threads/{sid}/runs/wait", json={"assistant_id": "writer", "input": _AP_IN}
+    ),
+    "AP resume thread": lambda c, sid: c.post(
+        f"/threads/{sid}/runs/wait", json={"assistant_id": "writer", "command": {"resume": "approve"}}
+    ),
+    "AP get thread run": lambda c, sid: c.get(f"/threads/{sid}/runs/run_00000000"),
+    "AP join thread run": lambda c, sid: c.get(f"/threads/{sid}/runs/run_00000000/join"),
+    "AP cancel thread run": lambda c, sid: c.post(f"/threads/{sid}/runs/run_00000000/cancel"),
+    "AP delete thread run": lambda c, sid: c.delete(f"/threads/{sid}/runs/run_00000000"),
+    "AP cancel runs by id": lambda c, sid: c.post("/runs/cancel", json={"thread_id": sid, "run_ids": ["run_00000000"]}),
 }
 
 
@@ -232,3 +246,33 @@ def test_another_tenant_may_use_the_same_session_id(world: World) -> None:
         answer = client.post("/v1/runs", json=ask)
         assert answer.status_code == 200, answer.text
         assert answer.json()["output"] == "Your name is Ada."
+
+
+CRON_CASES: dict[str, Callable[[httpx.Client, str], httpx.Response]] = {
+    "GET cron": lambda c, cid: c.get(f"/v1/crons/{cid}"),
+    "PATCH cron": lambda c, cid: c.patch(f"/v1/crons/{cid}", json={"enabled": False}),
+    "DELETE cron": lambda c, cid: c.delete(f"/v1/crons/{cid}"),
+    "GET /runs/crons": lambda c, cid: c.get(f"/runs/crons/{cid}"),
+    "PATCH /runs/crons": lambda c, cid: c.patch(f"/runs/crons/{cid}", json={"enabled": False}),
+    "DELETE /runs/crons": lambda c, cid: c.delete(f"/runs/crons/{cid}"),
+}
+
+
+def test_crons_of_another_tenant(world: World) -> None:
+    """A's schedule, through both APIs: refused like a nonexistent one, and absent from every listing."""
+    cron = {"template": "writer", "input": "daily notes", "schedule": "0 0 1 1 *"}
+    with world.server.client(world.alice) as client:
+        cron_id = client.post("/v1/crons", json=cron).json()["cron_id"]
+    fake = cron_id[:-6] + "ffffff"
+    for who, token in world.outsiders.items():
+        with world.server.client(token) as client:
+            for case, call in CRON_CASES.items():
+                refused_like_nothing(
+                    f"{who} {case}", lambda cid, call=call: shape(call(client, cid), cid), cron_id, fake
+                )
+            COUNTS["cases"] += 2
+            assert cron_id not in client.get("/v1/crons").text, who
+            assert cron_id not in client.post("/runs/crons/search", json={"limit": 1000}).text, who
+    with world.server.client(world.alice) as client:  # untouched, for its owner
+        assert client.get(f"/v1/crons/{cron_id}").json()["enabled"]
+        assert client.delete(f"/v1/crons/{cron_id}").status_code == 204

@@ -199,3 +199,17 @@ async def test_expired_lists_running_runs_whose_lease_ended(make_store: Factory)
     await store.transition("run_later", ("running",), match={"worker": "w1"}, lease_until=600.0)
     assert await store.expired(100.0) == []
     assert [r.run_id for r in await store.expired(550.0)] == ["run_live"]
+
+
+async def test_delete_removes_the_record_from_every_index(make_store: Factory) -> None:
+    store = await make_store()
+    await store.create(run("run_gone", session_id="ses_1"))
+    await store.create(run("run_held", status="running", worker="w1", lease_until=50.0, at=1.0))
+    await store.create(run("run_kept", at=2.0))
+    assert await store.delete("run_gone") and await store.delete("run_held")
+    assert not await store.delete("run_gone")
+    assert await store.get("run_gone") is None
+    assert [r.run_id for r in await store.pending()] == ["run_kept"]
+    assert await store.expired(100.0) == []
+    assert [r.run_id for r in await store.find(RunFilter(tenant="acme"))] == ["run_kept"]
+    assert await store.transition("run_gone", ("pending",), status="running") is None

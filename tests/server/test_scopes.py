@@ -26,6 +26,7 @@ SCOPES = [
     "store:read",
     "store:write",
     "admin",
+    "platform:admin",
     "",  # no scope list at all: the defaults
 ]
 CHAT = {"model": "writer", "messages": [{"role": "user", "content": "hi"}]}
@@ -87,6 +88,10 @@ ROUTES = [
     route("POST", f"/threads/{NOWHERE}/history", {"sessions"}, 404, body={}),
     route("DELETE", f"/threads/{NOWHERE}", {"sessions"}, 404),
     route("GET", "/info", set(), 200),
+    route("GET", "/v1/keys", {"admin"}, 200),
+    route("GET", "/v1/keys/0000000000000000", {"admin"}, 404),
+    route("DELETE", "/v1/keys/0000000000000000", {"admin"}, 404),
+    route("PATCH", "/v1/keys/0000000000000000", {"admin"}, 404, body={"rpm": 1}),
 ]
 
 

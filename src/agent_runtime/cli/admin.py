@@ -116,6 +116,39 @@ def keys_revoke(key_id: str, tenant: str | None) -> None:
     click.echo(f"revoked {record.key_id}")
 
 
+@keys.command("update")
+@click.argument("key_id")
+@click.option("--tenant", default=None)
+@click.option("--scope", "scopes", multiple=True, help="Repeatable: replaces the key's scopes.")
+@click.option("--rpm", type=click.IntRange(min=0), default=None)
+@click.option("--tpm", type=click.IntRange(min=0), default=None)
+@click.option("--daily-tokens", type=click.IntRange(min=0), default=None)
+@click.option("--monthly-usd", type=click.FloatRange(min=0), default=None)
+@click.option("--expires", default=None, help="ISO date/time or a duration such as 30d, 12h.")
+@click.option("--lift", multiple=True, type=click.Choice(["rpm", "tpm", "daily_tokens", "monthly_usd", "expires_at"]))
+def keys_update(key_id: str, tenant: str | None, lift: tuple[str, ...], expires: str | None, **given: Any) -> None:
+    """Change a key's scopes, limits or expiry (what is not given stays; --lift removes a limit)."""
+    from agent_runtime.security.record import KeyChanges
+
+    fields: dict[str, Any] = {name: value for name, value in given.items() if value not in (None, ())}
+    when = parse_when(expires)
+    if when is not None:
+        fields["expires_at"] = when.timestamp()
+    fields.update(dict.fromkeys(lift))
+    if "scopes" in fields:
+        fields["scopes"] = list(fields["scopes"])
+
+    async def go() -> Any:
+        stores = _stores()
+        try:
+            return await stores.keys.update_key(key_id, KeyChanges(**fields), tenant=tenant)
+        finally:
+            await stores.aclose()
+
+    record = run_sync(go())
+    click.echo(json.dumps(record.public_dict(), default=str))
+
+
 @main.command()
 @click.option("--tenant", default=None)
 @click.option("--user", default=None)

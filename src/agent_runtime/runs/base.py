@@ -86,6 +86,10 @@ class RunRecordStore(ABC):
         (unknown run, or in another state)."""
 
     @abstractmethod
+    async def delete(self, run_id: str) -> bool:
+        """Remove a run's record whatever its status (a rolled-back run); ``False`` when there was none."""
+
+    @abstractmethod
     async def pending(self, limit: int = 1000) -> list[Run]:
         """Pending runs of every tenant, oldest first: what a starting worker picks up."""
 

@@ -67,6 +67,9 @@ class MemoryRunRecordStore(RunRecordStore):
         self._runs[run_id] = updated
         return updated.model_copy(deep=True)
 
+    async def delete(self, run_id: str) -> bool:
+        return self._runs.pop(run_id, None) is not None
+
     async def pending(self, limit: int = 1000) -> list[Run]:
         return [r.model_copy(deep=True) for r in self._oldest_first() if r.status == "pending"][:limit]
 

@@ -114,6 +114,10 @@ class PostgresRunRecordStore(RunRecordStore):
             await conn.execute(_UPSERT, _row(updated))
         return updated
 
+    async def delete(self, run_id: str) -> bool:
+        sql = "DELETE FROM ar_run_records WHERE run_id = %s"
+        return bool(await self._db.execute("run_records.delete", sql, (run_id,)))
+
     async def pending(self, limit: int = 1000) -> list[Run]:
         sql = "SELECT record::text FROM ar_run_records WHERE status = 'pending' ORDER BY created_at LIMIT %s"
         return await self._select("run_records.pending", sql, (limit,))

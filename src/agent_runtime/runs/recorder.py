@@ -19,14 +19,25 @@ from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.runs.base import RunRecordStore
 from agent_runtime.runs.record import Run, RunStatus, status_for_error
 from agent_runtime.types import AgentContext, AgentResult, ToolCallRecord
+from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY
 
-__all__ = ["BACKGROUND_KEY", "DEFAULT_TENANT", "RunRecorder", "run_status", "worker_id"]
+__all__ = [
+    "BACKGROUND_KEY",
+    "DEFAULT_TENANT",
+    "KWARGS_KEY",
+    "RunRecorder",
+    "run_status",
+    "worker_id",
+]
 
 log = logging.getLogger("agent_runtime.runs")
 
 BACKGROUND_KEY = "background"
 """``AgentContext.metadata`` key set on background runs (their record is the dispatcher's)."""
 DEFAULT_TENANT = "default"
+KWARGS_KEY = "kwargs"
+"""Run metadata: the arguments a protocol's route took (JSON), kept so any process can show them."""
+_KEPT_METADATA = ("source", "client", "trigger", KWARGS_KEY, RESUME_DECISIONS_KEY)
 _MAX_BACKLOG = 10_000
 _RESULT_STATUS: dict[str, RunStatus] = {
     "completed": "success",
@@ -66,7 +77,7 @@ def new_run(context: AgentContext, *, status: RunStatus, background: bool, worke
         started_at=now if status == "running" else None,
         worker=worker,
         timeout_s=context.timeout_s,
-        metadata={k: v for k, v in context.metadata.items() if k in ("source", "client", "trigger")},
+        metadata={k: v for k, v in context.metadata.items() if k in _KEPT_METADATA},
         principal=principal,
     )
 

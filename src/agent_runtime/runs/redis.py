@@ -158,6 +158,19 @@ class RedisRunRecordStore(RunRecordStore):
                 except WatchError:
                     continue
 
+    async def delete(self, run_id: str) -> bool:
+        async with redis_errors("run_records.delete"):
+            raw = await self._redis.get(self._rec(run_id))
+            if raw is None:
+                return False
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._rec(run_id))
+                pipe.zrem(self._tenant(Run.from_json(raw).tenant), run_id)
+                pipe.zrem(self._pending, run_id)
+                pipe.zrem(self._leases, run_id)
+                await pipe.execute()
+        return True
+
     async def pending(self, limit: int = 1000) -> list[Run]:
         async with redis_errors("run_records.pending"):
             run_ids = await self._redis.zrange(self._pending, 0, limit - 1)

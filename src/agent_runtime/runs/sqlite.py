@@ -136,6 +136,13 @@ class SQLiteRunRecordStore(RunRecordStore):
                 await db.execute(_UPSERT, _row(updated))
         return updated
 
+    async def delete(self, run_id: str) -> bool:
+        async with self._lock:
+            db = await self._db()
+            async with sqlite_transaction(db, "run_records.delete"):
+                cur = await db.execute("DELETE FROM run_records WHERE run_id = ?", (run_id,))
+                return bool(cur.rowcount)
+
     async def pending(self, limit: int = 1000) -> list[Run]:
         sql = "SELECT record FROM run_records WHERE status = 'pending' ORDER BY created_at LIMIT ?"
         return await self._select("run_records.pending", sql, (limit,))

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from agent_runtime.errors import AuthenticationError, NotFoundError, ValidationError
+from agent_runtime.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from agent_runtime.scopes import check_scopes
-from agent_runtime.security.record import ApiKey
+from agent_runtime.security.record import ApiKey, KeyChanges
 from agent_runtime.types import Principal
 
 if TYPE_CHECKING:
@@ -137,6 +137,25 @@ class KeyService:
         )
         await self.store.put(record)
         return plaintext, record
+
+    async def update_key(self, key_id: str, changes: KeyChanges, *, tenant: str | None = None) -> ApiKey:
+        """Change a key's scopes, limits, expiry or description (only the fields ``changes`` sets; ``None``
+        lifts a limit). Other processes see it once their cached copy expires (``api_key_cache_s``)."""
+        record = await self.get_key(key_id, tenant=tenant)
+        if record.revoked:
+            raise ConflictError(f"API key {key_id!r} is revoked", details={"key_id": key_id})
+        update = changes.model_dump(include=changes.model_fields_set)
+        if "scopes" in update:
+            update["scopes"] = check_scopes(update["scopes"] or ())
+        if "description" in update:
+            update["description"] = update["description"] or ""
+        if update.get("expires_at") is not None and update["expires_at"] <= self._clock():
+            raise ValidationError("expires_at is in the past")
+        changed = record.model_copy(update=update)
+        await self.store.put(changed)
+        self._cache.pop(key_id, None)
+        self._reading.pop(key_id, None)
+        return changed
 
     async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         """Every key (of one tenant when given), oldest first, revoked ones included."""

@@ -1,4 +1,5 @@
-"""``ApiKey``: the stored record of an API key (what a ``KeyStore`` holds; the key itself never is)."""
+"""``ApiKey``: the stored record of an API key (what a ``KeyStore`` holds; the key itself never is), and
+``KeyChanges``: what an update may change."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent_runtime.types import Principal
 
-__all__ = ["ApiKey"]
+__all__ = ["ApiKey", "KeyChanges"]
 
 
 class ApiKey(BaseModel):
@@ -55,3 +56,18 @@ class ApiKey(BaseModel):
         data = self.model_dump(exclude={"key_hash"})
         data["scopes"] = sorted(self.scopes)
         return data
+
+
+class KeyChanges(BaseModel):
+    """Fields of a key an admin may change; only those set are applied (``None`` lifts a limit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scopes: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    daily_tokens: int | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+    expires_at: float | None = None
+    """Unix time; ``None`` removes the expiry."""
+    description: str | None = Field(default=None, max_length=500)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APPROVAL_MIDDLEWARE",
+    "RESUME_DECISIONS_KEY",
     "RESUME_KEY",
     "Decisions",
     "ResumeRequest",
@@ -40,6 +41,9 @@ __all__ = [
 APPROVAL_MIDDLEWARE = "human_in_the_loop"
 RESUME_KEY = "_agent_runtime_resume"
 """``AgentContext.metadata`` key holding a ``ResumeRequest`` (a Python object, so a JSON body can't forge it)."""
+RESUME_DECISIONS_KEY = "resume_decisions"
+"""Run record metadata: the decisions a queued run answers its session's interrupt with (JSON, set by
+the server, never by a client: client metadata is kept apart under ``client``)."""
 
 Decisions = str | Mapping[str, Any] | Sequence[Any]
 _TYPES = ("approve", "edit", "reject", "respond")

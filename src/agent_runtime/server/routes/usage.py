@@ -21,14 +21,14 @@ from agent_runtime.server.routes._docs import errors
 from agent_runtime.server.schemas import UsageReport
 from agent_runtime.types import AgentContext, Principal
 
-__all__ = ["router"]
+__all__ = ["quotas_of", "router"]
 
 router = APIRouter(tags=["usage"])
 GroupBy = Literal["model", "template", "user", "day"]
 USER_PATTERN = r"^(\*|[A-Za-z0-9_.@:\-]{1,200})$"
 
 
-async def _quotas(runtime: Runtime, principal: Principal) -> list[dict[str, Any]]:
+async def quotas_of(runtime: Runtime, principal: Principal) -> list[dict[str, Any]]:
     cost = next((m for m in runtime.executor.middlewares if isinstance(m, CostTrackingMiddleware)), None)
     if cost is None:
         return []
@@ -90,5 +90,5 @@ async def get_usage(
             "today_usd": await tracker.spend(principal.tenant, who, "day"),
             "month_usd": await tracker.spend(principal.tenant, who, "month"),
         },
-        "quotas": await _quotas(runtime, principal),
+        "quotas": await quotas_of(runtime, principal),
     }

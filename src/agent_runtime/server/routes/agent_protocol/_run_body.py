@@ -1,0 +1,227 @@
+"""The body of LangGraph's run create (``/threads/{id}/runs``, ``/runs``, ``/wait``, ``/stream``, batch)
+and the one function that turns it into the run's ``AgentContext``, through ``build_context`` as ``/v1``.
+
+Fields LangGraph defines that agent-runtime does not implement are listed in ``unsupported``: a client
+that sets one gets 422 naming it, never a silent ignore. A run's input is the new user message; the
+thread (its session) holds the conversation before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final, Literal
+
+from fastapi import Request
+from pydantic import Field, field_validator
+
+from agent_runtime.errors import ValidationError
+from agent_runtime.runs.multitask import MultitaskStrategy
+from agent_runtime.runs.recorder import KWARGS_KEY
+from agent_runtime.runtime import Runtime
+from agent_runtime.server.routes.agent_protocol._common import APModel
+from agent_runtime.server.routes.runs import build_context
+from agent_runtime.server.schemas import ID_PATTERN
+from agent_runtime.types import AgentContext, Principal
+from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
+
+__all__ = [
+    "STREAM_MODES",
+    "BatchRunCreate",
+    "RunCommand",
+    "RunConfig",
+    "RunCreate",
+    "StreamMode",
+    "resume_decisions",
+    "run_context",
+]
+
+StreamMode = Literal[
+    "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
+]
+STREAM_MODES: Final[tuple[str, ...]] = StreamMode.__args__  # type: ignore[attr-defined]
+_USER_ROLES = frozenset({"user", "human"})
+
+
+def _values_only() -> list[StreamMode]:
+    return ["values"]
+
+
+class RunCommand(APModel):
+    """``Command(resume=...)``: answers the interrupt the thread waits at (human in the loop)."""
+
+    unsupported: ClassVar[tuple[str, ...]] = ("update", "goto")
+    resume: Any = None
+
+
+class RunConfig(APModel):
+    """LangGraph's ``RunnableConfig``: nothing of it changes a run here, so only an empty one passes."""
+
+    unsupported: ClassVar[tuple[str, ...]] = (
+        "configurable",
+        "tags",
+        "recursion_limit",
+        "run_name",
+        "max_concurrency",
+        "metadata",
+        "run_id",
+    )
+
+
+class RunCreate(APModel):
+    """A run to create; ``assistant_id`` is a template name or the UUID ``/assistants/search`` returns."""
+
+    unsupported: ClassVar[tuple[str, ...]] = (
+        "context",
+        "checkpoint",
+        "checkpoint_id",
+        "checkpoint_during",
+        "interrupt_before",
+        "interrupt_after",
+        "feedback_keys",
+        "langsmith_tracer",
+        "durability",
+        "strict_resume",
+    )
+    assistant_id: str = Field(min_length=1, max_length=200)
+    input: dict[str, Any] | None = None
+    command: RunCommand | None = None
+    metadata: dict[str, Any] | None = None
+    config: RunConfig | None = None
+    multitask_strategy: MultitaskStrategy | None = None
+    if_not_exists: Literal["create", "reject"] = "reject"
+    on_disconnect: Literal["cancel", "continue"] | None = None
+    on_completion: Literal["delete", "keep"] | None = None
+    """Stateless runs: delete (the default) or keep their temporary thread."""
+    webhook: str | None = Field(default=None, max_length=2000)
+    after_seconds: float = Field(default=0.0, ge=0, le=86_400 * 366)
+    stream_mode: list[StreamMode] = Field(default_factory=_values_only, max_length=len(STREAM_MODES))
+    stream_subgraphs: bool = False
+    """Accepted for an assistant whose graph has no subgraphs (the stream is the same); refused for
+    one that has (their events are not streamed apart). Agent Chat UI always sets it."""
+    stream_resumable: bool = False
+    """Every run's events are kept in its bounded event log: joins are always resumable."""
+
+    @field_validator("stream_mode", mode="before")
+    @classmethod
+    def _modes(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def text(self) -> str:
+        """The run's input text: the one new user message of ``input.messages`` (or the resume's label)."""
+        if self.command is not None:
+            if self.input:
+                raise ValidationError("give input or command, not both", details={"param": "command"})
+            return "resume: " + ", ".join(_kinds(self.command.resume))[:200]
+        return input_text(self.input)
+
+    def kwargs(self) -> dict[str, Any]:
+        """What LangGraph shows as a run's ``kwargs``, kept with the record."""
+        out: dict[str, Any] = {"stream_mode": list(self.stream_mode)}
+        if self.on_completion is not None:
+            out["on_completion"] = self.on_completion
+        if self.multitask_strategy is not None:
+            out["multitask_strategy"] = self.multitask_strategy
+        if self.webhook is not None:
+            out["webhook"] = self.webhook
+        if self.command is not None:
+            out["command"] = {"resume": self.command.resume}
+        return out
+
+
+class BatchRunCreate(RunCreate):
+    """One run of ``/runs/batch``: stateless, or on ``thread_id``."""
+
+    thread_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+def input_text(value: Mapping[str, Any] | None) -> str:
+    """The text of ``{"messages": [one user message]}`` (a string, or a message as dict with
+    ``role``/``type`` and ``content``, which may be a list of text blocks)."""
+    if not value:
+        raise ValidationError("input is required (a user message), or a command to resume", details={"param": "input"})
+    extra = sorted(set(value) - {"messages"})
+    if extra:
+        raise ValidationError(
+            f"input keys not supported by agent-runtime: {', '.join(extra)} (give input.messages)",
+            details={"param": f"input.{extra[0]}"},
+        )
+    messages = value.get("messages")
+    if isinstance(messages, str | dict):
+        messages = [messages]
+    if not isinstance(messages, list) or len(messages) != 1:
+        raise ValidationError(
+            "input.messages must hold one new user message (the thread keeps the conversation before it)",
+            details={"param": "input.messages"},
+        )
+    return _message_text(messages[0])
+
+
+def _message_text(message: Any) -> str:
+    if isinstance(message, str):
+        return message
+    if not isinstance(message, dict):
+        raise ValidationError("input.messages[0] must be a string or a message object", details={"param": "input"})
+    role = message.get("role", message.get("type", "user"))
+    if role not in _USER_ROLES:
+        raise ValidationError(
+            f"input.messages[0] must be a user message, not {role!r}", details={"param": "input.messages"}
+        )
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in content):
+        return "".join(str(b.get("text", "")) for b in content)
+    raise ValidationError(
+        "input.messages[0].content must be text (a string or text blocks)", details={"param": "input.messages"}
+    )
+
+
+def resume_decisions(resume: Any) -> Any:
+    """The executor's decisions from a LangGraph resume value: LangChain's ``{"decisions": [...]}``
+    (per interrupt id too) is unwrapped, anything else (``"approve"``, a list) passes as given."""
+    if isinstance(resume, Mapping):
+        if set(resume) == {"decisions"}:
+            return resume["decisions"]
+        if resume and all(isinstance(v, Mapping) and set(v) == {"decisions"} for v in resume.values()):
+            return {k: v["decisions"] for k, v in resume.items()}
+    if resume is None:
+        raise ValidationError("command.resume is required", details={"param": "command.resume"})
+    return resume
+
+
+def _kinds(resume: Any) -> list[str]:
+    from agent_runtime.workflows.approval import decision_kinds
+
+    try:
+        return decision_kinds(resume_decisions(resume)) or ["decisions"]
+    except ValidationError:
+        return ["decisions"]
+
+
+def run_context(
+    runtime: Runtime,
+    principal: Principal,
+    request: Request,
+    body: RunCreate,
+    *,
+    template: str,
+    thread_id: str,
+) -> AgentContext:
+    """The run's context on thread ``thread_id``: the same ``build_context`` as ``/v1/runs``, plus the
+    protocol's kwargs and, for a ``command``, the decisions its queued run resumes the thread with."""
+    context = build_context(
+        runtime,
+        principal,
+        request,
+        template=template,
+        text=body.text(),
+        session_id=thread_id,
+        client_metadata=body.metadata,
+    )
+    context.metadata[KWARGS_KEY] = body.kwargs()
+    if body.command is not None:
+        decisions = resume_decisions(body.command.resume)
+        context.metadata[RESUME_DECISIONS_KEY] = decisions
+        context.metadata[RESUME_KEY] = ResumeRequest(decisions=decisions, session_id=thread_id)
+        context.metadata["resume"] = True
+    return context
