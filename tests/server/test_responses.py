@@ -14,7 +14,8 @@ import pytest
 from openai import OpenAI
 
 from agent_runtime.agents.templates import AgentTemplate
-from tests.server.conftest import Keys, LiveServer, sse_json
+from tests.server.conftest import Keys, LiveServer, ServeProcess, sse_json
+from tests.server.test_workers import _client_on_worker
 from tests.workflows.conftest import gated_template, recording_tool
 
 
@@ -275,3 +276,45 @@ def test_input_items_list_the_responses_own_input(live: LiveServer, keys: Keys) 
         _client(live, keys.eve).responses.input_items.list(second.id)
     with pytest.raises(openai.BadRequestError):
         client.responses.input_items.list(second.id, include=["message.input_image.image_url"])
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.timeout(400)  # two worker processes starting, on a machine that may be busy
+def test_a_response_stored_by_one_worker_is_continued_on_another(redis_url: str, tmp_path: Path) -> None:
+    """Stored responses live in the shared store (here Redis), not in a worker's memory."""
+    env = {
+        "AGENT_RUNTIME_STATE_BACKEND": "redis",
+        "AGENT_RUNTIME_REDIS_URL": redis_url,
+        "AGENT_RUNTIME_DATA_DIR": str(tmp_path),
+        "AGENT_RUNTIME_LOG_LEVEL": "WARNING",
+    }
+    server = ServeProcess(env, workers=2)
+    try:
+        key = server.admin_key(timeout=180)
+        server.wait_ready(timeout=180)
+        first, pid1 = _client_on_worker(server.url, key, None)
+        second, pid2 = _client_on_worker(server.url, key, pid1)
+        try:
+            told = first.post("/v1/responses", json={"model": "writer", "input": "my name is Ada"})
+            assert told.status_code == 200, told.text
+            ask = {"model": "writer", "input": "what is my name?", "previous_response_id": told.json()["id"]}
+            asked = second.post("/v1/responses", json=ask)
+            assert asked.status_code == 200 and "Ada" in asked.json()["output"][0]["content"][0]["text"]
+            assert second.get(f"/v1/responses/{told.json()['id']}").status_code == 200
+            assert second.get("/healthz").json()["pid"] == pid2 != pid1  # really answered by the other worker
+        finally:
+            first.close()
+            second.close()
+    finally:
+        assert server.terminate() == 0
+
+
+def test_the_templates_own_tools_run_server_side(live: LiveServer, keys: Keys) -> None:
+    client = _client(live, keys.alice)
+    plain = client.responses.create(model="analyst", input="what is 17*23+4?")
+    assert "395" in plain.output_text and [item.type for item in plain.output] == ["message"]
+    events = list(client.responses.create(model="analyst", input="what is 17*23+4?", stream=True))
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert events[-1].type == "response.completed" and events[-1].response.output_text == text
+    assert "395" in text
