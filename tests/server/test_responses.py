@@ -84,9 +84,15 @@ def test_instructions_are_refused_by_a_template_without_client_system_messages(l
     assert live.runtime is not None
     strict = AgentTemplate(name="strict_responder", model="offline", client_system_messages=False)
     live.runtime.factory.register_template(strict, replace=True)
+    client = _client(live, keys.alice)
     with pytest.raises(openai.BadRequestError) as refused:
-        _client(live, keys.alice).responses.create(model="strict_responder", input="hi", instructions="be terse")
+        client.responses.create(model="strict_responder", input="hi", instructions="be terse")
     assert refused.value.body["param"] == "instructions"  # type: ignore[index]
+    told: Any = [{"role": "developer", "content": "be terse"}, {"role": "user", "content": "hi"}]
+    earlier = client.responses.create(model="writer", input=told)
+    with pytest.raises(openai.BadRequestError) as carried:  # nor through a conversation another template held
+        client.responses.create(model="strict_responder", input="hello", previous_response_id=earlier.id)
+    assert carried.value.body["param"] == "previous_response_id"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -116,6 +122,8 @@ def test_instructions_are_refused_by_a_template_without_client_system_messages(l
         ),
         pytest.param({"input": [{"role": "robot", "content": "beep"}]}, "input[0].role", id="role"),
         pytest.param({"extra_headers": {"X-Session-Id": "ses_1"}}, "X-Session-Id", id="session-header"),
+        pytest.param({"metadata": {f"k{n}": "v" for n in range(17)}}, "metadata", id="metadata-count"),
+        pytest.param({"metadata": {"k" * 65: "v"}}, "metadata." + "k" * 65 + ".[key]", id="metadata-key"),
     ],
 )
 def test_unsupported_or_bad_parameters_are_400_naming_them(

@@ -21,6 +21,7 @@ from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.routes._docs import ERRORS, errors
 from agent_runtime.server.routes._openai_request import paused_error
 from agent_runtime.server.routes._responses_input import (
+    check_continued,
     generation_options,
     input_turns,
     instructions_turn,
@@ -105,7 +106,10 @@ async def create_response(
     allow_system = template.client_system_messages
     turns, text = input_turns(body, allow_system=allow_system)
     store = _store(runtime)
-    earlier = (await store.get(principal, body.previous_response_id)).conversation if body.previous_response_id else []
+    earlier: list[ChatTurn] = []
+    if body.previous_response_id:
+        stored = await store.get(principal, body.previous_response_id)
+        earlier = check_continued(stored.conversation, allow_system=allow_system)
     context = build_context(runtime, principal, request, template=template_name, text=text, model=model or None)
     draft = ResponseDraft.for_run(context.run_id, body)
     context.metadata["client"] = _client_metadata(body, draft)
