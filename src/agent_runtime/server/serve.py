@@ -145,6 +145,9 @@ async def _first_start(settings: Settings) -> str | None:
         await stores.aclose()
 
 
+WORKER_HEALTHCHECK_S = 60
+
+
 def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
     _announce(asyncio.run(_first_start(settings)))
     workdir = Path(tempfile.mkdtemp(prefix="agent-runtime-"))
@@ -154,6 +157,8 @@ def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
     dumped = settings.model_dump(mode="json")
     if settings.api_key_pepper is not None:  # dumped masked: the workers need the secret itself
         dumped["api_key_pepper"] = settings.api_key_pepper.get_secret_value()
+    if settings.runs.webhooks.secret is not None:
+        dumped["runs"]["webhooks"]["secret"] = settings.runs.webhooks.secret.get_secret_value()
     config_file.write_text(yaml.safe_dump(dumped), encoding="utf-8")
     config_file.chmod(0o600)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
@@ -168,6 +173,9 @@ def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
             log_level=settings.log_level.lower(),
             access_log=False,
             timeout_graceful_shutdown=int(_drain_s(settings)) + 1,
+            # a worker answers the supervisor's pings only once it has imported LangChain: 5 s (uvicorn's
+            # default) is not always enough on a busy host, and the supervisor then kills it as hung
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

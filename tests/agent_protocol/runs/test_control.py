@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -55,14 +56,18 @@ async def test_busy_thread_rejects_a_second_run(ap_slow: APServer) -> None:
     await client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
 
 
-async def test_rollback_is_refused_until_supported(ap_slow: APServer) -> None:
+async def test_rollback_drops_the_run_and_what_it_wrote(ap_slow: APServer) -> None:
     client = ap_slow.client()
     thread = await client.threads.create()
+    before = await client.threads.get_state(thread["thread_id"])
     run = await _running(client, thread["thread_id"])
-    with pytest.raises(UnprocessableEntityError) as info:
-        await client.runs.cancel(thread["thread_id"], run["run_id"], action="rollback")
-    assert "rollback" in info.value.response.json()["error"]["message"]
-    await client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
+    await client.runs.cancel(thread["thread_id"], run["run_id"], action="rollback")
+    with pytest.raises(NotFoundError):  # its record is gone (after the run stopped)
+        for _ in range(200):
+            await client.runs.get(thread["thread_id"], run["run_id"])
+            await asyncio.sleep(0.05)
+    after = await client.threads.get_state(thread["thread_id"])
+    assert after["values"] == before["values"]  # nothing of the run's input or answer stayed
 
 
 async def test_delete_a_finished_run(ap_slow: APServer) -> None:

@@ -39,6 +39,8 @@ StreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
 ]
 STREAM_MODES: Final[tuple[str, ...]] = StreamMode.__args__  # type: ignore[attr-defined]
+STREAMED_MODES: Final = ("values", "updates", "messages", "messages-tuple", "custom")
+"""The modes agent-runtime streams (``_stream_modes`` shapes them)."""
 _USER_ROLES = frozenset({"user", "human"})
 
 
@@ -94,7 +96,12 @@ class RunCreate(APModel):
     """Stateless runs: delete (the default) or keep their temporary thread."""
     webhook: str | None = Field(default=None, max_length=2000)
     after_seconds: float = Field(default=0.0, ge=0, le=86_400 * 366)
-    stream_mode: list[StreamMode] = Field(default_factory=_values_only, max_length=len(STREAM_MODES))
+    stream_mode: list[StreamMode] = Field(
+        default_factory=_values_only,
+        max_length=len(STREAM_MODES),
+        # LangGraph's other modes are parsed (so the stream routes refuse them by name) but not offered
+        json_schema_extra={"items": {"type": "string", "enum": list(STREAMED_MODES)}},
+    )
     stream_subgraphs: bool = False
     """Accepted for an assistant whose graph has no subgraphs (the stream is the same); refused for
     one that has (their events are not streamed apart). Agent Chat UI always sets it."""

@@ -16,12 +16,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from agent_runtime.agents.assistants import Assistants
-from agent_runtime.errors import ConflictError, RunNotFoundError, RunTimeoutError, ValidationError
+from agent_runtime.errors import ConflictError, RunNotFoundError, RunTimeoutError
 from agent_runtime.runs import RunDispatcher, RunFilter
-from agent_runtime.runs.record import Run
+from agent_runtime.runs.record import CancelAction, Run
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.routes._docs import errors
@@ -230,8 +230,8 @@ async def join_run(
 
 
 # -- cancel, delete ----------------------------------------------------------------------------------
-async def _cancel(dispatcher: RunDispatcher, run: Run) -> Run:
-    return await dispatcher.cancel(run.run_id, run.tenant)
+async def _cancel(dispatcher: RunDispatcher, run: Run, action: CancelAction = "interrupt") -> Run:
+    return await dispatcher.cancel(run.run_id, run.tenant, action)
 
 
 @router.post(
@@ -250,22 +250,39 @@ async def cancel_run(
     wait: bool = False,
     action: Literal["interrupt", "rollback"] = "interrupt",
 ) -> Response:
-    """``interrupt`` stops the run and keeps what it did; ``rollback`` is not supported yet (422).
-    202 at once, or (``wait``) the run's final answer as ``join`` gives it."""
-    if action != "interrupt":
-        raise ValidationError("cancel action rollback is not supported yet", details={"param": "action"})
+    """``interrupt`` stops the run and keeps what it did; ``rollback`` also drops its checkpoints and
+    its record (``RunDispatcher.cancel``). 202 at once, or (``wait``) the run's final answer as ``join``
+    gives it (after a rollback: the thread as it was before the run)."""
     thread, run = await _thread_run(runtime, owner, thread_id, run_id)
-    run = await _cancel(dispatcher_of(runtime), run)
+    run = await _cancel(dispatcher_of(runtime), run, action)
     if not wait:
         return Response(status_code=202)
-    run = await _until_done(runtime, request, run, cancel_on_disconnect=False)
+    if action == "interrupt":
+        run = await _until_done(runtime, request, run, cancel_on_disconnect=False)
     location = f"/threads/{thread.id}/runs/{run.run_id}"
     headers = {"Location": f"{location}/join", "Content-Location": location}
     return JSONResponse(await _final(runtime, run, thread), headers=headers)
 
 
+_IDS: dict[str, Any] = {
+    "required": ["thread_id", "run_ids"],
+    "properties": {"thread_id": {"type": "string"}, "run_ids": {"type": "array", "minItems": 1}},
+}
+_STATUS: dict[str, Any] = {"required": ["status"], "properties": {"status": {"type": "string"}}}
+
+
 class RunsCancel(APModel):
     """``POST /runs/cancel``: runs of one thread by id, or every run of the caller in a status."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {**_IDS, "not": _STATUS},
+                {**_STATUS, "not": {"anyOf": [{"required": ["thread_id"]}, {"required": ["run_ids"]}]}},
+            ]
+        },
+    )
 
     thread_id: str | None = Field(default=None, pattern=ID_PATTERN)
     run_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(default=None, max_length=MAX_BULK)
@@ -298,8 +315,6 @@ async def cancel_runs(
     """Every named run is checked (404 when one is not the thread's) before any is cancelled; runs
     that have finished in the meantime are left as they are. With ``status``: the caller's own runs
     (an admin's: his tenant's), up to ``MAX_BULK``."""
-    if action != "interrupt":
-        raise ValidationError("cancel action rollback is not supported yet", details={"param": "action"})
     dispatcher = dispatcher_of(runtime)
     if body.thread_id is not None:
         runs = [(await _thread_run(runtime, owner, body.thread_id, run_id))[1] for run_id in body.run_ids or ()]
@@ -313,7 +328,7 @@ async def cancel_runs(
         ]
     for run in runs:
         with contextlib.suppress(ConflictError, RunNotFoundError):  # ended, or aged out, meanwhile
-            await _cancel(dispatcher, run)
+            await _cancel(dispatcher, run, action)
     return Response(status_code=204)
 
 
