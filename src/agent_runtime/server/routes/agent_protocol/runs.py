@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from agent_runtime.agents.assistants import Assistants
-from agent_runtime.errors import ConflictError, RunNotFoundError, RunTimeoutError, ValidationError
+from agent_runtime.errors import ConflictError, RunNotFoundError, RunTimeoutError
 from agent_runtime.runs import RunDispatcher, RunFilter
 from agent_runtime.runs.record import Run
 from agent_runtime.runtime import Runtime
@@ -43,6 +43,10 @@ MAX_BATCH = 100
 MAX_BULK = 1000
 MAX_WAIT_S = 3600.0
 """The longest a ``wait`` / ``join`` request blocks (a run always ends: timeouts, attempts, cancel)."""
+CancelActionQuery = Annotated[
+    Literal["interrupt"],
+    Query(description="`interrupt` (keep what the run did); `rollback` is not supported yet (422)."),
+]
 _CHECK_S = 1.0  # how often a waiting request looks whether its client went away
 _OK = ("success", "interrupted")
 
@@ -248,12 +252,10 @@ async def cancel_run(
     owner: CurrentOwner,
     runtime: CurrentRuntime,
     wait: bool = False,
-    action: Literal["interrupt", "rollback"] = "interrupt",
+    action: CancelActionQuery = "interrupt",
 ) -> Response:
     """``interrupt`` stops the run and keeps what it did; ``rollback`` is not supported yet (422).
     202 at once, or (``wait``) the run's final answer as ``join`` gives it."""
-    if action != "interrupt":
-        raise ValidationError("cancel action rollback is not supported yet", details={"param": "action"})
     thread, run = await _thread_run(runtime, owner, thread_id, run_id)
     run = await _cancel(dispatcher_of(runtime), run)
     if not wait:
@@ -264,21 +266,17 @@ async def cancel_run(
     return JSONResponse(await _final(runtime, run, thread), headers=headers)
 
 
-class RunsCancel(APModel):
-    """``POST /runs/cancel``: runs of one thread by id, or every run of the caller in a status."""
+class CancelByIds(APModel):
+    """``POST /runs/cancel`` of named runs of one thread."""
 
-    thread_id: str | None = Field(default=None, pattern=ID_PATTERN)
-    run_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(default=None, max_length=MAX_BULK)
-    status: Literal["pending", "running", "all"] | None = None
+    thread_id: str = Field(pattern=ID_PATTERN)
+    run_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(min_length=1, max_length=MAX_BULK)
 
-    @model_validator(mode="after")
-    def _one_selection(self) -> RunsCancel:
-        by_ids = self.thread_id is not None and bool(self.run_ids)
-        if self.status is not None and (self.thread_id is not None or self.run_ids):
-            raise ValueError("give status alone, or thread_id with run_ids")
-        if self.status is None and not by_ids:
-            raise ValueError("give thread_id with run_ids, or status")
-        return self
+
+class CancelByStatus(APModel):
+    """``POST /runs/cancel`` of every run of the caller in a status."""
+
+    status: Literal["pending", "running", "all"]
 
 
 @router.post(
@@ -290,19 +288,17 @@ class RunsCancel(APModel):
     summary="Cancel several runs",
 )
 async def cancel_runs(
-    body: RunsCancel,
+    body: CancelByIds | CancelByStatus,
     owner: CurrentOwner,
     runtime: CurrentRuntime,
-    action: Literal["interrupt", "rollback"] = "interrupt",
+    action: CancelActionQuery = "interrupt",
 ) -> Response:
     """Every named run is checked (404 when one is not the thread's) before any is cancelled; runs
     that have finished in the meantime are left as they are. With ``status``: the caller's own runs
     (an admin's: his tenant's), up to ``MAX_BULK``."""
-    if action != "interrupt":
-        raise ValidationError("cancel action rollback is not supported yet", details={"param": "action"})
     dispatcher = dispatcher_of(runtime)
-    if body.thread_id is not None:
-        runs = [(await _thread_run(runtime, owner, body.thread_id, run_id))[1] for run_id in body.run_ids or ()]
+    if isinstance(body, CancelByIds):
+        runs = [(await _thread_run(runtime, owner, body.thread_id, run_id))[1] for run_id in body.run_ids]
     else:
         statuses = ("pending", "running") if body.status == "all" else (body.status,)
         runs = [
