@@ -81,12 +81,14 @@ async def create_batch(
     owner: CurrentOwner,
     runtime: CurrentRuntime,
 ) -> list[dict[str, Any]]:
-    """Every item is checked (assistant, input) before any is queued; each is stateless unless it
-    names a ``thread_id``."""
+    """Every item is checked (assistant, input, thread) before any is queued; each is stateless unless
+    it names a ``thread_id``."""
     assistants = Assistants(runtime.factory)
     for item in body:
         assistants.get(item.assistant_id)
         item.text()
+        if item.thread_id is not None and item.if_not_exists == "reject":
+            await runtime.threads.get(item.thread_id, owner)
     out = []
     for item in body:
         started = await start_run(runtime, principal, owner, request, item, thread_id=item.thread_id)
