@@ -24,6 +24,7 @@ from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY
 __all__ = [
     "BACKGROUND_KEY",
     "DEFAULT_TENANT",
+    "HISTORY_KEY",
     "KWARGS_KEY",
     "RunRecorder",
     "run_status",
@@ -37,6 +38,8 @@ BACKGROUND_KEY = "background"
 DEFAULT_TENANT = "default"
 KWARGS_KEY = "kwargs"
 """Run metadata: the arguments a protocol's route took (JSON), kept so any process can show them."""
+HISTORY_KEY = "history"
+"""Run metadata of a queued run: the client's earlier turns (``AgentContext.history``), as JSON."""
 _KEPT_METADATA = ("source", "client", "trigger", KWARGS_KEY, RESUME_DECISIONS_KEY)
 _MAX_BACKLOG = 10_000
 _RESULT_STATUS: dict[str, RunStatus] = {
@@ -62,6 +65,9 @@ def new_run(context: AgentContext, *, status: RunStatus, background: bool, worke
     """The record of a run that is starting (``running``) or queued (``pending``)."""
     principal = context.principal
     now = time.time()
+    metadata = {k: v for k, v in context.metadata.items() if k in _KEPT_METADATA}
+    if background and context.history:  # a worker rebuilds the run from its record alone
+        metadata[HISTORY_KEY] = [turn.model_dump(mode="json") for turn in context.history]
     return Run(
         run_id=context.run_id,
         tenant=principal.tenant if principal else DEFAULT_TENANT,
@@ -77,7 +83,7 @@ def new_run(context: AgentContext, *, status: RunStatus, background: bool, worke
         started_at=now if status == "running" else None,
         worker=worker,
         timeout_s=context.timeout_s,
-        metadata={k: v for k, v in context.metadata.items() if k in _KEPT_METADATA},
+        metadata=metadata,
         principal=principal,
     )
 

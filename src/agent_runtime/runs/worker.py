@@ -34,8 +34,8 @@ from agent_runtime.runs.lease import Claim, LeaseKeeper, StopReason, claim
 from agent_runtime.runs.queue.base import Delivery, RunQueue
 from agent_runtime.runs.queue.fair import FairBuffer
 from agent_runtime.runs.record import ACTIVE, Run, status_for_error
-from agent_runtime.runs.recorder import BACKGROUND_KEY, run_status
-from agent_runtime.types import AgentContext, AgentResult, StreamEvent, Usage
+from agent_runtime.runs.recorder import BACKGROUND_KEY, HISTORY_KEY, run_status
+from agent_runtime.types import AgentContext, AgentResult, ChatTurn, StreamEvent, Usage
 from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
 
 __all__ = ["Executor", "FinishedHook", "Publish", "RunMetrics", "RunWorker", "SalvageHook", "run_context"]
@@ -361,11 +361,13 @@ def run_context(run: Run, *, resumed: bool) -> AgentContext:
     if resumed:
         metadata[RECOVER_KEY] = True
     metadata.setdefault("source", "background")
+    history = [ChatTurn.model_validate(turn) for turn in metadata.pop(HISTORY_KEY, None) or ()]
     if RESUME_DECISIONS_KEY in metadata and run.session_id is not None:  # answers the session's interrupt
         metadata[RESUME_KEY] = ResumeRequest(decisions=metadata[RESUME_DECISIONS_KEY], session_id=run.session_id)
         metadata["resume"] = True
     return AgentContext(
         input=run.input,
+        history=history,
         template=run.template,
         run_id=run.run_id,
         session_id=run.session_id,

@@ -81,7 +81,8 @@ async def start_run(
     if thread_id is not None and body.on_completion is not None:
         raise ValidationError("on_completion applies to stateless runs only", details={"param": "on_completion"})
     # a malformed or oversize input is refused before a thread is made for it
-    runtime.executor.validate(AgentContext(input=body.text(), template=template))
+    turns = body.turns()
+    runtime.executor.validate(AgentContext(input=turns.text, history=list(turns.history), template=template))
     thread = await _thread(runtime, principal, owner, body, thread_id, template)
     try:
         context = run_context(runtime, principal, request, body, template=template, thread_id=thread.id)
