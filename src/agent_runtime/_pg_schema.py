@@ -123,6 +123,47 @@ CREATE TABLE IF NOT EXISTS ar_run_registry (
 CREATE INDEX IF NOT EXISTS ar_run_registry_stale ON ar_run_registry (status, heartbeat_at);
 """,
     ),
+    Migration(
+        3,
+        "run event logs",
+        """
+CREATE TABLE IF NOT EXISTS ar_run_event_logs (
+    run_id TEXT PRIMARY KEY,
+    last_seq BIGINT NOT NULL,
+    closed BOOLEAN NOT NULL DEFAULT false,
+    touched_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ar_run_event_logs_touched ON ar_run_event_logs (touched_at);
+CREATE TABLE IF NOT EXISTS ar_run_events (
+    run_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+""",
+    ),
+    Migration(
+        4,
+        "cron schedules and their claimed ticks",
+        """
+CREATE TABLE IF NOT EXISTS ar_cron_schedules (
+    cron_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    next_run_at DOUBLE PRECISION,
+    record JSONB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ar_cron_schedules_tenant ON ar_cron_schedules (tenant);
+CREATE INDEX IF NOT EXISTS ar_cron_schedules_due ON ar_cron_schedules (next_run_at) WHERE enabled;
+CREATE TABLE IF NOT EXISTS ar_cron_ticks (
+    cron_id TEXT NOT NULL,
+    tick_at DOUBLE PRECISION NOT NULL,
+    claimed_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (cron_id, tick_at)
+);
+CREATE INDEX IF NOT EXISTS ar_cron_ticks_age ON ar_cron_ticks (claimed_at);
+""",
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

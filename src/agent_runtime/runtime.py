@@ -18,6 +18,8 @@ from typing import Any
 from agent_runtime.accounting import AccountingOutbox, usage_appliers, usage_entry
 from agent_runtime.agents.factory import AgentFactory
 from agent_runtime.agents.templates import AgentTemplate
+from agent_runtime.crons import Crons, CronScheduler
+from agent_runtime.crons.firing import build_crons
 from agent_runtime.errors import AgentRuntimeError, RunAbandonedError
 from agent_runtime.monitoring.cost_tracker import CostTracker, build_cost_tracker
 from agent_runtime.monitoring.metrics import RuntimeMetrics
@@ -33,6 +35,8 @@ from agent_runtime.runs import Run, RunDispatcher, RunRecorder, RunRecordStore, 
 from agent_runtime.runs.events import RunEventLog, build_run_events
 from agent_runtime.runs.queue import build_run_queue
 from agent_runtime.runs.recorder import worker_id
+from agent_runtime.runs.rollback import RunRollback
+from agent_runtime.runs.webhooks import WebhookSender
 from agent_runtime.runs.worker import RunWorker, SalvageHook
 from agent_runtime.sessions import SessionManager, build_session_manager
 from agent_runtime.sessions.threads import Threads
@@ -75,6 +79,9 @@ class Runtime:
     """What each background run streamed, bounded, for joins from any process (``agent_runtime.runs.events``)."""
     store: Any = None
     """The long-term memory backend (a LangGraph ``BaseStore``); reach it through ``TenantStore``."""
+    crons: Crons | None = None
+    """Cron schedules (``agent_runtime.crons``); ``cron_scheduler`` fires them, started with the dispatcher."""
+    cron_scheduler: CronScheduler | None = None
     _reaper_task: asyncio.Task[None] | None = None
 
     @property
@@ -168,9 +175,11 @@ class Runtime:
         )
         run_events = build_run_events(settings)
         dispatcher = _dispatcher(
-            settings, run_records, run_events, executor, publisher, metrics, cost_tracker, security
+            settings, run_records, run_events, executor, publisher, metrics, cost_tracker, security, sessions
         )
+        crons, cron_scheduler = build_crons(settings, factory.has_template, dispatcher, security.keys, sessions)
         closers += [sessions, security, cost_tracker, store, tracker, run_records, run_events, dispatcher.queue]
+        closers.append(crons.store)
         if security.outbox is not None:  # closed first: its last pass writes to the ledgers closed after it
             closers.append(security.outbox)
         if recorder is not None:
@@ -194,6 +203,8 @@ class Runtime:
             dispatcher,
             run_events=run_events,
             store=memory_store,
+            crons=crons,
+            cron_scheduler=cron_scheduler,
         )
 
     async def start_dispatcher(self) -> None:
@@ -204,9 +215,13 @@ class Runtime:
 
                 self.dispatcher.worker.on_finished.insert(0, ThreadOutcome(self.threads).finished)
             await self.dispatcher.start()
+        if self.cron_scheduler is not None:
+            self.cron_scheduler.start()
 
     async def stop_dispatcher(self) -> None:
-        """Stop executing background runs; those still running go back to pending."""
+        """Stop firing schedules and executing background runs; those still running go back to pending."""
+        if self.cron_scheduler is not None:
+            await self.cron_scheduler.aclose()
         if self.dispatcher is not None:
             await self.dispatcher.aclose()
 
@@ -269,9 +284,11 @@ def _dispatcher(
     metrics: RuntimeMetrics,
     costs: CostTracker,
     security: SecurityStores,
+    sessions: SessionManager,
 ) -> RunDispatcher:
     """The run queue of the state backend, this process's queue worker on it, and the dispatcher over both."""
     runs, me = settings.runs, worker_id()
+    webhooks = WebhookSender(runs.webhooks, records) if runs.webhooks.allowed_hosts else None
     queue = build_run_queue(settings, records, consumer=me)
     publish = _run_events(publisher)
     worker = RunWorker(
@@ -288,8 +305,9 @@ def _dispatcher(
         publish=publish,
         metrics=metrics,
         salvage=_salvage(costs, security.outbox),
+        rollback=RunRollback(records, sessions),
     )
-    return RunDispatcher(records, queue, executor, worker=worker, publish=publish)
+    return RunDispatcher(records, queue, executor, worker=worker, publish=publish, webhooks=webhooks)
 
 
 def _salvage(costs: CostTracker, outbox: AccountingOutbox | None) -> SalvageHook:

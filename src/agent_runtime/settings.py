@@ -20,6 +20,7 @@ __all__ = [
     "PostgresSettings",
     "RedisSettings",
     "ReliabilitySettings",
+    "ResponsesSettings",
     "RunSettings",
     "SessionSettings",
     "Settings",
@@ -130,6 +131,36 @@ class ReliabilitySettings(BaseModel):
     are refused with 503 (``accounting_journal_full``)."""
 
 
+class WebhookSettings(BaseModel):
+    """Where a finished background run may be POSTed (``AGENT_RUNTIME_RUNS__WEBHOOKS__...``): ``runs.webhooks``."""
+
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Hosts a run's ``webhook`` may name: ``hooks.example.com``, ``*.example.com`` (any subdomain) or an IP
+    literal; empty (the default): webhooks are refused. An IP in a private, loopback or link-local
+    range is accepted only when listed itself."""
+    secret: SecretStr | None = None
+    """Server secret each tenant's signing key is derived from (HMAC-SHA256); required with ``allowed_hosts``."""
+    allow_http: bool = False
+    """Also accept ``http://`` URLs (the signature still holds, the body travels in clear)."""
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    max_elapsed_s: float = Field(default=300.0, gt=0)
+    """A delivery gives up (``failed``) after this long or ``max_attempts``, whichever comes first."""
+    backoff_s: float = Field(default=0.5, gt=0)
+    """First retry delay; doubled each attempt (up to ``backoff_max_s``), with full jitter."""
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    """Per attempt: connect, send and read the answer."""
+    max_concurrent: int = Field(default=16, ge=1)
+    max_pending: int = Field(default=1_000, ge=1)
+    """Deliveries waiting or retrying in one process; past it a run's delivery is recorded ``failed``."""
+
+    @model_validator(mode="after")
+    def _secret_with_hosts(self) -> WebhookSettings:
+        if self.allowed_hosts and self.secret is None:
+            raise ValueError("runs.webhooks.secret is required when runs.webhooks.allowed_hosts is set")
+        return self
+
+
 class RunSettings(BaseModel):
     """Run records and background runs (``AGENT_RUNTIME_RUNS__...``); README "Runs" explains them."""
 
@@ -158,12 +189,26 @@ class RunSettings(BaseModel):
     """How long a run's streamed events are kept after its last one (``GET /v1/runs/{run_id}/stream``)."""
     max_events_per_run: int = Field(default=10_000, ge=1)
     """Streamed events kept per run (the oldest go first; a join after one that fell out gets 410)."""
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> RunSettings:
         if self.heartbeat_s * 2 > self.lease_s:
             raise ValueError("runs.heartbeat_s must be at most half of runs.lease_s")
         return self
+
+
+class CronSettings(BaseModel):
+    """Schedules that start background runs (``AGENT_RUNTIME_CRONS__...``); README "Crons" explains them."""
+
+    scheduler: bool = True
+    """Run the scheduler in this process (``serve`` and ``worker``); every process may: a tick fires once."""
+    poll_s: float = Field(default=1.0, gt=0)
+    """How often the scheduler looks for due ticks (the most a run starts after its tick)."""
+    max_per_tenant: int = Field(default=100, ge=1, le=10_000)
+    """Schedules one tenant may hold."""
+    batch: int = Field(default=100, ge=1)
+    """Due schedules one scheduler pass fires at most (the rest wait for the next pass)."""
 
 
 class StoreSettings(BaseModel):
@@ -188,6 +233,15 @@ class StoreSettings(BaseModel):
     """Vector size; must match the embeddings model."""
     index_fields: list[str] = Field(default_factory=lambda: ["$"])
     """Which parts of a value are embedded (JSON paths; ``$``: the whole value)."""
+
+
+class ResponsesSettings(BaseModel):
+    """How long and how many stored ``/v1/responses`` objects are kept (``AGENT_RUNTIME_RESPONSES__...``)."""
+
+    ttl_s: float = Field(default=30 * 24 * 3600, gt=0)
+    """A stored response (and the conversation ``previous_response_id`` continues) lives this long."""
+    max_per_user: int = Field(default=1000, ge=1)
+    """Stored responses one (tenant, user) keeps; storing one more evicts the oldest."""
 
 
 class Settings(BaseSettings):
@@ -249,7 +303,9 @@ class Settings(BaseSettings):
     events: EventBusSettings = Field(default_factory=EventBusSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
     runs: RunSettings = Field(default_factory=RunSettings)
+    crons: CronSettings = Field(default_factory=CronSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
 
     @classmethod
     def settings_customise_sources(

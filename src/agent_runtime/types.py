@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent_runtime.scopes import ADMIN, DEFAULT_SCOPES
 
 __all__ = [
+    "GRAPH_EVENT_TYPES",
     "AgentContext",
     "AgentResult",
     "ChatTurn",
@@ -26,7 +27,14 @@ __all__ = [
 ]
 
 RunStatus = Literal["completed", "failed", "interrupted", "cancelled"]
-StreamEventType = Literal["token", "tool_call", "tool_result", "final", "error"]
+StreamEventType = Literal["token", "tool_call", "tool_result", "final", "error", "state", "update", "chunk", "custom"]
+GRAPH_EVENT_TYPES: frozenset[str] = frozenset({"state", "update", "chunk", "custom"})
+"""Events of the graph itself (streamed with ``AgentContext.graph_events``), for protocols that show a
+graph's state and messages (the Agent Protocol's stream modes); the others skip them. ``state``: with
+``values``, the graph's whole state (as an attempt starts), without, a step ended (the state is the
+last one plus the updates since); ``update``: a ``node`` and its ``update`` (messages as their dicts);
+``chunk``: a model's message chunk that is no text token (tool call arguments, content blocks) as its
+dict, with ``metadata``; ``custom``: a ``value`` a node or tool wrote with LangGraph's stream writer."""
 
 
 def new_id(prefix: str) -> str:
@@ -160,6 +168,9 @@ class AgentContext(BaseModel):
     streaming: bool = False
     coalesce_tokens: bool = False
     """Streaming: send the tokens that queued up behind a slow consumer as one event (see StreamControl)."""
+    graph_events: bool = False
+    """Streaming: also stream the graph's own events (``GRAPH_EVENT_TYPES``) and each token's message
+    metadata, for protocols that show them (the Agent Protocol) and for the run event log."""
     state: dict[str, Any] = Field(default_factory=dict, exclude=True)
     """Per-run scratch space for middlewares (reservations, timers); not part of the public model."""
 
@@ -224,6 +235,11 @@ class StreamEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     step: str | None = None
     """Which workflow step emitted the event, for workflows."""
+    message: dict[str, Any] | None = None
+    """With ``AgentContext.graph_events``, a token's message: its ``id``, LangGraph's ``metadata`` of the
+    chunk (node, step, model) and the chunk's ``response_metadata`` / ``usage_metadata`` /
+    ``chunk_position`` when it has them, for protocols that stream message chunks (the Agent
+    Protocol's ``messages`` modes)."""
 
     @property
     def text(self) -> str:

@@ -41,8 +41,9 @@ async def test_from_an_empty_database(fresh_database: PostgresDatabase) -> None:
 
 async def test_from_the_previous_version_keeps_the_data(fresh_database: PostgresDatabase) -> None:
     url = fresh_database.url
+    newest = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", MIGRATIONS[-1].sql))
     assert await migrate_url(url, target=LATEST - 1) == list(range(1, LATEST))
-    assert "ar_run_records" not in tables(url)
+    assert newest and not newest & tables(url)
     with psycopg.connect(url, autocommit=True) as conn:  # what a worker of the previous release wrote
         conn.execute(
             "INSERT INTO ar_usage (op_id, tenant, user_id, template, model, day, input_tokens, runs)"
@@ -57,7 +58,7 @@ async def test_from_the_previous_version_keeps_the_data(fresh_database: Postgres
         assert (await usage.records(tenant="acme"))[0].input_tokens == 10
     finally:
         await usage.aclose()
-    assert "ar_run_records" in tables(url)
+    assert newest <= tables(url)
     runs = build("run_records", Settings(state_url=url))
     try:
         assert await runs.get("nothing") is None
@@ -95,7 +96,10 @@ async def test_without_migrate_on_start_a_store_refuses_until_migrated(fresh_dat
         cli = Path(sys.executable).parent / "agent-runtime"
         out = subprocess.run([str(cli), "migrate", "--json"], env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert json.loads(out.stdout) == {"schema_version": LATEST, "applied": {fresh_database.url: [1, 2]}}
+        assert json.loads(out.stdout) == {
+            "schema_version": LATEST,
+            "applied": {fresh_database.url: [m.version for m in MIGRATIONS]},
+        }
         assert await keys.list() == []
     finally:
         await keys.aclose()

@@ -246,3 +246,33 @@ def test_another_tenant_may_use_the_same_session_id(world: World) -> None:
         answer = client.post("/v1/runs", json=ask)
         assert answer.status_code == 200, answer.text
         assert answer.json()["output"] == "Your name is Ada."
+
+
+CRON_CASES: dict[str, Callable[[httpx.Client, str], httpx.Response]] = {
+    "GET cron": lambda c, cid: c.get(f"/v1/crons/{cid}"),
+    "PATCH cron": lambda c, cid: c.patch(f"/v1/crons/{cid}", json={"enabled": False}),
+    "DELETE cron": lambda c, cid: c.delete(f"/v1/crons/{cid}"),
+    "GET /runs/crons": lambda c, cid: c.get(f"/runs/crons/{cid}"),
+    "PATCH /runs/crons": lambda c, cid: c.patch(f"/runs/crons/{cid}", json={"enabled": False}),
+    "DELETE /runs/crons": lambda c, cid: c.delete(f"/runs/crons/{cid}"),
+}
+
+
+def test_crons_of_another_tenant(world: World) -> None:
+    """A's schedule, through both APIs: refused like a nonexistent one, and absent from every listing."""
+    cron = {"template": "writer", "input": "daily notes", "schedule": "0 0 1 1 *"}
+    with world.server.client(world.alice) as client:
+        cron_id = client.post("/v1/crons", json=cron).json()["cron_id"]
+    fake = cron_id[:-6] + "ffffff"
+    for who, token in world.outsiders.items():
+        with world.server.client(token) as client:
+            for case, call in CRON_CASES.items():
+                refused_like_nothing(
+                    f"{who} {case}", lambda cid, call=call: shape(call(client, cid), cid), cron_id, fake
+                )
+            COUNTS["cases"] += 2
+            assert cron_id not in client.get("/v1/crons").text, who
+            assert cron_id not in client.post("/runs/crons/search", json={"limit": 1000}).text, who
+    with world.server.client(world.alice) as client:  # untouched, for its owner
+        assert client.get(f"/v1/crons/{cron_id}").json()["enabled"]
+        assert client.delete(f"/v1/crons/{cron_id}").status_code == 204

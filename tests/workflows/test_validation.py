@@ -326,3 +326,41 @@ async def test_escaped_braces_reach_the_model(executor: AgentExecutor) -> None:
     register_workflow_spec(executor.factory, {"name": "lit", "steps": steps})
     result = await executor.execute_async(ctx("snow", "lit"))
     assert "{rain} and snow" in result.output and "{{" not in result.output  # the offline model echoes its topic
+
+
+@pytest.mark.parametrize(("text", "branch"), [("what is 6*7?", "math"), ("hi", "polish")])
+async def test_after_alternatives_previous_reads_the_branch_that_ran(
+    executor: AgentExecutor, text: str, branch: str
+) -> None:
+    """Issue 20.9: the merge step after `join: any` could not read the output of the branch that ran.
+    Its prompt is the branch's answer: it costs that many more input tokens than the bare prefix."""
+    tokens = {}
+    for name, mapping in (("bare", "Merge:"), ("merge", "Merge: {previous}")):
+        final = {"after": ["math", "polish"], "join": "any", "input": mapping}
+        register_workflow_spec(executor.factory, {"name": name, "steps": _branches(final)})
+        result = await executor.execute_async(ctx(text, name))
+        records = {s["step"]: s for s in result.metadata["steps"]}
+        assert list(records)[-1] == "final" and branch in records
+        tokens[name] = records["final"]["usage"]["input_tokens"]
+    assert tokens["merge"] - tokens["bare"] >= records[branch]["usage"]["output_tokens"] - 1
+
+
+def test_previous_is_the_upstream_step_that_ran_in_this_run() -> None:
+    outputs = {"math": "42", "polish": "an old poem"}  # polish: a session's earlier run
+    assert render_input("Merge: {previous}", "q", outputs, ["math"]) == "Merge: 42"
+    assert render_input("{previous}|{input}", "q", outputs, []) == "|q"
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([{"name": "a", "template": "writer", "input": "{previous}"}], r"reads \{previous\}, but no step runs before"),
+        (
+            [*_FAN, {"name": "d", "template": "writer", "after": ["b", "c2"], "input": "{previous}"}],
+            r"reads \{previous\}, but all of \['b', 'c2'\] run before it",
+        ),
+    ],
+)
+def test_previous_must_name_one_step(executor: AgentExecutor, steps: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(TemplateConfigError, match=message):
+        register_workflow_spec(executor.factory, {"name": "prev", "steps": steps})

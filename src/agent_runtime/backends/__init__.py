@@ -12,6 +12,7 @@ quotas          yes     yes     yes    yes
 usage           yes     yes     yes    yes
 run_records     yes     yes     yes    yes
 run_registry    yes     yes     yes    yes
+crons           yes     yes     yes    yes
 events          yes             yes               yes
 ==============  ======  ======  =====  ==========  =====
 

@@ -1,4 +1,8 @@
-"""Run event logs (``agent_runtime.runs.events``): a ``RunEventLog`` per engine, bounds from ``settings.runs``."""
+"""Run event logs (``agent_runtime.runs.events``): a ``RunEventLog`` per engine, bounds from ``settings.runs``.
+
+SQLite keeps them in the state database (the processes of one host share it), Redis in one stream
+per run, PostgreSQL in two tables: any worker of a fleet on those can join any run's stream.
+"""
 
 from __future__ import annotations
 
@@ -20,4 +24,23 @@ def _memory(target: BackendTarget) -> Any:
     return MemoryRunEventLog(**_bounds(target) | target.extra)
 
 
-BUILDERS: dict[str, Builder] = {"memory": _memory, "sqlite": _memory, "redis": _memory, "postgresql": _memory}
+def _sqlite(target: BackendTarget) -> Any:
+    from agent_runtime.runs.events.sqlite import SQLiteRunEventLog
+
+    return SQLiteRunEventLog(target.url.path, **_bounds(target) | target.extra)
+
+
+def _redis(target: BackendTarget) -> Any:
+    from agent_runtime.runs.events.redis import RedisRunEventLog
+
+    client = target.options.get("redis_client")
+    return RedisRunEventLog(target.url.raw, target.settings.redis, client=client, **_bounds(target) | target.extra)
+
+
+def _postgresql(target: BackendTarget) -> Any:
+    from agent_runtime.runs.events.postgres import PostgresRunEventLog
+
+    return PostgresRunEventLog(target.url.raw, target.settings.postgres, **_bounds(target) | target.extra)
+
+
+BUILDERS: dict[str, Builder] = {"memory": _memory, "sqlite": _sqlite, "redis": _redis, "postgresql": _postgresql}

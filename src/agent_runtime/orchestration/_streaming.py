@@ -11,23 +11,34 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import Any, Final
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 
+from agent_runtime._jsonable import jsonable
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.monitoring.pricing import PriceTable
 from agent_runtime.orchestration._errors import map_error
 from agent_runtime.orchestration._results import estimate_tokens
-from agent_runtime.types import AgentResult, StreamEvent, Usage
+from agent_runtime.types import GRAPH_EVENT_TYPES, AgentResult, StreamEvent, StreamEventType, Usage
 
 __all__ = ["StreamControl", "run_streaming", "run_to_end"]
 
 _QUEUE_SIZE = 256
+_HELD_MAX = 64
+
+
+def _id(event: StreamEvent) -> Any:
+    return None if event.message is None else event.message.get("id")
 
 
 class StreamControl:
-    def __init__(self) -> None:
+    """Args:
+    graph_events: also emit the graph's own events (``GRAPH_EVENT_TYPES``) and tokens' message metadata.
+    """
+
+    def __init__(self, *, graph_events: bool = False) -> None:
+        self.graph_events = graph_events
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=_QUEUE_SIZE)
         self.abandoned = False
         self.emitted = False
@@ -62,20 +73,33 @@ class StreamControl:
     # -- consumer side ------------------------------------------------------------------------------
     async def events(self, run_id: str, *, coalesce: bool = False) -> AsyncIterator[StreamEvent]:
         """The run's events in order. With ``coalesce`` the token events already waiting in the queue
-        behind a token (of the same step) go out as one: a consumer that keeps up still gets every
-        token alone, one that falls behind (a busy worker, a slow client) catches up in a few events
-        instead of paying the per-event cost for each token. Nothing waits for more tokens."""
+        behind a token (of the same step and message) go out as one: a consumer that keeps up still
+        gets every token alone, one that falls behind (a busy worker, a slow client) catches up in a few
+        events instead of paying the per-event cost for each token. Nothing waits for more tokens.
+
+        The graph's own events (``GRAPH_EVENT_TYPES``) that come before anything a client shows are
+        held until it comes (a bounded few): a run that fails before it showed anything still ends
+        with its error alone, so it is retried and its first event is that error, as before."""
         held: tuple[str, Any] | None = None
+        early: list[StreamEvent] = []
         while True:
             kind, payload = held if held is not None else await self.queue.get()
             held = None
             if kind == "final":
+                for event in early:
+                    yield event
                 yield StreamEvent(type="final", run_id=run_id, data=payload.model_dump(mode="json"))
                 return
             if kind == "error":
                 yield StreamEvent(type="error", run_id=run_id, data=payload.to_dict()["error"])
                 return
+            if not self.emitted and payload.type in GRAPH_EVENT_TYPES and len(early) < _HELD_MAX:
+                early.append(payload)
+                continue
             self.emitted = True
+            for event in early:
+                yield event
+            early.clear()
             if coalesce and payload.type == "token" and not self.queue.empty():
                 payload, held = self._merge_waiting_tokens(payload)
             yield payload
@@ -85,7 +109,7 @@ class StreamControl:
         while not self.queue.empty():
             item = self.queue.get_nowait()
             kind, event = item
-            if kind != "event" or event.type != "token" or event.step != first.step:
+            if kind != "event" or event.type != "token" or (event.step, _id(event)) != (first.step, _id(first)):
                 return self._merged(first, parts), item
             parts.append(event.text)
         return self._merged(first, parts), None
@@ -166,21 +190,18 @@ async def run_streaming(
     steps: list[dict[str, Any]] | None = [] if workflow else None
 
     async def consume() -> None:
-        async for mode, data in agent.astream(graph_input, config, stream_mode=["messages", "updates"]):
+        graph = _GraphEvents(run_id, control)
+        async for mode, data in agent.astream(graph_input, config, stream_mode=graph.modes):
             if mode == "messages":
                 chunk, meta = data
-                if isinstance(chunk, AIMessageChunk) and isinstance(chunk.content, str) and chunk.content:
-                    step = meta.get("langgraph_node") if isinstance(meta, dict) else None
-                    await control.emit(
-                        StreamEvent(
-                            type="token",
-                            run_id=run_id,
-                            data={"text": chunk.content},
-                            step=step if step not in (None, "model") else None,
-                        )
-                    )
+                node = meta.get("langgraph_node") if isinstance(meta, dict) else None
+                await graph.chunk(chunk, meta, node if node not in (None, "model") else None)
+                continue
+            if mode != "updates":
+                await graph.emit(mode, data)
                 continue
             for node, update in data.items():
+                await graph.update(node, update)
                 if node == "__interrupt__":
                     interrupts.extend(update)
                     continue
@@ -217,16 +238,20 @@ async def _consume_workflow(
     (``step:<task id>``) says which step a token or tool event comes from, live. The workflow's own
     updates carry the steps' messages (collected once) and their usage records."""
     seen: set[str] = set()
-    async for namespace, mode, data in agent.astream(
-        graph_input, config, stream_mode=["messages", "updates"], subgraphs=True
-    ):
+    graph = _GraphEvents(run_id, control)
+    async for namespace, mode, data in agent.astream(graph_input, config, stream_mode=graph.modes, subgraphs=True):
         step = namespace[0].partition(":")[0] if namespace else None
         if mode == "messages":
-            chunk, _ = data
-            if isinstance(chunk, AIMessageChunk) and isinstance(chunk.content, str) and chunk.content:
-                await control.emit(StreamEvent(type="token", run_id=run_id, data={"text": chunk.content}, step=step))
+            chunk, meta = data
+            await graph.chunk(chunk, meta, step)
+            continue
+        if mode != "updates":
+            if not namespace:
+                await graph.emit(mode, data)
             continue
         for node, update in data.items():
+            if not namespace:
+                await graph.update(node, update)
             if node == "__interrupt__":
                 if not namespace:
                     interrupts.extend(update)
@@ -241,6 +266,61 @@ async def _consume_workflow(
                 elif isinstance(message, BaseMessage) and message.type != "remove":
                     collected.append(message)
                     await _announce(message, control, run_id, node, seen)
+
+
+_MODES: Final = ["messages", "updates"]
+_GRAPH_MODES: Final = ["messages", "updates", "values", "custom"]
+_MESSAGE_META: Final = ("langgraph_", "ls_", "checkpoint_ns")
+"""The keys of LangGraph's chunk metadata a token keeps (the graph's and the model's, not the run config's)."""
+
+
+class _GraphEvents:
+    """Tokens, and with ``control.graph_events`` the graph's own events: its state as the attempt
+    starts, a mark at the end of every step, each node's update, the model chunks that are no text
+    token, and what nodes wrote to the stream writer."""
+
+    def __init__(self, run_id: str, control: StreamControl) -> None:
+        self.run_id, self.control, self.enabled = run_id, control, control.graph_events
+        self.modes = _GRAPH_MODES if self.enabled else _MODES
+        self.started = False
+
+    async def _emit(self, type: StreamEventType, data: dict[str, Any]) -> None:
+        await self.control.emit(StreamEvent(type=type, run_id=self.run_id, data=data))
+
+    async def chunk(self, chunk: Any, meta: Any, step: str | None) -> None:
+        if not isinstance(chunk, AIMessageChunk):
+            return
+        text = chunk.content if isinstance(chunk.content, str) else ""
+        if not self.enabled:
+            if text:
+                await self.control.emit(StreamEvent(type="token", run_id=self.run_id, data={"text": text}, step=step))
+            return
+        kept = (
+            {k: jsonable(v) for k, v in meta.items() if k.startswith(_MESSAGE_META)} if isinstance(meta, dict) else {}
+        )
+        if not text:
+            await self._emit("chunk", {"chunk": jsonable(chunk), "metadata": kept})
+            return
+        message: dict[str, Any] = {"id": chunk.id, "metadata": kept}
+        if chunk.response_metadata:
+            message["response_metadata"] = jsonable(chunk.response_metadata)
+        if chunk.usage_metadata:
+            message["usage_metadata"] = jsonable(chunk.usage_metadata)
+        if chunk.chunk_position:
+            message["chunk_position"] = chunk.chunk_position
+        event = StreamEvent(type="token", run_id=self.run_id, data={"text": text}, step=step, message=message)
+        await self.control.emit(event)
+
+    async def emit(self, mode: str, data: Any) -> None:
+        if mode == "values":
+            first, self.started = not self.started, True
+            await self._emit("state", {"values": jsonable(data)} if first else {})
+        elif mode == "custom":
+            await self._emit("custom", {"value": jsonable(data)})
+
+    async def update(self, node: str, update: Any) -> None:
+        if self.enabled:
+            await self._emit("update", {"node": node, "update": jsonable(update)})
 
 
 async def _collect(message: Any, collected: list[BaseMessage], control: StreamControl, run_id: str) -> None:

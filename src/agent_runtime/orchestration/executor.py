@@ -147,7 +147,7 @@ class AgentExecutor:
         retries = self._max_retries(context, max_retries)
         first = attempt = context.attempt
         while True:
-            control = StreamControl()
+            control = StreamControl(graph_events=context.graph_events)
             attempt_context = context.model_copy(update={"attempt": attempt, "streaming": True, "state": {}})
             attempt_context.state["stream"] = control
             task = asyncio.create_task(control.drive(self._observed(attempt_context)))

@@ -27,7 +27,7 @@ __all__ = ["Claim", "LeaseKeeper", "StopReason", "claim"]
 
 log = logging.getLogger("agent_runtime.runs")
 
-StopReason = Literal["cancelled", "lost"]
+StopReason = Literal["cancelled", "rollback", "lost"]
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class LeaseKeeper:
                 self._held.pop(run_id, None)
                 held.stop("lost")
             elif renewed.cancel_requested:
-                held.stop("cancelled")
+                held.stop("rollback" if renewed.cancel_action == "rollback" else "cancelled")
         await self.queue.touch([held.delivery for held in self._held.values()])
 
     async def aclose(self) -> None:

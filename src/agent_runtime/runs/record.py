@@ -10,12 +10,25 @@ from pydantic import BaseModel, Field
 from agent_runtime.errors import BackendError
 from agent_runtime.types import Principal
 
-__all__ = ["ACTIVE", "TERMINAL", "Run", "RunStatus", "status_for_error"]
+__all__ = ["ACTIVE", "TERMINAL", "CancelAction", "Run", "RunStatus", "WebhookOutcome", "status_for_error"]
 
 RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted", "cancelled"]
+CancelAction = Literal["interrupt", "rollback"]
+"""``interrupt`` keeps what a cancelled run checkpointed; ``rollback`` drops it, and the run's record."""
 ACTIVE: Final[frozenset[str]] = frozenset({"pending", "running"})
 TERMINAL: Final[frozenset[str]] = frozenset({"success", "error", "timeout", "interrupted", "cancelled"})
 """``interrupted`` is terminal for the record: the run waits for approval and is resumed as a new call."""
+
+
+class WebhookOutcome(BaseModel):
+    """How the POST of a finished run to its ``webhook`` went (``runs.webhooks``)."""
+
+    status: Literal["pending", "delivered", "failed"] = "pending"
+    attempts: int = 0
+    last_status: int | None = None
+    """The receiver's last HTTP status (``None``: it never answered)."""
+    last_error: str | None = None
+    delivered_at: float | None = None
 
 
 class Run(BaseModel):
@@ -42,6 +55,13 @@ class Run(BaseModel):
     """``{"code": ..., "message": ...}`` of a run that did not succeed."""
     usage: dict[str, Any] | None = None
     cancel_requested: bool = False
+    cancel_action: CancelAction | None = None
+    """With ``cancel_requested``: what the worker executing the run does with its progress."""
+    not_before: float | None = None
+    """A pending run is not started before this time (``after_seconds``)."""
+    webhook: str | None = None
+    """Where the final record is POSTed once the run ended."""
+    webhook_delivery: WebhookOutcome | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     principal: Principal | None = Field(default=None, exclude=False)
     """Who submitted it; a background run executes as this principal."""

@@ -7,6 +7,10 @@ store for runs whose lease expired (their worker died) and takes them into its i
 runs it (``execute_with_retry``, the whole middleware onion, as the principal stored with the run),
 then one guarded write of the outcome, the queue's ``ack`` and the ``on_finished`` hooks.
 
+A pending run whose session is still busy with an earlier run, or that is not due yet, is parked
+(``runs.multitask.SessionGate``) and handed back to the queue when its turn may have come: when a run
+of its session ended here, and at every scan (for runs that ended in other workers).
+
 A claim that follows an earlier attempt asks the executor to continue from the run's last LangGraph
 checkpoint (``orchestration.recovery``). On shutdown the runs still executing are put back to
 ``pending`` and their deliveries handed back to the queue.
@@ -31,10 +35,12 @@ from agent_runtime.runs.base import RunRecordStore
 from agent_runtime.runs.events import recording
 from agent_runtime.runs.events.base import RunEventLog
 from agent_runtime.runs.lease import Claim, LeaseKeeper, StopReason, claim
+from agent_runtime.runs.multitask import SessionGate, session_of
 from agent_runtime.runs.queue.base import Delivery, RunQueue
 from agent_runtime.runs.queue.fair import FairBuffer
 from agent_runtime.runs.record import ACTIVE, Run, status_for_error
 from agent_runtime.runs.recorder import BACKGROUND_KEY, HISTORY_KEY, run_status
+from agent_runtime.runs.rollback import RunRollback
 from agent_runtime.types import AgentContext, AgentResult, ChatTurn, StreamEvent, Usage
 from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
 
@@ -99,6 +105,7 @@ class RunWorker:
         publish: Publish | None = None,
         metrics: RunMetrics | None = None,
         salvage: SalvageHook | None = None,
+        rollback: RunRollback | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.queue, self.executor = store, queue, executor
@@ -107,6 +114,8 @@ class RunWorker:
         self.lease_s, self.max_attempts, self.scan_s = lease_s, max_attempts, scan_s
         self.publish, self.metrics, self.salvage = publish, metrics, salvage
         self.on_finished: list[FinishedHook] = []
+        self.rollback = rollback or RunRollback(store)
+        self.gate = SessionGate(store, queue, limit=queue.max_queued, clock=clock)
         self._clock = clock
         self.leases = LeaseKeeper(store, queue, worker=worker, lease_s=lease_s, heartbeat_s=heartbeat_s, clock=clock)
         self._intake = FairBuffer()
@@ -162,23 +171,32 @@ class RunWorker:
         self._slots.release()
 
     async def _next(self) -> Delivery:
-        """The next delivery to start: prefetch up to ``max_concurrent`` into the intake, pop fairly."""
+        """The next delivery to start: prefetch up to ``max_concurrent`` into the intake, pop fairly.
+
+        Nothing is taken while the gate holds its bound of parked runs: they wait in the queue (whose
+        bound then refuses new submissions) until runs end here or elsewhere."""
         while True:
             room = self.max_concurrent - len(self._intake)
-            if room > 0:
-                try:
-                    taken = await self.queue.take(room, 0.0 if len(self._intake) else self.scan_s)
-                except Exception as exc:  # the intake must outlive any backend failure
-                    log.warning("run queue: take failed: %s", getattr(exc, "message", None) or repr(exc))
-                    taken = []
-                    if not len(self._intake):
-                        await asyncio.sleep(self.scan_s)  # the backend is down: back off, then try again
-                for duplicate in taken:
-                    if duplicate.run_id in self._running or not self._intake.push(duplicate):
-                        await self._ack(duplicate)  # a run we hold already
+            if self.gate.full and not len(self._intake):
+                await asyncio.sleep(self.scan_s)
+            elif room > 0 and not self.gate.full:
+                await self._fill(room)
             delivery = self._intake.pop()
             if delivery is not None:
                 return delivery
+
+    async def _fill(self, room: int) -> None:
+        try:
+            taken = await self.queue.take(room, 0.0 if len(self._intake) else self.scan_s)
+        except Exception as exc:  # the intake must outlive any backend failure
+            log.warning("run queue: take failed: %s", getattr(exc, "message", None) or repr(exc))
+            taken = []
+            if not len(self._intake):
+                await asyncio.sleep(self.scan_s)  # the backend is down: back off, then try again
+        for duplicate in taken:
+            held = duplicate.run_id in self._running or duplicate.run_id in self.gate
+            if held or not self._intake.push(duplicate):
+                await self._ack(duplicate)  # a run we hold already
 
     async def _scan_loop(self) -> None:
         """Every ``scan_s``: take in runs whose lease expired, keep the intake ours, report the depth."""
@@ -193,9 +211,10 @@ class RunWorker:
         for run in await self.store.expired(self._clock(), limit=self.max_concurrent):
             if run.run_id not in self._running:
                 self._intake.push(Delivery(run.run_id, run.tenant))
-        await self.queue.touch(list(self._intake))
+        await self.gate.wake()
+        await self.queue.touch([*self._intake, *(held.delivery for held in self.gate.parked.values())])
         if self.metrics is not None:
-            self.metrics.run_queue_depth(await self.queue.depth() + len(self._intake))
+            self.metrics.run_queue_depth(await self.queue.depth() + len(self._intake) + len(self.gate))
 
     async def _ack(self, delivery: Delivery) -> None:
         try:
@@ -206,6 +225,8 @@ class RunWorker:
     # -- execution ----------------------------------------------------------------------------------
     async def _execute(self, delivery: Delivery) -> None:
         try:
+            if await self.gate.hold(delivery):
+                return
             claimed = await claim(
                 self.store,
                 delivery.run_id,
@@ -257,6 +278,9 @@ class RunWorker:
             if reason == "lost":  # another worker holds it now: its outcome is theirs to write
                 await self._ack(delivery)
                 return
+            if reason == "rollback":
+                await self._rolled_back(delivery, run)
+                return
             await self._failed(delivery, run, RunCancelledError("run cancelled"))
         except AgentRuntimeError as exc:
             await self._failed(delivery, run, exc)
@@ -291,14 +315,13 @@ class RunWorker:
     async def _failed(self, delivery: Delivery, run: Run, exc: AgentRuntimeError) -> None:
         status = status_for_error(exc.code)
         attempts = max(run.attempts, int(exc.details.get("attempts", run.attempts)))
-        error = {"code": exc.code, "message": exc.message}
         ended = await self.store.transition(
             run.run_id,
             ACTIVE,
             match={"worker": self.worker},
             status=status,
             ended_at=time.time(),
-            error=error,
+            error=_error(exc),
             attempts=attempts,
             lease_until=None,
         )
@@ -306,11 +329,22 @@ class RunWorker:
             self._emit("run.cancelled", ended, {"status_before": "running"})
         await self._ended(delivery, ended, recording.error_event(run.run_id, exc))
 
+    async def _rolled_back(self, delivery: Delivery, run: Run) -> None:
+        """A run cancelled with ``rollback``: its checkpoints and record are dropped (``runs.rollback``)."""
+        error = RunCancelledError("run cancelled and rolled back")
+        await self.rollback(run)
+        changes = {"status": "cancelled", "ended_at": time.time(), "lease_until": None, "error": _error(error)}
+        final = run.model_copy(update=changes)
+        self._emit("run.cancelled", final, {"status_before": "running", "action": "rollback"})
+        await self._ended(delivery, final, recording.error_event(run.run_id, error))
+
     async def _ended(self, delivery: Delivery, run: Run | None, last: StreamEvent | None = None) -> None:
         """The run's outcome is written (``run``: ``None`` when another worker holds it now)."""
         await self._ack(delivery)
         if run is None:
             return
+        if (session := session_of(run)) is not None:  # the next run of its session may start now
+            await self.gate.wake(session)
         if last is None and run.error:
             last = recording.error_event(run.run_id, run.error)
         await recording.end(self.events, run.run_id, last)
@@ -346,7 +380,7 @@ class RunWorker:
         for pending in (*loops, *tasks):
             with contextlib.suppress(asyncio.CancelledError, RuntimeError):
                 await pending
-        waiting = list(self._intake)
+        waiting = [*self._intake, *self.gate.drain()]
         self._intake = FairBuffer()
         with contextlib.suppress(AgentRuntimeError):
             await self.queue.release(waiting)
@@ -376,4 +410,9 @@ def run_context(run: Run, *, resumed: bool) -> AgentContext:
         metadata=metadata,
         timeout_s=run.timeout_s,
         attempt=max(1, run.attempts),
+        graph_events=True,  # the log serves every protocol's join
     )
+
+
+def _error(exc: AgentRuntimeError) -> dict[str, Any]:
+    return {"code": exc.code, "message": exc.message}

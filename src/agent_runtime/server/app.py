@@ -44,12 +44,14 @@ from agent_runtime.server.routes import (
     health,
     keys,
     openai,
+    responses,
     run_records,
     runs,
     sessions,
     templates,
     usage,
 )
+from agent_runtime.server.routes import crons as cron_routes
 from agent_runtime.settings import Settings, load_settings
 from agent_runtime.tracing import TracingASGIMiddleware, configure_tracing
 
@@ -133,8 +135,9 @@ def create_app(
     if runtime is not None:
         _attach(app, runtime)
     install_error_handlers(app)
-    for module in (health, templates, sessions, run_records, runs, usage, keys, openai, agent_protocol):
+    for module in (health, templates, sessions, run_records, runs, usage, keys, openai, responses, agent_protocol):
         app.include_router(module.router)
+    app.include_router(cron_routes.router)
     app.include_router(
         build_dashboard_router(
             lambda request: get_runtime(request).series,

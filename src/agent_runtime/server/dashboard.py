@@ -45,7 +45,7 @@ from agent_runtime.runs.base import RunFilter, RunRecordStore
 from agent_runtime.runs.events.base import RunEventLog
 from agent_runtime.runs.record import Run
 from agent_runtime.scopes import DASHBOARD_FLEET
-from agent_runtime.types import Principal
+from agent_runtime.types import GRAPH_EVENT_TYPES, Principal
 
 __all__ = ["COOKIE_NAME", "FLEET_SCOPE", "Authenticate", "build_dashboard_router"]
 
@@ -241,7 +241,7 @@ async def _streamed(log: RunEventLog | None, run_id: str) -> list[dict[str, Any]
     shown: list[dict[str, Any]] = []
     async for logged in log.read(run_id, follow=False):
         event = logged.event
-        if event.type == "token":  # the answer is in the record; tokens one by one say nothing more
+        if event.type == "token" or event.type in GRAPH_EVENT_TYPES:  # the record holds the answer and state
             continue
         shown.append({"id": logged.id, "type": event.type, "step": event.step, "data": event.data})
         if len(shown) >= _MAX_EVENTS_SHOWN:

@@ -134,7 +134,7 @@ def _loc(err: dict[str, Any]) -> str:
     return ".".join(str(part) for part in err.get("loc", ()))
 
 
-_OPENAI_ROUTES = ("/v1/chat/", "/v1/models")
+_OPENAI_ROUTES = ("/v1/chat/", "/v1/models", "/v1/responses")
 """Routes that answer a bad request like OpenAI: 400 naming the parameter, not FastAPI's 422."""
 
 

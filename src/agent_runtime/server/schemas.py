@@ -166,6 +166,33 @@ class RunRequest(BaseModel):
     )
     timeout_s: float | None = Field(default=None, ge=0.1, le=3600, description="Tighter run timeout (504 past it).")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    multitask_strategy: Literal["reject", "enqueue", "interrupt", "rollback"] | None = Field(
+        default=None,
+        description=(
+            "When `session_id` is busy with another run: `reject` (409, the default of background runs), "
+            "`enqueue` (run after it, in order), `interrupt` (cancel it, keep its progress, then run), "
+            "`rollback` (cancel it, drop its progress and record, then run). Unset on a foreground run: "
+            "it waits for the session's lock as before."
+        ),
+    )
+    webhook: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="Background runs: the URL the final record is POSTed to, signed; its host must be allowed.",
+    )
+    after_seconds: float = Field(
+        default=0.0, ge=0, le=86_400, description="Background runs: start no sooner than this many seconds from now."
+    )
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["interrupt", "rollback"] = Field(
+        default="interrupt",
+        description="`interrupt` keeps what the run checkpointed; `rollback` drops it and the run's record.",
+    )
 
 
 class ResumeRequest(BaseModel):
@@ -217,6 +244,12 @@ class RunRecordOut(BaseModel):
     error: dict[str, Any] | None = None
     usage: dict[str, Any] | None = None
     cancel_requested: bool = False
+    cancel_action: Literal["interrupt", "rollback"] | None = None
+    not_before: float | None = None
+    """A pending run is not started before this time (``after_seconds``)."""
+    webhook: str | None = None
+    webhook_delivery: dict[str, Any] | None = None
+    """``{status: pending | delivered | failed, attempts, last_status, last_error, delivered_at}``."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     lease_until: float | None = None
     """While running on a queue worker: until when its worker holds it (renewed by its heartbeat)."""

@@ -26,9 +26,11 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
-def sse_event(event: str, data: Any) -> bytes:
-    """``event: <name>`` + one ``data:`` line of JSON (JSON never holds a raw newline)."""
-    return f"event: {event}\ndata: {_dumps(data)}\n\n".encode()
+def sse_event(event: str, data: Any, *, id: str | None = None) -> bytes:
+    """``event: <name>`` + one ``data:`` line of JSON (JSON never holds a raw newline); ``id``: the
+    event's ``id:`` line, which a client sends back as ``Last-Event-ID`` to resume after it."""
+    head = f"event: {event}\n" if id is None else f"event: {event}\nid: {id}\n"
+    return f"{head}data: {_dumps(data)}\n\n".encode()
 
 
 def sse_data(data: Any) -> bytes:

@@ -73,10 +73,19 @@ class StepRunner:
     a checkpoint write per agent step.
     """
 
-    def __init__(self, factory: TemplateCatalog, step: StepSpec, input_text: str, *, needs_checkpointer: bool) -> None:
+    def __init__(
+        self,
+        factory: TemplateCatalog,
+        step: StepSpec,
+        input_text: str,
+        *,
+        needs_checkpointer: bool,
+        upstream: tuple[str, ...] = (),
+    ) -> None:
         self.factory = factory
         self.step = step
         self.input_text = input_text
+        self.upstream = upstream
         self.needs_checkpointer = needs_checkpointer
         self.prices = PriceTable.load(factory.settings.price_file)
         self._unsaved: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -97,7 +106,9 @@ class StepRunner:
         metadata = config.get("metadata") or {}
         configurable = config.get("configurable") or {}
         prices = configurable.get(PRICES_KEY) or self.prices
-        text = render_input(self.input_text, workflow_input(state), state.get("outputs") or {})
+        ran = {record.get("step") for record in state.get("steps") or ()}  # this run's (reset per run)
+        upstream = [name for name in self.upstream if name in ran]
+        text = render_input(self.input_text, workflow_input(state), state.get("outputs") or {}, upstream)
         agent, model_name = self.agent(metadata.get("model_override"))
         run_id = str(metadata.get("run_id") or "")
         human = HumanMessage(content=text, id=f"{run_id}:{step.name}")

@@ -21,7 +21,7 @@ from agent_runtime.agents.templates import AgentTemplate, read_template_data
 from agent_runtime.errors import NotFoundError, TemplateConfigError
 from agent_runtime.workflows._step import StepRunner, WorkflowState, retriable
 from agent_runtime.workflows.approval import template_needs_checkpointer
-from agent_runtime.workflows.spec import END_STEP, BranchSpec, StepSpec, WorkflowSpec, placeholders
+from agent_runtime.workflows.spec import END_STEP, BranchSpec, StepSpec, WorkflowSpec, placeholders, reads_previous
 
 if TYPE_CHECKING:
     from agent_runtime.agents.catalog import TemplateCatalog
@@ -113,7 +113,7 @@ def _plan_inputs(plan: WorkflowPlan, known: set[str]) -> None:
         else:
             _check_any(spec, step, deps, requires, plan)
             guaranteed[name], requires[name] = set.intersection(*before), frozenset.intersection(*decisions)
-        plan.inputs[name] = _input_mapping(spec, step, deps, guaranteed[name], known)
+        plan.inputs[name] = _input_mapping(spec, step, deps, guaranteed[name], known, joins_all=plan.joins_all(step))
 
 
 def _check_template(spec: WorkflowSpec, step: StepSpec, factory: TemplateCatalog) -> None:
@@ -211,13 +211,20 @@ def _check_any(
             )
 
 
-def _input_mapping(spec: WorkflowSpec, step: StepSpec, deps: list[str], guaranteed: set[str], known: set[str]) -> str:
+def _input_mapping(
+    spec: WorkflowSpec, step: StepSpec, deps: list[str], guaranteed: set[str], known: set[str], *, joins_all: bool
+) -> str:
     if step.input is None:
         if not deps:
             return "{input}"
         if len(deps) == 1:
             return "{steps." + deps[0] + "}"
         raise _fail(spec, step.name, f"missing input mapping: it runs after {deps}, so give it an `input`")
+    if reads_previous(step.input):
+        if not deps:
+            raise _fail(spec, step.name, "input mapping reads {previous}, but no step runs before it")
+        if len(deps) > 1 and joins_all:
+            raise _fail(spec, step.name, f"input mapping reads {{previous}}, but all of {deps} run before it: name one")
     for name in placeholders(step.input):
         if name not in known:
             raise _fail(spec, step.name, f"input mapping reads unknown step {name!r}")
@@ -236,7 +243,9 @@ def compile_workflow(spec: WorkflowSpec | dict[str, Any], factory: TemplateCatal
         template = factory.get_template(step.template)
         needs = template_needs_checkpointer(factory, template)
         needs_checkpointer |= needs
-        runner = StepRunner(factory, step, plan.inputs[step.name], needs_checkpointer=needs)
+        runner = StepRunner(
+            factory, step, plan.inputs[step.name], needs_checkpointer=needs, upstream=tuple(plan.upstream[step.name])
+        )
         retry = (
             RetryPolicy(initial_interval=0.25, max_interval=8.0, max_attempts=step.retries + 1, retry_on=retriable)
             if step.retries

@@ -19,7 +19,7 @@ error (a typo would otherwise reach the model verbatim). ``{{`` and ``}}`` are a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -42,9 +42,9 @@ END_STEP = "end"
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{\s*[A-Za-z_][\w.\-]*\s*\}")
 """What an input mapping interprets: the ``{{`` / ``}}`` escapes and anything shaped like a placeholder."""
-_PLACEHOLDER = re.compile(r"\{(input|steps\.([a-z][a-z0-9_\-]{0,63}))\}")
+_PLACEHOLDER = re.compile(r"\{(input|previous|steps\.([a-z][a-z0-9_\-]{0,63}))\}")
 _ESCAPES = {"{{": "{", "}}": "}"}
-_RESERVED = frozenset({END_STEP, "input", "steps", "__start__", "__end__"})
+_RESERVED = frozenset({END_STEP, "input", "previous", "steps", "__start__", "__end__"})
 
 
 class BranchRule(BaseModel):
@@ -187,15 +187,22 @@ def placeholders(text: str) -> list[str]:
     return [m.group(2) for m in _fields(text) if m.group(2)]
 
 
+def reads_previous(text: str) -> bool:
+    """Whether the mapping reads ``{previous}``: the output of the step it ran after (after alternative
+    branches, ``join: any``, the one that ran)."""
+    return any(m.group(1) == "previous" for m in _fields(text))
+
+
 def unknown_placeholders(text: str) -> list[str]:
     """``{word}`` tokens of an input mapping that are neither ``{input}`` nor ``{steps.NAME}``."""
     tokens = (t.group(0) for t in _TOKEN.finditer(text))
     return [t for t in tokens if t not in _ESCAPES and not _PLACEHOLDER.fullmatch(t)]
 
 
-def render_input(text: str, workflow_input: str, outputs: dict[str, str]) -> str:
+def render_input(text: str, workflow_input: str, outputs: dict[str, str], upstream: Sequence[str] = ()) -> str:
     """Fill an input mapping; values are inserted verbatim (braces inside them are never re-read),
-    ``{{`` and ``}}`` become ``{`` and ``}``."""
+    ``{{`` and ``}}`` become ``{`` and ``}``. ``{previous}`` is the output of the ``upstream`` step that ran."""
+    previous = next((outputs[name] for name in reversed(upstream) if name in outputs), "")
 
     def fill(token: re.Match[str]) -> str:
         raw = token.group(0)
@@ -204,6 +211,8 @@ def render_input(text: str, workflow_input: str, outputs: dict[str, str]) -> str
         field = _PLACEHOLDER.fullmatch(raw)
         if field is None:
             return raw  # rejected when the workflow is registered; kept as is for a direct call
+        if field.group(1) == "previous":
+            return previous
         return workflow_input if field.group(2) is None else outputs.get(field.group(2), "")
 
     return _TOKEN.sub(fill, text)

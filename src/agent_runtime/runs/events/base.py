@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Final
 
+from agent_runtime.errors import EventsExpiredError
 from agent_runtime.types import StreamEvent
 
-__all__ = ["DEFAULT_MAX_EVENTS", "DEFAULT_TTL_S", "LoggedEvent", "RunEventLog"]
+__all__ = ["DEFAULT_MAX_EVENTS", "DEFAULT_TTL_S", "LoggedEvent", "RunEventLog", "parse_seq"]
 
 DEFAULT_TTL_S: Final = 3_600.0
 DEFAULT_MAX_EVENTS: Final = 10_000
@@ -66,3 +67,14 @@ class RunEventLog(ABC):
     async def aclose(self) -> None:
         """Release connections."""
         return None
+
+
+def parse_seq(after: str | None) -> int:
+    """The sequence number of an event id of the logs that number each run's events 1, 2, 3, ...
+    (0 without one); ``EventsExpiredError`` for an id no such log gave out."""
+    if after is None:
+        return 0
+    try:
+        return max(0, int(after))
+    except ValueError:
+        raise EventsExpiredError(f"unknown event id {after!r}") from None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from agent_runtime.errors import EventsExpiredError
-from agent_runtime.runs.events.base import DEFAULT_MAX_EVENTS, DEFAULT_TTL_S, LoggedEvent, RunEventLog
+from agent_runtime.runs.events.base import DEFAULT_MAX_EVENTS, DEFAULT_TTL_S, LoggedEvent, RunEventLog, parse_seq
 from agent_runtime.types import StreamEvent
 
 __all__ = ["DEFAULT_MAX_RUNS", "MemoryRunEventLog"]
@@ -77,28 +77,20 @@ class MemoryRunEventLog(RunEventLog):
         self._wake(log)
 
     async def read(self, run_id: str, *, after: str | None = None, follow: bool = True) -> AsyncIterator[LoggedEvent]:
-        seen = _seq(after)
+        seen = parse_seq(after)
         while True:
             log = self._log(run_id)
+            changed, closed = log.changed, log.closed  # as of this pass: what comes while we yield is not lost
             if log.events and seen and seen + 1 < int(log.events[0].id):
                 raise EventsExpiredError(f"events of run {run_id} after {after} are no longer kept")
             for logged in [e for e in log.events if int(e.id) > seen]:
                 seen = int(logged.id)
                 yield logged
-            if log.closed or not follow:
+            if closed or not follow:
                 return
-            await log.changed.wait()
+            await changed.wait()
 
     async def delete(self, run_id: str) -> None:
         log = self._logs.pop(run_id, None)
         if log is not None:
             self._wake(log)
-
-
-def _seq(after: str | None) -> int:
-    if after is None:
-        return 0
-    try:
-        return max(0, int(after))
-    except ValueError:
-        raise EventsExpiredError(f"unknown event id {after!r}") from None

@@ -14,6 +14,7 @@ _DESCRIPTIONS = {
     403: "The token lacks a required scope",
     404: "Not found (or owned by someone else)",
     409: "Conflict (id in use, session busy)",
+    410: "Gone: the run's events after Last-Event-ID are no longer kept",
     413: "Body or input too large",
     422: "Request body failed validation",
     429: "Rate limit or quota exceeded; see Retry-After",

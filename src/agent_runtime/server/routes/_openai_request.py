@@ -9,11 +9,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent_runtime.errors import BadRequestError
+from agent_runtime.errors import BadRequestError, ConflictError
 from agent_runtime.server.schemas_openai import ChatCompletionRequest, ChatMessage
-from agent_runtime.types import ChatTurn, GenerationOptions, TurnToolCall
+from agent_runtime.types import AgentResult, ChatTurn, GenerationOptions, TurnToolCall
 
-__all__ = ["UnsupportedParameterError", "conversation", "generation_options", "refuse_unsupported"]
+__all__ = [
+    "UnsupportedParameterError",
+    "conversation",
+    "generation_options",
+    "passes_user",
+    "paused_error",
+    "refuse_unsupported",
+]
 
 
 class UnsupportedParameterError(BadRequestError):
@@ -56,6 +63,21 @@ _ALL_OPTIONS = frozenset({"offline", "openai", "azure_openai"})
 """Providers whose chat models take every OpenAI sampling option; the others take ``max_tokens``,
 ``temperature``, ``top_p`` and ``stop`` (a provider SDK refuses keyword arguments it does not know)."""
 _OPENAI_ONLY = ("seed", "presence_penalty", "frequency_penalty")
+
+
+def passes_user(provider: str | None) -> bool:
+    """Whether the model of ``provider`` takes OpenAI's ``user`` (for the others it is only recorded)."""
+    return provider in _ALL_OPTIONS
+
+
+def paused_error(result: AgentResult) -> ConflictError:
+    """The OpenAI API has no approval step: a run paused for one is an error that says how to answer it."""
+    resume_id = result.metadata.get("resume_id") or result.session_id or result.run_id
+    return ConflictError(
+        f"run {result.run_id} paused for approval of its tool calls; answer it with "
+        f"POST /v1/runs/{resume_id}/resume (approve, edit or reject)",
+        details={"run_id": result.run_id, "resume_id": resume_id},
+    )
 
 
 def generation_options(body: ChatCompletionRequest, provider: str | None) -> GenerationOptions | None:

@@ -17,12 +17,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
-from agent_runtime.errors import ConflictError
 from agent_runtime.models.resolve import provider_of
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.errors import error_body, http_status
 from agent_runtime.server.routes._docs import ERRORS, errors
-from agent_runtime.server.routes._openai_request import conversation, generation_options, refuse_unsupported
+from agent_runtime.server.routes._openai_request import (
+    conversation,
+    generation_options,
+    paused_error,
+    refuse_unsupported,
+)
 from agent_runtime.server.routes.runs import aclose, build_context, error_from_event, open_stream
 from agent_runtime.server.schemas import ID_PATTERN, ModelList, ModelOut
 from agent_runtime.server.schemas_openai import ChatCompletion, ChatCompletionRequest
@@ -54,16 +58,6 @@ def _usage(result: AgentResult) -> dict[str, Any]:
 
 def _finish_reason(result: AgentResult) -> str:
     return "length" if result.metadata.get("finish_reason") == "length" else "stop"
-
-
-def _paused(result: AgentResult) -> ConflictError:
-    """The OpenAI API has no approval step: a run paused for one is an error that says how to answer it."""
-    resume_id = result.metadata.get("resume_id") or result.session_id or result.run_id
-    return ConflictError(
-        f"run {result.run_id} paused for approval of its tool calls; answer it with "
-        f"POST /v1/runs/{resume_id}/resume (approve, edit or reject)",
-        details={"run_id": result.run_id, "resume_id": resume_id},
-    )
 
 
 class _Chunks:
@@ -106,7 +100,7 @@ async def _chunks(
             elif event.type == "final":
                 result = AgentResult.model_validate(event.data)
                 if result.status == "interrupted":
-                    paused = _paused(result)
+                    paused = paused_error(result)
                     yield sse_data(error_body(http_status(paused), paused.code, paused.message, details=paused.details))
                     break
                 if final_only and result.output:
@@ -161,7 +155,7 @@ async def chat_completions(
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
         if result.status == "interrupted":
-            raise _paused(result)
+            raise paused_error(result)
         return {
             "id": _completion_id(result.run_id),
             "object": "chat.completion",

@@ -21,6 +21,7 @@ from agent_runtime.errors import (
     ValidationError,
 )
 from agent_runtime.models.resolve import is_offline_spec, resolve_model
+from agent_runtime.runs.multitask import DEFAULT_STRATEGY
 from agent_runtime.runtime import Runtime
 from agent_runtime.scopes import MODELS_OVERRIDE, SESSIONS
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime, request_id, require_scope
@@ -28,13 +29,14 @@ from agent_runtime.server.errors import status_for_code
 from agent_runtime.server.routes._docs import ERRORS, SSE_RESPONSE
 from agent_runtime.server.schemas import ID_PATTERN, ResumeRequest, RunRecordOut, RunRequest, RunResponse
 from agent_runtime.server.sse import EventStreamResponse, sse_event
-from agent_runtime.types import AgentContext, AgentResult, Principal, StreamEvent
+from agent_runtime.types import GRAPH_EVENT_TYPES, AgentContext, AgentResult, Principal, StreamEvent
 
 __all__ = [
     "MODEL_OVERRIDE_SCOPE",
     "aclose",
     "build_context",
     "error_from_event",
+    "native_event",
     "open_stream",
     "router",
     "run_response",
@@ -147,17 +149,26 @@ def run_response(result: AgentResult) -> dict[str, Any]:
     }
 
 
+def native_event(event: StreamEvent, id: str | None = None) -> bytes | None:
+    """One event as ``/v1`` streams it (``id``: its event log id); ``None`` for the graph's own events,
+    which only graph protocols show."""
+    if event.type in GRAPH_EVENT_TYPES:
+        return None
+    if event.type == "final":
+        return sse_event("final", run_response(AgentResult.model_validate(event.data)), id=id)
+    data = dict(event.data)
+    if event.step is not None:
+        data["step"] = event.step
+    return sse_event(event.type, data, id=id)
+
+
 async def _run_events(first: StreamEvent, stream: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
     try:
         event: StreamEvent | None = first
         while event is not None:
-            if event.type == "final":
-                yield sse_event("final", run_response(AgentResult.model_validate(event.data)))
-            else:
-                data = dict(event.data)
-                if event.step is not None:
-                    data["step"] = event.step
-                yield sse_event(event.type, data)
+            encoded = native_event(event)
+            if encoded is not None:
+                yield encoded
             event = await anext(stream, None)
     finally:
         await aclose(stream)
@@ -190,7 +201,8 @@ async def create_run(body: RunRequest, request: Request, principal: CurrentPrinc
         coalesce_tokens=body.stream_coalesce,
     )
     if body.background:
-        return await _submit(runtime, context, stream=body.stream)
+        return await _submit(runtime, context, body)
+    await _prepare_foreground(runtime, context, body)
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
         return run_response(result)
@@ -198,14 +210,34 @@ async def create_run(body: RunRequest, request: Request, principal: CurrentPrinc
     return EventStreamResponse(_run_events(first, stream), headers={"X-Run-Id": context.run_id})
 
 
-async def _submit(runtime: Runtime, context: AgentContext, *, stream: bool) -> JSONResponse:
+async def _prepare_foreground(runtime: Runtime, context: AgentContext, body: RunRequest) -> None:
+    """Double-texting of a foreground run: wait for (``enqueue``) or cancel the session's active runs."""
+    for name, used in (("webhook", body.webhook is not None), ("after_seconds", body.after_seconds > 0)):
+        if used:
+            raise ValidationError(f"{name} needs background: true", details={"param": name})
+    if body.multitask_strategy is None:
+        return
+    if body.session_id is None:
+        raise ValidationError("multitask_strategy needs a session_id", details={"param": "multitask_strategy"})
+    if runtime.dispatcher is None:
+        raise ServiceUnavailableError("run records are not available in this process", retry_after=1.0)
+    timeout_s = runtime.settings.limits.session_lock_timeout_s
+    await runtime.dispatcher.prepare(context, body.multitask_strategy, timeout_s=timeout_s)
+
+
+async def _submit(runtime: Runtime, context: AgentContext, body: RunRequest) -> JSONResponse:
     """Queue a background run: 202 with its record (``Location``: where to poll it)."""
-    if stream:
+    if body.stream:
         raise ValidationError("background runs are not streamed: poll or wait on them instead")
     if runtime.dispatcher is None:
         raise ServiceUnavailableError("background runs are not available in this process", retry_after=1.0)
     runtime.factory.get_template(context.template)  # an unknown template is the request's 404, not the run's
-    run = await runtime.dispatcher.submit(context)
+    run = await runtime.dispatcher.submit(
+        context,
+        multitask=body.multitask_strategy or DEFAULT_STRATEGY,
+        webhook=body.webhook,
+        after_s=body.after_seconds,
+    )
     headers = {"Location": f"/v1/runs/{run.run_id}", "X-Run-Id": run.run_id}
     return JSONResponse(run.public(), status_code=202, headers=headers)
 

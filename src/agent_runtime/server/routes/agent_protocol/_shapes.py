@@ -3,43 +3,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from datetime import date, datetime
 from typing import Any
 
-from langgraph.types import Interrupt, StateSnapshot
-from pydantic import BaseModel
+from langgraph.types import StateSnapshot
 
+from agent_runtime._jsonable import jsonable
 from agent_runtime.agents.assistants import SYSTEM_CREATED_AT, Assistant
 from agent_runtime.sessions.models import RUN_ERROR_KEY, Session
 from agent_runtime.sessions.threads import ThreadView
 
 __all__ = ["assistant_out", "checkpoint_out", "jsonable", "state_out", "thread_out"]
-
-MAX_DEPTH = 64
-
-
-def jsonable(value: Any, depth: int = 0) -> Any:
-    """A JSON-ready copy of graph state: LangChain messages (pydantic) as their dicts, interrupts as
-    ``{value, id}``, dataclasses as dicts, anything else unknown as its string."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if depth > MAX_DEPTH:
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v, depth + 1) for v in value]
-    if isinstance(value, Interrupt):
-        return {"value": jsonable(value.value, depth + 1), "id": value.id}
-    if isinstance(value, BaseModel):
-        return jsonable(value.model_dump(), depth + 1)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, depth + 1)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
 
 
 def assistant_out(assistant: Assistant) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pydantic import Field
 from agent_runtime.agents.assistants import Assistants
 from agent_runtime.errors import ConflictError, RunNotFoundError, RunTimeoutError
 from agent_runtime.runs import RunDispatcher, RunFilter
-from agent_runtime.runs.record import Run
+from agent_runtime.runs.record import CancelAction, Run
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.routes._docs import errors
@@ -44,8 +44,8 @@ MAX_BULK = 1000
 MAX_WAIT_S = 3600.0
 """The longest a ``wait`` / ``join`` request blocks (a run always ends: timeouts, attempts, cancel)."""
 CancelActionQuery = Annotated[
-    Literal["interrupt"],
-    Query(description="`interrupt` (keep what the run did); `rollback` is not supported yet (422)."),
+    CancelAction,
+    Query(description="`interrupt` keeps what the run did; `rollback` drops its checkpoints and its record."),
 ]
 _CHECK_S = 1.0  # how often a waiting request looks whether its client went away
 _OK = ("success", "interrupted")
@@ -153,7 +153,10 @@ async def _until_done(runtime: Runtime, request: Request, run: Run, *, cancel_on
             )
         if cancel_on_disconnect and await request.is_disconnected():
             return await _cancel(dispatcher, run)
-        run = await dispatcher.wait(run.run_id, run.tenant, timeout_s=_CHECK_S)
+        try:
+            run = await dispatcher.wait(run.run_id, run.tenant, timeout_s=_CHECK_S)
+        except RunNotFoundError:  # rolled back (its record dropped with its progress)
+            return run.model_copy(update={"status": "cancelled", "lease_until": None})
     return run
 
 
@@ -236,8 +239,8 @@ async def join_run(
 
 
 # -- cancel, delete ----------------------------------------------------------------------------------
-async def _cancel(dispatcher: RunDispatcher, run: Run) -> Run:
-    return await dispatcher.cancel(run.run_id, run.tenant)
+async def _cancel(dispatcher: RunDispatcher, run: Run, action: CancelAction = "interrupt") -> Run:
+    return await dispatcher.cancel(run.run_id, run.tenant, action)
 
 
 @router.post(
@@ -256,10 +259,10 @@ async def cancel_run(
     wait: bool = False,
     action: CancelActionQuery = "interrupt",
 ) -> Response:
-    """``interrupt`` stops the run and keeps what it did; ``rollback`` is not supported yet (422).
-    202 at once, or (``wait``) the run's final answer as ``join`` gives it."""
+    """``interrupt`` stops the run and keeps what it did; ``rollback`` also drops its checkpoints and
+    its record. 202 at once, or (``wait``) the run's final answer as ``join`` gives it."""
     thread, run = await _thread_run(runtime, owner, thread_id, run_id)
-    run = await _cancel(dispatcher_of(runtime), run)
+    run = await _cancel(dispatcher_of(runtime), run, action)
     if not wait:
         return Response(status_code=202)
     run = await _until_done(runtime, request, run, cancel_on_disconnect=False)
@@ -311,7 +314,7 @@ async def cancel_runs(
         ]
     for run in runs:
         with contextlib.suppress(ConflictError, RunNotFoundError):  # ended, or aged out, meanwhile
-            await _cancel(dispatcher, run)
+            await _cancel(dispatcher, run, action)
     return Response(status_code=204)
 
 

@@ -1,0 +1,153 @@
+"""The follow loop of the run event logs kept in database tables (SQLite, PostgreSQL).
+
+Each run's events are numbered 1, 2, 3, ... in the transaction that stores them, so a reader knows
+it missed nothing when the first event it gets after ``seen`` is ``seen + 1`` (anything else: the
+events in between were trimmed away, ``EventsExpiredError``). A follower of this process is woken at
+once by an append of this log object; appends of other processes are found by polling the table,
+from ``poll_min_s`` doubling up to ``poll_max_s`` while nothing comes (a bounded delay, a bounded
+load: one short query per follower per interval).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from agent_runtime.errors import AgentRuntimeError, EventsExpiredError
+from agent_runtime.runs.events.base import DEFAULT_MAX_EVENTS, DEFAULT_TTL_S, LoggedEvent, RunEventLog, parse_seq
+from agent_runtime.types import StreamEvent
+
+__all__ = ["BATCH", "SWEEP_RUNS", "Batch", "PolledRunEventLog"]
+
+log = logging.getLogger("agent_runtime.runs")
+
+BATCH: Final = 100
+"""Events fetched per query: a reader far behind catches up in pages, its memory bounded."""
+SWEEP_RUNS: Final = 100
+"""Expired runs one sweep deletes at most (the next sweep takes the rest)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one query found: events after the reader's position (oldest first, at most ``BATCH``),
+    and whether the run's log was closed (read in the same snapshot as the events)."""
+
+    events: list[tuple[int, StreamEvent]]
+    closed: bool
+
+
+@dataclass
+class _Followers:
+    """The followers of one run in this process: ``changed`` is set (and replaced) by each append."""
+
+    count: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class PolledRunEventLog(RunEventLog):
+    """A ``RunEventLog`` whose ``read`` pages through ``_fetch`` and waits between pages.
+
+    Expired runs are deleted by ``sweep``, which appends start in the background at most every ``sweep_s``.
+
+    Args:
+        poll_min_s: first wait for another process's appends once a reader is caught up.
+        poll_max_s: longest wait (the delay doubles up to it while nothing comes).
+        sweep_s: how often appends start a sweep (default: the ttl, at most a minute).
+        clock: wall-clock time (shared by the processes that share the database).
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float = DEFAULT_TTL_S,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        poll_min_s: float = 0.05,
+        poll_max_s: float = 0.5,
+        sweep_s: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(ttl_s=ttl_s, max_events=max_events)
+        self.poll_min_s = poll_min_s
+        self.poll_max_s = max(poll_min_s, poll_max_s)
+        self.sweep_s = min(ttl_s, 60.0) if sweep_s is None else sweep_s
+        self._clock = clock
+        self._followers: dict[str, _Followers] = {}
+        self._swept_at = clock()
+        self._sweeping: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def _fetch(self, run_id: str, seen: int) -> Batch:
+        """The run's events numbered above ``seen`` (up to ``BATCH``), nothing for an unknown or expired run."""
+
+    @abstractmethod
+    async def sweep(self) -> int:
+        """Delete runs whose ttl ran out (up to ``SWEEP_RUNS`` of them); how many."""
+
+    def _appended(self, run_id: str) -> None:
+        """After an append: wake this process's followers, and start a sweep when one is due."""
+        self._wake(run_id)
+        now = self._clock()
+        if now - self._swept_at < self.sweep_s or (self._sweeping is not None and not self._sweeping.done()):
+            return
+        self._swept_at = now
+        self._sweeping = asyncio.get_running_loop().create_task(self._sweep_quietly())
+
+    async def _sweep_quietly(self) -> None:
+        try:
+            await self.sweep()
+        except AgentRuntimeError as exc:  # the next sweep tries again; appends go on meanwhile
+            log.warning("run event log sweep failed: %s", exc.message)
+
+    async def _end_sweep(self) -> None:
+        """Wait for a sweep in flight (before closing connections)."""
+        if self._sweeping is not None:
+            await asyncio.gather(self._sweeping, return_exceptions=True)
+            self._sweeping = None
+
+    def _wake(self, run_id: str) -> None:
+        """Wake this process's followers of ``run_id`` (after an append, a close or a delete)."""
+        followers = self._followers.get(run_id)
+        if followers is not None:
+            followers.changed.set()
+            followers.changed = asyncio.Event()
+
+    async def read(self, run_id: str, *, after: str | None = None, follow: bool = True) -> AsyncIterator[LoggedEvent]:
+        seen = parse_seq(after)
+        delay = self.poll_min_s
+        with self._following(run_id) as followers:
+            while True:
+                changed = followers.changed  # taken before the query: an append during it wakes the wait
+                batch = await self._fetch(run_id, seen)
+                if batch.events and seen and batch.events[0][0] > seen + 1:
+                    raise EventsExpiredError(f"events of run {run_id} after {after} are no longer kept")
+                for seq, event in batch.events:
+                    seen = seq
+                    yield LoggedEvent(str(seq), event)
+                if len(batch.events) < BATCH:
+                    if batch.closed or not follow:
+                        return
+                    delay = await self._pause(changed, self.poll_min_s if batch.events else delay)
+
+    async def _pause(self, changed: asyncio.Event, delay: float) -> float:
+        """Wait ``delay`` or until this process appends; the next delay (doubled, up to ``poll_max_s``)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), delay)
+        return min(delay * 2, self.poll_max_s)
+
+    @contextlib.contextmanager
+    def _following(self, run_id: str) -> Iterator[_Followers]:
+        """This process's followers of ``run_id``, counted while a reader is among them."""
+        followers = self._followers.setdefault(run_id, _Followers())
+        followers.count += 1
+        try:
+            yield followers
+        finally:
+            followers.count -= 1
+            if followers.count <= 0 and self._followers.get(run_id) is followers:
+                del self._followers[run_id]

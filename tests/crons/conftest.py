@@ -1,0 +1,3 @@
+"""The Agent Protocol servers of ``tests/agent_protocol/core`` (one per state backend), for the cron routes."""
+
+from tests.agent_protocol.core.conftest import ap, ap_memory, ap_redis, ap_sqlite  # noqa: F401
