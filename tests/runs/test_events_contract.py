@@ -17,9 +17,9 @@ import pytest
 from agent_runtime.errors import BackendError, EventsExpiredError
 from agent_runtime.runs.events import MemoryRunEventLog, RunEventLog
 from agent_runtime.runs.events.redis import RedisRunEventLog
-from agent_runtime.settings import RedisSettings, Settings
+from agent_runtime.settings import RedisSettings
 from agent_runtime.types import StreamEvent
-from tests.backends import SHARED_BACKENDS, STATE_BACKENDS, backend_url, build_store
+from tests.backends import SHARED_BACKENDS, STATE_BACKENDS, backend_settings, backend_url, build_store
 from tests.conftest import RedisServer
 
 Factory = Callable[..., Awaitable[RunEventLog]]
@@ -161,6 +161,33 @@ async def test_a_follower_that_fell_behind_the_window_is_told(make_shared: Facto
         await texts(reader, "run_a", after=first)
 
 
+async def test_appends_while_the_client_handles_an_event_are_not_missed(make_log: Factory) -> None:
+    log = await make_log()
+    await log.append("run_a", token("run_a", "a"))
+    follower = log.read("run_a")
+    assert (await asyncio.wait_for(anext(follower), WAIT_S)).event.text == "a"
+    await log.append("run_a", token("run_a", "b"))  # the client is busy with "a" meanwhile
+    await log.close("run_a")
+
+    async def rest() -> list[str]:
+        return [logged.event.text async for logged in follower]
+
+    assert await asyncio.wait_for(rest(), WAIT_S) == ["b"]
+
+
+async def test_a_slow_follower_overtaken_by_the_window_is_told(make_log: Factory) -> None:
+    log = await make_log(max_events=3)
+    await log.append("run_a", token("run_a", "a"))
+    follower = log.read("run_a")
+    first = await asyncio.wait_for(anext(follower), WAIT_S)
+    assert first.event.text == "a"
+    for text in "bcdef":  # while the client has not asked for more, "b" and "c" leave the window
+        await log.append("run_a", token("run_a", text))
+    with pytest.raises(EventsExpiredError):
+        await asyncio.wait_for(anext(follower), WAIT_S)
+    await follower.aclose()  # type: ignore[attr-defined]  # an async generator
+
+
 async def test_logs_expire_after_their_ttl(make_log: Factory) -> None:
     log = await make_log(ttl_s=0.2)
     await log.append("run_a", token("run_a", "a"))
@@ -230,19 +257,18 @@ def test_memory_log_bounds_the_runs_it_keeps() -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.redis
-async def test_redis_followers_share_one_connection(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """Many clients following runs must not take the pool from the worker appending their events."""
-    url = backend_url("redis", request, tmp_path)
-    tight = Settings(state_url=url, redis=RedisSettings(max_connections=2, pool_timeout=1.0))
-    reader: RunEventLog = build_store("run_events", "redis", request, tmp_path, settings=tight)
-    writer: RunEventLog = build_store("run_events", "redis", request, tmp_path, settings=tight)
+async def test_many_followers_one_watcher(make_shared: Factory, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Many clients following runs: one watcher per process waits for them all, and on Redis they do not
+    take the pool (2 connections here) from the worker appending their events."""
+    backend = request.node.callspec.params["make_shared"]
+    tight = backend_settings(backend, request, tmp_path, redis=RedisSettings(max_connections=2, pool_timeout=1.0))
+    reader, writer = await make_shared(settings=tight), await make_shared(settings=tight)
     run_ids = [f"run_{index}" for index in range(30)]
     followers = [asyncio.create_task(texts(reader, run_id)) for run_id in run_ids]
     try:
 
         async def all_waiting() -> bool:
-            return len(reader._waiters) == len(run_ids)  # type: ignore[attr-defined]  # white box: the listener's
+            return len(reader._waiters) == len(run_ids)  # type: ignore[attr-defined]  # white box: the watcher's
 
         await until(all_waiting, "every follower to wait")
         for run_id in run_ids:
@@ -252,8 +278,6 @@ async def test_redis_followers_share_one_connection(request: pytest.FixtureReque
     finally:
         for follower in followers:
             follower.cancel()
-        await reader.aclose()
-        await writer.aclose()
 
 
 @pytest.mark.redis
@@ -287,7 +311,7 @@ def stored_runs(backend: str, url: str) -> list[tuple[str, ...]]:
 
         with psycopg.connect(url) as conn:
             return [tuple(sorted(r for (r,) in conn.execute(q).fetchall())) for q in queries]
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+    with sqlite3.connect(Path(url.removeprefix("sqlite:///")).with_name("run_events.sqlite3")) as db:
         return [tuple(sorted(r for (r,) in db.execute(q).fetchall())) for q in queries]
 
 

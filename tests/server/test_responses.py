@@ -14,7 +14,8 @@ import pytest
 from openai import OpenAI
 
 from agent_runtime.agents.templates import AgentTemplate
-from tests.server.conftest import Keys, LiveServer, sse_json
+from tests.server.conftest import Keys, LiveServer, ServeProcess, sse_json
+from tests.server.test_workers import _client_on_worker
 from tests.workflows.conftest import gated_template, recording_tool
 
 
@@ -83,9 +84,15 @@ def test_instructions_are_refused_by_a_template_without_client_system_messages(l
     assert live.runtime is not None
     strict = AgentTemplate(name="strict_responder", model="offline", client_system_messages=False)
     live.runtime.factory.register_template(strict, replace=True)
+    client = _client(live, keys.alice)
     with pytest.raises(openai.BadRequestError) as refused:
-        _client(live, keys.alice).responses.create(model="strict_responder", input="hi", instructions="be terse")
+        client.responses.create(model="strict_responder", input="hi", instructions="be terse")
     assert refused.value.body["param"] == "instructions"  # type: ignore[index]
+    told: Any = [{"role": "developer", "content": "be terse"}, {"role": "user", "content": "hi"}]
+    earlier = client.responses.create(model="writer", input=told)
+    with pytest.raises(openai.BadRequestError) as carried:  # nor through a conversation another template held
+        client.responses.create(model="strict_responder", input="hello", previous_response_id=earlier.id)
+    assert carried.value.body["param"] == "previous_response_id"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -115,6 +122,8 @@ def test_instructions_are_refused_by_a_template_without_client_system_messages(l
         ),
         pytest.param({"input": [{"role": "robot", "content": "beep"}]}, "input[0].role", id="role"),
         pytest.param({"extra_headers": {"X-Session-Id": "ses_1"}}, "X-Session-Id", id="session-header"),
+        pytest.param({"metadata": {f"k{n}": "v" for n in range(17)}}, "metadata", id="metadata-count"),
+        pytest.param({"metadata": {"k" * 65: "v"}}, "metadata." + "k" * 65 + ".[key]", id="metadata-key"),
     ],
 )
 def test_unsupported_or_bad_parameters_are_400_naming_them(
@@ -252,3 +261,68 @@ def test_an_unknown_template_is_a_404_in_openais_shape(live: LiveServer, keys: K
     with pytest.raises(openai.NotFoundError) as missing:
         _client(live, keys.alice).responses.create(model="no_such_template", input="hello")
     assert missing.value.body["type"] == "not_found_error"  # type: ignore[index]
+
+
+def test_input_items_list_the_responses_own_input(live: LiveServer, keys: Keys) -> None:
+    client = _client(live, keys.alice)
+    first = client.responses.create(model="writer", input="my name is Ada")
+    history: Any = [
+        {"role": "developer", "content": "Answer briefly."},
+        {"role": "user", "content": "what is my name?"},
+    ]
+    second = client.responses.create(model="writer", input=history, previous_response_id=first.id)
+    newest_first = client.responses.input_items.list(second.id)
+    assert [(item.role, item.content[0].text) for item in newest_first.data] == [  # type: ignore[union-attr]
+        ("user", "what is my name?"),
+        ("system", "Answer briefly."),
+    ]  # this response's input only, not the conversation it continued
+    oldest = client.responses.input_items.list(second.id, order="asc", limit=1)
+    assert oldest.has_more and oldest.data[0].content[0].text == "Answer briefly."  # type: ignore[union-attr]
+    rest = client.responses.input_items.list(second.id, order="asc", after=oldest.data[0].id)
+    assert not rest.has_more and [item.id for item in rest.data] == [newest_first.data[0].id]
+    with pytest.raises(openai.NotFoundError):
+        _client(live, keys.eve).responses.input_items.list(second.id)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.input_items.list(second.id, include=["message.input_image.image_url"])
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.timeout(400)  # two worker processes starting, on a machine that may be busy
+def test_a_response_stored_by_one_worker_is_continued_on_another(redis_url: str, tmp_path: Path) -> None:
+    """Stored responses live in the shared store (here Redis), not in a worker's memory."""
+    env = {
+        "AGENT_RUNTIME_STATE_BACKEND": "redis",
+        "AGENT_RUNTIME_REDIS_URL": redis_url,
+        "AGENT_RUNTIME_DATA_DIR": str(tmp_path),
+        "AGENT_RUNTIME_LOG_LEVEL": "WARNING",
+    }
+    server = ServeProcess(env, workers=2)
+    try:
+        key = server.admin_key(timeout=180)
+        server.wait_ready(timeout=180)
+        first, pid1 = _client_on_worker(server.url, key, None)
+        second, pid2 = _client_on_worker(server.url, key, pid1)
+        try:
+            told = first.post("/v1/responses", json={"model": "writer", "input": "my name is Ada"})
+            assert told.status_code == 200, told.text
+            ask = {"model": "writer", "input": "what is my name?", "previous_response_id": told.json()["id"]}
+            asked = second.post("/v1/responses", json=ask)
+            assert asked.status_code == 200 and "Ada" in asked.json()["output"][0]["content"][0]["text"]
+            assert second.get(f"/v1/responses/{told.json()['id']}").status_code == 200
+            assert second.get("/healthz").json()["pid"] == pid2 != pid1  # really answered by the other worker
+        finally:
+            first.close()
+            second.close()
+    finally:
+        assert server.terminate() == 0
+
+
+def test_the_templates_own_tools_run_server_side(live: LiveServer, keys: Keys) -> None:
+    client = _client(live, keys.alice)
+    plain = client.responses.create(model="analyst", input="what is 17*23+4?")
+    assert "395" in plain.output_text and [item.type for item in plain.output] == ["message"]
+    events = list(client.responses.create(model="analyst", input="what is 17*23+4?", stream=True))
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert events[-1].type == "response.completed" and events[-1].response.output_text == text
+    assert "395" in text

@@ -51,7 +51,7 @@ def _store(base: Any, clock: Clock, **settings: Any) -> ResponseStore:
 
 async def test_only_the_owner_reads_or_deletes_a_response(base: Any) -> None:
     store = _store(base, Clock())
-    await store.put(ALICE, "resp_1", {"id": "resp_1"}, TURNS)
+    await store.put(ALICE, "resp_1", {"id": "resp_1"}, TURNS, inputs=1)
     assert (await store.get(ALICE, "resp_1")).conversation == TURNS
     for other in (BOB, EVE):  # same user name in another tenant, another user of the same tenant
         with pytest.raises(ResponseNotFoundError):
@@ -64,7 +64,7 @@ async def test_only_the_owner_reads_or_deletes_a_response(base: Any) -> None:
 
 
 async def test_no_tenant_store_view_reaches_responses(base: Any) -> None:
-    await _store(base, Clock()).put(ALICE, "resp_1", {"id": "resp_1"}, TURNS)
+    await _store(base, Clock()).put(ALICE, "resp_1", {"id": "resp_1"}, TURNS, inputs=1)
     for scope in (StoreScope("acme", "alice"), StoreScope("acme")):  # the user's view, the tenant admin's
         view = TenantStore(base, scope)
         assert await view.alist_namespaces() == [] and await view.asearch(()) == []
@@ -73,7 +73,7 @@ async def test_no_tenant_store_view_reaches_responses(base: Any) -> None:
 async def test_a_response_expires_after_its_ttl(base: Any) -> None:
     clock = Clock()
     store = _store(base, clock, ttl_s=60)
-    await store.put(ALICE, "resp_1", {"id": "resp_1"}, TURNS)
+    await store.put(ALICE, "resp_1", {"id": "resp_1"}, TURNS, inputs=1)
     assert (await store.get(ALICE, "resp_1")).response == {"id": "resp_1"}
     clock.now += 60
     with pytest.raises(ResponseNotFoundError):
@@ -83,8 +83,8 @@ async def test_a_response_expires_after_its_ttl(base: Any) -> None:
 async def test_a_user_keeps_at_most_max_per_user_the_oldest_evicted(base: Any) -> None:
     store = _store(base, Clock(), max_per_user=3)
     for n in range(5):
-        await store.put(ALICE, f"resp_{n}", {"id": f"resp_{n}"}, TURNS)
-    await store.put(BOB, "resp_bob", {"id": "resp_bob"}, TURNS)  # bob's count is his own
+        await store.put(ALICE, f"resp_{n}", {"id": f"resp_{n}"}, TURNS, inputs=1)
+    await store.put(BOB, "resp_bob", {"id": "resp_bob"}, TURNS, inputs=1)  # bob's count is his own
     for gone in ("resp_0", "resp_1"):
         with pytest.raises(ResponseNotFoundError):
             await store.get(ALICE, gone)

@@ -1,7 +1,8 @@
 """Run event logs (``agent_runtime.runs.events``): a ``RunEventLog`` per engine, bounds from ``settings.runs``.
 
-SQLite keeps them in the state database (the processes of one host share it), Redis in one stream
-per run, PostgreSQL in two tables: any worker of a fleet on those can join any run's stream.
+SQLite keeps them in ``run_events.sqlite3`` beside the state database (the processes of one host
+share it), Redis in one stream per run, PostgreSQL in two tables: any worker of a fleet on those can
+join any run's stream.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ def _memory(target: BackendTarget) -> Any:
 def _sqlite(target: BackendTarget) -> Any:
     from agent_runtime.runs.events.sqlite import SQLiteRunEventLog
 
-    return SQLiteRunEventLog(target.url.path, **_bounds(target) | target.extra)
+    # a file of its own beside the state database: a run appends every token, and those writes would
+    # otherwise queue for the one write lock with every run record, key and session write of the host
+    return SQLiteRunEventLog(target.url.sibling("run_events.sqlite3"), **_bounds(target) | target.extra)
 
 
 def _redis(target: BackendTarget) -> Any:

@@ -19,6 +19,7 @@ __all__ = [
     "OutputTokensDetails",
     "ResponseCreateRequest",
     "ResponseDeleted",
+    "ResponseItemList",
     "ResponseObject",
     "ResponseUsage",
 ]
@@ -177,3 +178,13 @@ class ResponseDeleted(BaseModel):
     id: str
     object: Literal["response.deleted"] = "response.deleted"
     deleted: bool = True
+
+
+class ResponseItemList(BaseModel):
+    """A page of a response's input items (``message`` items, in the requested order)."""
+
+    object: Literal["list"] = "list"
+    data: list[dict[str, Any]]
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False

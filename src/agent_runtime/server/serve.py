@@ -145,6 +145,9 @@ async def _first_start(settings: Settings) -> str | None:
         await stores.aclose()
 
 
+WORKER_HEALTHCHECK_S = 60
+
+
 def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
     _announce(asyncio.run(_first_start(settings)))
     workdir = Path(tempfile.mkdtemp(prefix="agent-runtime-"))
@@ -168,6 +171,9 @@ def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
             log_level=settings.log_level.lower(),
             access_log=False,
             timeout_graceful_shutdown=int(_drain_s(settings)) + 1,
+            # a worker answers the supervisor's pings only once it has imported LangChain: 5 s (uvicorn's
+            # default) is not always enough on a busy host, and the supervisor then kills it as hung
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

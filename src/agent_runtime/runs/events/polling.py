@@ -2,25 +2,26 @@
 
 Each run's events are numbered 1, 2, 3, ... in the transaction that stores them, so a reader knows
 it missed nothing when the first event it gets after ``seen`` is ``seen + 1`` (anything else: the
-events in between were trimmed away, ``EventsExpiredError``). A follower of this process is woken at
-once by an append of this log object; appends of other processes are found by polling the table,
-from ``poll_min_s`` doubling up to ``poll_max_s`` while nothing comes (a bounded delay, a bounded
-load: one short query per follower per interval).
+events in between were trimmed away, ``EventsExpiredError``). Caught-up readers wait in ``Waiters``:
+an append of this log object wakes them at once; for appends of other processes its watcher polls
+the runs' rows, one query for all the runs this process's readers wait on, every ``poll_min_s``
+doubling up to ``poll_max_s`` while nothing moves (a bounded delay, and a load that does not grow
+with the number of readers).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Final
 
 from agent_runtime.errors import AgentRuntimeError, EventsExpiredError
 from agent_runtime.runs.events.base import DEFAULT_MAX_EVENTS, DEFAULT_TTL_S, LoggedEvent, RunEventLog, parse_seq
+from agent_runtime.runs.events.waiting import Waiters
 from agent_runtime.types import StreamEvent
 
 __all__ = ["BATCH", "SWEEP_RUNS", "Batch", "PolledRunEventLog"]
@@ -42,22 +43,15 @@ class Batch:
     closed: bool
 
 
-@dataclass
-class _Followers:
-    """The followers of one run in this process: ``changed`` is set (and replaced) by each append."""
-
-    count: int = 0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-
 class PolledRunEventLog(RunEventLog):
     """A ``RunEventLog`` whose ``read`` pages through ``_fetch`` and waits between pages.
 
     Expired runs are deleted by ``sweep``, which appends start in the background at most every ``sweep_s``.
 
     Args:
-        poll_min_s: first wait for another process's appends once a reader is caught up.
-        poll_max_s: longest wait (the delay doubles up to it while nothing comes).
+        poll_min_s: the watcher's first interval between polls for other processes' appends.
+        poll_max_s: its longest (the interval doubles up to it while nothing moves).
+        recheck_s: see ``Waiters``.
         sweep_s: how often appends start a sweep (default: the ttl, at most a minute).
         clock: wall-clock time (shared by the processes that share the database).
     """
@@ -68,8 +62,9 @@ class PolledRunEventLog(RunEventLog):
         ttl_s: float = DEFAULT_TTL_S,
         max_events: int = DEFAULT_MAX_EVENTS,
         poll_min_s: float = 0.05,
-        poll_max_s: float = 0.5,
+        poll_max_s: float = 0.25,
         sweep_s: float | None = None,
+        recheck_s: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(ttl_s=ttl_s, max_events=max_events)
@@ -77,13 +72,18 @@ class PolledRunEventLog(RunEventLog):
         self.poll_max_s = max(poll_min_s, poll_max_s)
         self.sweep_s = min(ttl_s, 60.0) if sweep_s is None else sweep_s
         self._clock = clock
-        self._followers: dict[str, _Followers] = {}
+        self._poll_s = poll_min_s
+        self._waiters = Waiters(self._moved, recheck_s=recheck_s)
         self._swept_at = clock()
         self._sweeping: asyncio.Task[None] | None = None
 
     @abstractmethod
     async def _fetch(self, run_id: str, seen: int) -> Batch:
         """The run's events numbered above ``seen`` (up to ``BATCH``), nothing for an unknown or expired run."""
+
+    @abstractmethod
+    async def _heads(self, run_ids: list[str]) -> dict[str, tuple[int, bool]]:
+        """Of these runs, those known and not expired: their last event number, and whether closed."""
 
     @abstractmethod
     async def sweep(self) -> int:
@@ -104,25 +104,31 @@ class PolledRunEventLog(RunEventLog):
         except AgentRuntimeError as exc:  # the next sweep tries again; appends go on meanwhile
             log.warning("run event log sweep failed: %s", exc.message)
 
-    async def _end_sweep(self) -> None:
-        """Wait for a sweep in flight (before closing connections)."""
+    async def _stop_tasks(self) -> None:
+        """Stop the watcher and wait for a sweep in flight (before closing connections)."""
+        await self._waiters.aclose()
         if self._sweeping is not None:
             await asyncio.gather(self._sweeping, return_exceptions=True)
             self._sweeping = None
 
     def _wake(self, run_id: str) -> None:
-        """Wake this process's followers of ``run_id`` (after an append, a close or a delete)."""
-        followers = self._followers.get(run_id)
-        if followers is not None:
-            followers.changed.set()
-            followers.changed = asyncio.Event()
+        """Wake this process's readers of ``run_id`` (after an append, a close or a delete)."""
+        self._waiters.wake(run_id)
+
+    async def _moved(self, positions: dict[str, int]) -> dict[str, int]:
+        """The watcher's poll: after the current interval, the runs that moved past ``positions``
+        (a closed run counts as one past its last event)."""
+        await asyncio.sleep(self._poll_s)
+        heads = await self._heads(list(positions))
+        moved = {run: last + closed for run, (last, closed) in heads.items() if last + closed > positions[run]}
+        self._poll_s = self.poll_min_s if moved else min(self._poll_s * 2, self.poll_max_s)
+        return moved
 
     async def read(self, run_id: str, *, after: str | None = None, follow: bool = True) -> AsyncIterator[LoggedEvent]:
         seen = parse_seq(after)
-        delay = self.poll_min_s
-        with self._following(run_id) as followers:
+        with self._waiters.following(run_id) as state:
             while True:
-                changed = followers.changed  # taken before the query: an append during it wakes the wait
+                mark = state.mark()  # taken before the query: an append during it ends the wait below at once
                 batch = await self._fetch(run_id, seen)
                 if batch.events and seen and batch.events[0][0] > seen + 1:
                     raise EventsExpiredError(f"events of run {run_id} after {after} are no longer kept")
@@ -132,22 +138,4 @@ class PolledRunEventLog(RunEventLog):
                 if len(batch.events) < BATCH:
                     if batch.closed or not follow:
                         return
-                    delay = await self._pause(changed, self.poll_min_s if batch.events else delay)
-
-    async def _pause(self, changed: asyncio.Event, delay: float) -> float:
-        """Wait ``delay`` or until this process appends; the next delay (doubled, up to ``poll_max_s``)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), delay)
-        return min(delay * 2, self.poll_max_s)
-
-    @contextlib.contextmanager
-    def _following(self, run_id: str) -> Iterator[_Followers]:
-        """This process's followers of ``run_id``, counted while a reader is among them."""
-        followers = self._followers.setdefault(run_id, _Followers())
-        followers.count += 1
-        try:
-            yield followers
-        finally:
-            followers.count -= 1
-            if followers.count <= 0 and self._followers.get(run_id) is followers:
-                del self._followers[run_id]
+                    await self._waiters.wait(state, seen, mark)

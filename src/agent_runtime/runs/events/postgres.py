@@ -4,10 +4,10 @@
 As on SQLite, a row per run holds its last event number, whether it is closed and when it was last
 written. An append is one statement (data-modifying CTEs): bump the run's number, which locks its
 row until the statement commits, so a run's events commit in their numbers' order and a reader never
-sees event ``n + 1`` before ``n``; insert the event; trim the run to ``max_events``. Followers in
-other processes poll (``PolledRunEventLog``), which costs one indexed query per follower per
-interval and no connection held between polls. Events are stored as JSON text: they are read back
-whole, never queried inside. Appends do not wait for their commit to reach the disk (``_NO_FLUSH_WAIT``).
+sees event ``n + 1`` before ``n``; insert the event; trim the run to ``max_events``. Readers of
+other processes find new events by polling (``PolledRunEventLog``: one indexed query per process per
+interval, no connection held between polls). Events are stored as JSON text: they are read back
+whole, never queried inside. Appends do not wait for their commit to reach the disk (see ``_APPEND``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from agent_runtime.types import StreamEvent
 __all__ = ["PostgresRunEventLog"]
 
 _APPEND = """
-WITH next AS (
+WITH no_flush_wait AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+), next AS (
     INSERT INTO ar_run_event_logs (run_id, last_seq, touched_at) VALUES (%(run)s, 1, %(now)s)
     ON CONFLICT (run_id) DO UPDATE SET last_seq = ar_run_event_logs.last_seq + 1, touched_at = excluded.touched_at
     RETURNING last_seq
@@ -33,12 +35,12 @@ WITH next AS (
 ), trimmed AS (
     DELETE FROM ar_run_events WHERE run_id = %(run)s AND seq <= (SELECT seq FROM added) - %(keep)s
 )
-SELECT seq FROM added
+SELECT seq FROM added, no_flush_wait
 """
-_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
 """A run appends every token: waiting for the WAL flush of each (a disk sync, milliseconds) would
-slow the run itself. Without the wait, a PostgreSQL crash may lose the last events of a moment ago;
-the run's record and outcome, written by the run store, keep full durability."""
+slow the run itself, so the statement's transaction commits without (``synchronous_commit`` off for
+it alone). A PostgreSQL crash may then lose the events of the last instant; the run's record and
+outcome, written by the run store, keep full durability."""
 _CLOSE = (
     "INSERT INTO ar_run_event_logs (run_id, last_seq, closed, touched_at) VALUES (%s, 0, true, %s)"
     " ON CONFLICT (run_id) DO UPDATE SET closed = true, touched_at = excluded.touched_at"
@@ -48,6 +50,7 @@ _FETCH = (  # one statement, so one snapshot: "closed" and the events agree
     " LEFT JOIN ar_run_events e ON e.run_id = l.run_id AND e.seq > %s"
     " WHERE l.run_id = %s AND l.touched_at >= %s ORDER BY e.seq LIMIT %s"
 )
+_HEADS = "SELECT run_id, last_seq, closed FROM ar_run_event_logs WHERE touched_at >= %s AND run_id = ANY(%s)"
 _DELETE = """
 WITH gone AS (DELETE FROM ar_run_event_logs WHERE run_id = %(run)s)
 DELETE FROM ar_run_events WHERE run_id = %(run)s
@@ -75,7 +78,7 @@ class PostgresRunEventLog(PolledRunEventLog):
         ttl_s: float = DEFAULT_TTL_S,
         max_events: int = DEFAULT_MAX_EVENTS,
         poll_min_s: float = 0.05,
-        poll_max_s: float = 0.5,
+        poll_max_s: float = 0.25,
         sweep_s: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -91,10 +94,7 @@ class PostgresRunEventLog(PolledRunEventLog):
 
     async def append(self, run_id: str, event: StreamEvent) -> str:
         args = {"run": run_id, "now": self._clock(), "event": event.model_dump_json(), "keep": self.max_events}
-        async with self._db.transaction("run_events.append") as conn:
-            await conn.execute(_NO_FLUSH_WAIT)
-            cur = await conn.execute(_APPEND, args)
-            (seq,) = await cur.fetchone()
+        ((seq,),) = await self._db.fetch("run_events.append", _APPEND, args)
         self._appended(run_id)
         return str(seq)
 
@@ -107,6 +107,10 @@ class PostgresRunEventLog(PolledRunEventLog):
         events = [(int(seq), StreamEvent.model_validate_json(raw)) for _, seq, raw in rows if seq is not None]
         return Batch(events, closed=bool(rows and rows[0][0]))
 
+    async def _heads(self, run_ids: list[str]) -> dict[str, tuple[int, bool]]:
+        rows = await self._db.fetch("run_events.watch", _HEADS, (self._clock() - self.ttl_s, run_ids))
+        return {run_id: (int(last), bool(closed)) for run_id, last, closed in rows}
+
     async def delete(self, run_id: str) -> None:
         await self._db.execute("run_events.delete", _DELETE, {"run": run_id})
         self._wake(run_id)
@@ -117,5 +121,5 @@ class PostgresRunEventLog(PolledRunEventLog):
         return int(count)
 
     async def aclose(self) -> None:
-        await self._end_sweep()
+        await self._stop_tasks()
         await self._db.aclose()

@@ -12,52 +12,34 @@ append trims the stream to exactly ``max_events`` (``MAXLEN``, not ``~``: the ap
 keeps whole nodes of ~100 entries, more than the bound a client is promised) and sets the key's ttl.
 
 Followers do not block a connection each: a reader reads with a plain ``XREAD``; once caught up it
-waits for this log's listener, one task that blocks in ``XREAD BLOCK`` (below the socket timeout)
-on every stream a follower of this process waits on and wakes those whose stream moved. However
-many clients follow runs, a process holds one connection for them, and appends never queue behind
-followers for the pool.
+waits in ``Waiters``, whose one watcher blocks in ``XREAD BLOCK`` (below the socket timeout) on every
+stream a follower of this process waits on. However many clients follow runs, a process holds one
+connection for them, and appends never queue behind followers for the pool.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from agent_runtime._redis import check_key_part, make_redis, redis_errors
-from agent_runtime.errors import BackendError, EventsExpiredError
+from agent_runtime.errors import EventsExpiredError
 from agent_runtime.runs.events.base import DEFAULT_MAX_EVENTS, DEFAULT_TTL_S, LoggedEvent, RunEventLog
 from agent_runtime.runs.events.polling import BATCH
+from agent_runtime.runs.events.waiting import Waiters
 from agent_runtime.settings import RedisSettings
 from agent_runtime.types import StreamEvent
 
 __all__ = ["RedisRunEventLog"]
 
-log = logging.getLogger("agent_runtime.runs")
-
 _EVENT = "e"
 _CLOSED = "closed"
 _LISTEN_S: Final = 0.25
-"""The listener's longest block: a follower that starts waiting meanwhile is heard from after it."""
-
-
-@dataclass(eq=False)
-class _Waiter:
-    """A caught-up follower: woken when its stream has an entry past ``seen``."""
-
-    key: str
-    seen: int
-    woken: asyncio.Event = field(default_factory=asyncio.Event)
+"""The watcher's longest block: a follower that starts waiting meanwhile is heard from after it."""
 
 
 class RedisRunEventLog(RunEventLog):
-    """Args:
-    recheck_s: how long a caught-up follower waits for the listener before reading again by itself
-        (what bounds its delay should the listener fail).
-    """
+    """``recheck_s``: see ``Waiters``."""
 
     def __init__(
         self,
@@ -73,13 +55,10 @@ class RedisRunEventLog(RunEventLog):
         cfg = settings or RedisSettings()
         self._redis = client if client is not None else make_redis(url, cfg)
         self._owns_client = client is None
-        self._prefix = f"{cfg.key_prefix}:{{runev}}"  # one hash tag: the listener's XREAD names many streams
+        self._prefix = f"{cfg.key_prefix}:{{runev}}"  # one hash tag: the watcher's XREAD names many streams
         self._block_ms = max(1, int(min(_LISTEN_S, cfg.socket_timeout / 2) * 1000))  # under the socket timeout
         self._ttl_ms = max(1, int(ttl_s * 1000))
-        self.recheck_s = recheck_s
-        self._waiters: set[_Waiter] = set()
-        self._someone_waits = asyncio.Event()
-        self._listener: asyncio.Task[None] | None = None
+        self._waiters = Waiters(self._moved, recheck_s=recheck_s)
 
     def _key(self, run_id: str) -> str:
         return f"{self._prefix}:{check_key_part(run_id, 'run id')}"
@@ -90,6 +69,7 @@ class RedisRunEventLog(RunEventLog):
             pipe.xadd(key, fields, id="0-*", maxlen=self.max_events, approximate=False)
             pipe.pexpire(key, self._ttl_ms)
             entry_id, _ = await pipe.execute()
+        self._waiters.wake(key)  # this process's readers at once; the others' watchers see the entry
         return str(entry_id)
 
     async def append(self, run_id: str, event: StreamEvent) -> str:
@@ -101,19 +81,21 @@ class RedisRunEventLog(RunEventLog):
     async def read(self, run_id: str, *, after: str | None = None, follow: bool = True) -> AsyncIterator[LoggedEvent]:
         key = self._key(run_id)
         seen = _seq(after)
-        while True:
-            entries = await self._page(key, seen)
-            if entries and seen and _seq(entries[0][0]) > seen + 1:
-                raise EventsExpiredError(f"events of run {run_id} after {after} are no longer kept")
-            for entry_id, fields in entries:
-                seen = _seq(entry_id)
-                if _CLOSED in fields:
-                    return
-                yield LoggedEvent(str(entry_id), StreamEvent.model_validate_json(fields[_EVENT]))
-            if len(entries) < BATCH:
-                if not follow:
-                    return
-                await self._wait(_Waiter(key, seen))
+        with self._waiters.following(key) as state:
+            while True:
+                mark = state.mark()
+                entries = await self._page(key, seen)
+                if entries and seen and _seq(entries[0][0]) > seen + 1:
+                    raise EventsExpiredError(f"events of run {run_id} after {after} are no longer kept")
+                for entry_id, fields in entries:
+                    seen = _seq(entry_id)
+                    if _CLOSED in fields:
+                        return
+                    yield LoggedEvent(str(entry_id), StreamEvent.model_validate_json(fields[_EVENT]))
+                if len(entries) < BATCH:
+                    if not follow:
+                        return
+                    await self._waiters.wait(state, seen, mark)
 
     async def _page(self, key: str, seen: int) -> list[tuple[str, dict[str, str]]]:
         """Up to ``BATCH`` entries of the stream after entry ``0-<seen>``, without blocking."""
@@ -121,41 +103,9 @@ class RedisRunEventLog(RunEventLog):
             answer = await self._redis.xread({key: f"0-{seen}"}, count=BATCH)
         return [entry for _, stream in answer or () for entry in stream]
 
-    async def _wait(self, waiter: _Waiter) -> None:
-        """Until the listener saw an entry past ``waiter.seen`` (or ``recheck_s`` passed)."""
-        self._waiters.add(waiter)
-        self._someone_waits.set()
-        if self._listener is None or self._listener.done():
-            self._listener = asyncio.get_running_loop().create_task(self._listen())
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.woken.wait(), self.recheck_s)
-        finally:
-            self._waiters.discard(waiter)
-
-    async def _listen(self) -> None:
-        """One blocking ``XREAD`` over every stream a follower of this process waits on, waking those
-        whose stream moved. Followers read on their own; this holds one connection, however many they are."""
-        while True:
-            if not self._waiters:
-                self._someone_waits.clear()
-                await self._someone_waits.wait()
-                continue
-            try:
-                moved = await self._moved()
-            except BackendError as exc:  # followers read by themselves every recheck_s meanwhile
-                log.warning("run event listener: %s", exc.message)
-                await asyncio.sleep(self.recheck_s)
-                continue
-            for waiter in [w for w in self._waiters if w.seen < moved.get(w.key, 0)]:
-                self._waiters.discard(waiter)
-                waiter.woken.set()
-
-    async def _moved(self) -> dict[str, int]:
-        """Block until a waited-on stream has an entry past its earliest waiter: stream -> its newest number."""
-        positions: dict[str, int] = {}
-        for waiter in self._waiters:  # woken ones have left the set
-            positions[waiter.key] = min(waiter.seen, positions.get(waiter.key, waiter.seen))
+    async def _moved(self, positions: dict[str, int]) -> dict[str, int]:
+        """The watcher's blocking read: of the streams followers wait on, those with an entry past the
+        earliest waiter's position, and their newest entry's number."""
         async with redis_errors("run_events.listen"):
             streams = {key: f"0-{seen}" for key, seen in positions.items()}
             answer = await self._redis.xread(streams, count=1, block=self._block_ms)
@@ -166,10 +116,7 @@ class RedisRunEventLog(RunEventLog):
             await self._redis.delete(self._key(run_id))
 
     async def aclose(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-            self._listener = None
+        await self._waiters.aclose()
         if self._owns_client:
             await self._redis.aclose(close_connection_pool=True)
 

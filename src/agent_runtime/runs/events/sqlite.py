@@ -1,4 +1,6 @@
-"""SQLite run event log: two tables in the state database, shared by the processes of one host.
+"""SQLite run event log: two tables in a database file shared by the processes of one host (the
+registry puts it beside the state database, in a file of its own: these writes come per token and
+must not queue behind, nor hold up, the other state's).
 
 ``run_event_logs`` has a row per run (its last event number, whether it is closed, when it was last
 written: the ttl counts from there); ``run_events`` the events, numbered per run in the transaction
@@ -55,10 +57,13 @@ _FETCH = (  # one statement, so one snapshot: "closed" and the events agree
     " WHERE l.run_id = ? AND l.touched_at >= ? ORDER BY e.seq LIMIT ?"
 )
 
+_HEAD = "SELECT run_id, last_seq, closed FROM run_event_logs WHERE touched_at >= ?"
+_HEADS = 500
+"""Runs per watcher query (SQLite binds at most 32,766 parameters)."""
+
 
 class SQLiteRunEventLog(PolledRunEventLog):
-    """``path``: the SQLite database file (the one the other SQLite state lives in); the other
-    arguments are ``PolledRunEventLog``'s."""
+    """``path``: the SQLite database file; the other arguments are ``PolledRunEventLog``'s."""
 
     def __init__(
         self,
@@ -67,7 +72,7 @@ class SQLiteRunEventLog(PolledRunEventLog):
         ttl_s: float = DEFAULT_TTL_S,
         max_events: int = DEFAULT_MAX_EVENTS,
         poll_min_s: float = 0.05,
-        poll_max_s: float = 0.5,
+        poll_max_s: float = 0.25,
         sweep_s: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -111,6 +116,17 @@ class SQLiteRunEventLog(PolledRunEventLog):
         events = [(int(seq), StreamEvent.model_validate_json(raw)) for _, seq, raw in rows if seq is not None]
         return Batch(events, closed=bool(rows and rows[0][0]))
 
+    async def _heads(self, run_ids: list[str]) -> dict[str, tuple[int, bool]]:
+        heads: dict[str, tuple[int, bool]] = {}
+        cutoff = self._clock() - self.ttl_s
+        for start in range(0, len(run_ids), _HEADS):
+            chunk = run_ids[start : start + _HEADS]
+            sql = f"{_HEAD} AND run_id IN ({', '.join('?' * len(chunk))})"
+            with sqlite_errors("run_events.watch"):
+                rows = self._db().execute(sql, (cutoff, *chunk)).fetchall()
+            heads.update((run_id, (int(last), bool(closed))) for run_id, last, closed in rows)
+        return heads
+
     async def delete(self, run_id: str) -> None:
         await self._in_background("run_events.delete", lambda db: _drop(db, [run_id]))
         self._wake(run_id)
@@ -140,7 +156,7 @@ class SQLiteRunEventLog(PolledRunEventLog):
                     await asyncio.wait([job])
 
     async def aclose(self) -> None:
-        await self._end_sweep()
+        await self._stop_tasks()
         for conn in (self._conn, self._background):
             if conn is not None:
                 conn.close()

@@ -13,7 +13,14 @@ from agent_runtime.server.routes._openai_request import UnsupportedParameterErro
 from agent_runtime.server.schemas_responses import ResponseCreateRequest
 from agent_runtime.types import ChatTurn, GenerationOptions
 
-__all__ = ["generation_options", "input_turns", "instructions_turn", "refuse_unsupported", "refused"]
+__all__ = [
+    "check_continued",
+    "generation_options",
+    "input_turns",
+    "instructions_turn",
+    "refuse_unsupported",
+    "refused",
+]
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _PART_TYPES = {"user": "input_text", "system": "input_text", "assistant": "output_text"}
@@ -120,3 +127,13 @@ def instructions_turn(body: ResponseCreateRequest, *, allow_system: bool) -> lis
     if not allow_system:
         raise refused("instructions", "this template does not accept client system messages (instructions)")
     return [ChatTurn(role="system", content=body.instructions)]
+
+
+def check_continued(turns: list[ChatTurn], *, allow_system: bool) -> list[ChatTurn]:
+    """The conversation ``previous_response_id`` continues, refused when it holds system messages that
+    this template does not accept (it may have been held by another template)."""
+    if not allow_system and any(turn.role == "system" for turn in turns):
+        raise refused(
+            "previous_response_id", "the conversation holds system messages, which this template does not accept"
+        )
+    return turns

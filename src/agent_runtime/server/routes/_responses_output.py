@@ -14,14 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.errors import AgentRuntimeError, BadRequestError
 from agent_runtime.server.routes._openai_request import paused_error
 from agent_runtime.server.routes.runs import aclose, error_from_event
 from agent_runtime.server.schemas_responses import ResponseCreateRequest
 from agent_runtime.server.sse import sse_event
-from agent_runtime.types import AgentResult, StreamEvent
+from agent_runtime.types import AgentResult, ChatTurn, StreamEvent
 
-__all__ = ["ResponseDraft", "response_events"]
+__all__ = ["ResponseDraft", "input_items", "item_page", "response_events"]
 
 OnDone = Callable[[dict[str, Any], AgentResult, str], Awaitable[None]]
 """Called with the finished response object, the run's result and the answer's text, before it is sent."""
@@ -36,6 +36,10 @@ def _usage(result: AgentResult) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.input_tokens + usage.output_tokens,
     }
+
+
+def _error(error: AgentRuntimeError) -> dict[str, Any]:
+    return {"error": {"code": error.code, "message": error.message}}
 
 
 @dataclass
@@ -106,7 +110,7 @@ class ResponseDraft:
         )
 
     def failed(self, error: AgentRuntimeError) -> dict[str, Any]:
-        return self.object("failed", error={"code": error.code, "message": error.message})
+        return self.object("failed", **_error(error))
 
 
 class _Sequence:
@@ -172,5 +176,40 @@ async def _done(
     yield seq.event("response.output_text.done", **item, content_index=0, text=text, logprobs=[])
     yield seq.event("response.content_part.done", **item, content_index=0, part=draft.part(text))
     yield seq.event("response.output_item.done", output_index=0, item=response["output"][0])
-    await on_done(response, result, text)  # stored before the client hears it is done, so it can continue at once
+    try:  # stored before the client hears it is done, so that it can continue from it at once
+        await on_done(response, result, text)
+    except AgentRuntimeError as exc:  # a store that failed: the answer was given, but cannot be continued
+        yield seq.event("response.failed", response={**response, "status": "failed", **_error(exc)})
+        return
     yield seq.event(f"response.{response['status']}", response=response)
+
+
+def input_items(response_id: str, turns: list[ChatTurn]) -> list[dict[str, Any]]:
+    """A response's own input turns as Responses API message items, oldest first."""
+    stem = "msg_" + response_id.removeprefix("resp_")
+    items = []
+    for index, turn in enumerate(turns):
+        answer = turn.role == "assistant"
+        part = ResponseDraft.part(turn.content) if answer else {"type": "input_text", "text": turn.content}
+        item = {"id": f"{stem}_in{index}", "type": "message", "role": turn.role, "status": "completed"}
+        items.append({**item, "content": [part]})
+    return items
+
+
+def item_page(items: list[dict[str, Any]], *, after: str | None, limit: int, order: str) -> dict[str, Any]:
+    """One page of ``items`` in ``order``, starting after the item ``after`` (a 400 if it is not one of them)."""
+    ordered = items if order == "asc" else items[::-1]
+    start = 0
+    if after is not None:
+        ids = [item["id"] for item in ordered]
+        if after not in ids:
+            raise BadRequestError(f"no input item {after!r} in this response", details={"param": "after"})
+        start = ids.index(after) + 1
+    data = ordered[start : start + limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": start + limit < len(ordered),
+    }

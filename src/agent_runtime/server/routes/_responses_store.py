@@ -45,6 +45,11 @@ class StoredResponse(BaseModel):
     response: dict[str, Any]
     conversation: list[ChatTurn]
     expires_at: float
+    inputs: int = 0
+    """How many turns before the answer (the conversation's last turn) were this response's own input."""
+
+    def input_turns(self) -> list[ChatTurn]:
+        return self.conversation[-1 - self.inputs : -1] if self.inputs else []
 
 
 class ResponseStore:
@@ -71,11 +76,14 @@ class ResponseStore:
         return stored
 
     async def put(
-        self, principal: Principal, response_id: str, response: dict[str, Any], turns: list[ChatTurn]
+        self, principal: Principal, response_id: str, response: dict[str, Any], turns: list[ChatTurn], inputs: int
     ) -> None:
+        """Keep ``response`` with its conversation ``turns`` (the last is the answer, the ``inputs`` before it
+        were the request's own input)."""
         namespace = self._namespace(principal)
         await self._make_room(namespace)
-        stored = StoredResponse(response=response, conversation=turns, expires_at=self.clock() + self.settings.ttl_s)
+        expires_at = self.clock() + self.settings.ttl_s
+        stored = StoredResponse(response=response, conversation=turns, expires_at=expires_at, inputs=inputs)
         ttl = self.settings.ttl_s / 60 if self.base.supports_ttl else None  # LangGraph's TTLs are in minutes
         await self.base.aput(namespace, response_id, stored.model_dump(mode="json"), index=False, ttl=ttl)
 

@@ -10,9 +10,10 @@ else's id is a 404. Each response is one run, metered and recorded like every ot
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 
 from agent_runtime.models.resolve import provider_of
 from agent_runtime.runtime import Runtime
@@ -20,23 +21,30 @@ from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.routes._docs import ERRORS, errors
 from agent_runtime.server.routes._openai_request import paused_error
 from agent_runtime.server.routes._responses_input import (
+    check_continued,
     generation_options,
     input_turns,
     instructions_turn,
     refuse_unsupported,
     refused,
 )
-from agent_runtime.server.routes._responses_output import ResponseDraft, response_events
+from agent_runtime.server.routes._responses_output import ResponseDraft, input_items, item_page, response_events
 from agent_runtime.server.routes._responses_store import ResponseStore
 from agent_runtime.server.routes.runs import build_context, open_stream
 from agent_runtime.server.schemas import ID_PATTERN
-from agent_runtime.server.schemas_responses import ResponseCreateRequest, ResponseDeleted, ResponseObject
+from agent_runtime.server.schemas_responses import (
+    ResponseCreateRequest,
+    ResponseDeleted,
+    ResponseItemList,
+    ResponseObject,
+)
 from agent_runtime.server.sse import EventStreamResponse
 from agent_runtime.types import AgentResult, ChatTurn, Principal
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["openai"])
+_PAGE_PARAMS = frozenset({"after", "limit", "order"})
 ResponseId = Annotated[str, Path(pattern=ID_PATTERN, description="A response id (`resp_...`).")]
 
 
@@ -56,16 +64,22 @@ def _client_metadata(body: ResponseCreateRequest, draft: ResponseDraft) -> dict[
     return client
 
 
+@dataclass
 class _Saver:
     """Keeps a finished response, with its conversation, when the request asked to ``store`` it."""
 
-    def __init__(self, store: ResponseStore, principal: Principal, body: ResponseCreateRequest, turns: list[ChatTurn]):
-        self.store, self.principal, self.body, self.turns = store, principal, body, turns
+    store: ResponseStore
+    principal: Principal
+    keep: bool
+    earlier: list[ChatTurn]
+    """The conversation continued (``previous_response_id``)."""
+    inputs: list[ChatTurn]
+    """This request's own input, ending with the user message the run answers."""
 
     async def __call__(self, response: dict[str, Any], result: AgentResult, text: str) -> None:
-        if self.body.store:
-            answer = ChatTurn(role="assistant", content=text)
-            await self.store.put(self.principal, response["id"], response, [*self.turns, answer])
+        if self.keep:
+            turns = [*self.earlier, *self.inputs, ChatTurn(role="assistant", content=text)]
+            await self.store.put(self.principal, response["id"], response, turns, inputs=len(self.inputs))
 
 
 @router.post(
@@ -90,15 +104,18 @@ async def create_response(
     refuse_unsupported(body)
     template = runtime.factory.get_template(template_name)
     allow_system = template.client_system_messages
-    store = _store(runtime)
-    earlier = (await store.get(principal, body.previous_response_id)).conversation if body.previous_response_id else []
     turns, text = input_turns(body, allow_system=allow_system)
+    store = _store(runtime)
+    earlier: list[ChatTurn] = []
+    if body.previous_response_id:
+        stored = await store.get(principal, body.previous_response_id)
+        earlier = check_continued(stored.conversation, allow_system=allow_system)
     context = build_context(runtime, principal, request, template=template_name, text=text, model=model or None)
     draft = ResponseDraft.for_run(context.run_id, body)
     context.metadata["client"] = _client_metadata(body, draft)
     context.history = [*instructions_turn(body, allow_system=allow_system), *earlier, *turns]
     context.generation = generation_options(body, provider_of(runtime.factory.model_for(template, model or None)))
-    save = _Saver(store, principal, body, [*earlier, *turns, ChatTurn(role="user", content=text)])
+    save = _Saver(store, principal, body.store, earlier, [*turns, ChatTurn(role="user", content=text)])
     if not body.stream:
         result = await runtime.executor.execute_with_retry(context)
         if result.status == "interrupted":
@@ -130,3 +147,25 @@ async def get_response(response_id: ResponseId, principal: CurrentPrincipal, run
 async def delete_response(response_id: ResponseId, principal: CurrentPrincipal, runtime: CurrentRuntime) -> Any:
     await _store(runtime).delete(principal, response_id)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+
+@router.get(
+    "/v1/responses/{response_id}/input_items",
+    response_model=ResponseItemList,
+    responses=errors(400, 401, 404),
+    summary="The input items of a stored response (the caller's own)",
+)
+async def list_input_items(
+    response_id: ResponseId,
+    request: Request,
+    principal: CurrentPrincipal,
+    runtime: CurrentRuntime,
+    after: Annotated[str | None, Query(pattern=ID_PATTERN, description="List the items after this one.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+) -> Any:
+    for name in request.query_params:  # ``include`` (``include[]`` as the SDK sends it) and any other
+        if name not in _PAGE_PARAMS:
+            raise refused(name, f"{name!r} is not supported here (only after, limit, order)")
+    stored = await _store(runtime).get(principal, response_id)
+    return item_page(input_items(response_id, stored.input_turns()), after=after, limit=limit, order=order)
