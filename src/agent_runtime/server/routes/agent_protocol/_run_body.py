@@ -36,10 +36,10 @@ __all__ = [
     "run_context",
 ]
 
-StreamMode = Literal[
-    "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
-]
+StreamMode = Literal["values", "updates", "messages", "messages-tuple", "custom"]
 STREAM_MODES: Final[tuple[str, ...]] = StreamMode.__args__  # type: ignore[attr-defined]
+_NOT_STREAMED: Final = frozenset({"events", "debug", "tasks", "checkpoints", "tools"})
+"""LangGraph's stream modes agent-runtime does not produce: refused by name."""
 
 
 def _values_only() -> list[StreamMode]:
@@ -104,7 +104,13 @@ class RunCreate(APModel):
     @field_validator("stream_mode", mode="before")
     @classmethod
     def _modes(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+        modes = [value] if isinstance(value, str) else value
+        refused = [m for m in modes if isinstance(m, str) and m in _NOT_STREAMED] if isinstance(modes, list) else []
+        if refused:
+            raise ValueError(
+                f"stream_mode {refused[0]!r} is not supported by agent-runtime (supported: {', '.join(STREAM_MODES)})"
+            )
+        return modes
 
     def turns(self) -> RunInput:
         """The run's earlier turns and new user text (``input.messages``), or the resume's label."""
