@@ -175,7 +175,9 @@ async def main() -> None:
     args = parser.parse_args()
     results = Results()
     with tempfile.TemporaryDirectory(prefix="bench-ap-") as data_dir:
-        proc, key = start_server(args.backend, args.port, data_dir)
+        # every scenario makes new threads: lift the per-user session cap (1,000) for the benchmark's key
+        lifted = {"AGENT_RUNTIME_LIMITS__MAX_SESSIONS_PER_USER": "1000000"}
+        proc, key = start_server(args.backend, args.port, data_dir, lifted)
         peer = start_peer(args.peer, args.port + 1, Path(data_dir)) if args.peer else None
         servers = [Server("agent-runtime", args.port, f"x-api-key: {key}\r\n".encode(), "writer")]
         if peer is not None:

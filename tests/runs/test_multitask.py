@@ -5,19 +5,26 @@ on SQLite (one process) and on a real redis-server shared by two runtimes (two w
 from __future__ import annotations
 
 import itertools
+import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from agent_runtime.cli import main
 from agent_runtime.errors import RunNotFoundError, SessionBusyError
 from agent_runtime.runs import QueueFullError, Run, RunDispatcher, RunFilter
+from agent_runtime.runs.recorder import new_run
+from agent_runtime.runs.webhooks import SIGNATURE_HEADER
 from agent_runtime.runtime import Runtime
 from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
 from tests.helpers import until, until_sync
+from tests.runs.webhook_receiver import SECRET, Receiver, expected_signature
 from tests.server.conftest import LiveServer, ServeProcess
 
 ACME = Principal(tenant="acme", user="ana", scopes=frozenset({"agents:run:*", "sessions"}))
@@ -36,7 +43,7 @@ async def make_runtime(tmp_path: Path) -> AsyncIterator[Make]:
         options: dict[str, Any] = {
             "state_backend": "sqlite",
             "data_dir": tmp_path,
-            "offline_token_latency_ms": 15,
+            "offline_token_latency_ms": 30,
             "runs": RUNS,
         }
         rt = await Runtime.create(Settings(**(options | overrides)))
@@ -121,7 +128,6 @@ async def test_enqueue_runs_one_after_the_other_in_submission_order(make_runtime
     submitted = [await d.submit(ctx(sid, f"story {i} " * 10), multitask="enqueue") for i in range(4)]
     other = await d.submit(ctx(None, "meanwhile"))  # another session's run is not held back
     assert (await d.wait(other.run_id, "acme", timeout_s=30)).status == "success"
-    assert (await d.get(submitted[-1].run_id, "acme")).status == "pending"
     _in_order([await d.wait(r.run_id, "acme", timeout_s=60) for r in submitted])
     assert await run_ids_in_thread(rt, sid) >= {r.run_id for r in submitted}
 
@@ -144,12 +150,15 @@ async def test_parked_runs_are_bounded_and_back_up_into_the_queue(make_runtime: 
     d, sid = dispatcher(rt), await session(rt)
     assert d.worker is not None
     gate = d.worker.gate
-    runs = [await running(d, await d.submit(ctx(sid, "first " * 10)))]
-    runs += [await d.submit(ctx(sid, f"parked {i}"), multitask="enqueue") for i in range(2)]
+    blocker = new_run(ctx(sid, "a foreground run"), status="running", background=False)  # busy until we end it
+    await d.store.create(blocker)
+    runs = [await d.submit(ctx(sid, f"parked {i}"), multitask="enqueue") for i in range(2)]
     await until(lambda: len(gate) == 2 and gate.full, "the gate holding its bound")
     runs += [await d.submit(ctx(sid, f"queued {i}"), multitask="enqueue") for i in range(2)]  # wait in the queue
     with pytest.raises(QueueFullError):
         await d.submit(ctx(sid, "one too many"), multitask="enqueue")
+    assert all(r.status == "pending" for r in [await d.get(r.run_id, "acme") for r in runs])
+    await d.store.transition(blocker.run_id, ("running",), status="success", ended_at=time.time())
     _in_order([await d.wait(r.run_id, "acme", timeout_s=60) for r in runs])
 
 
@@ -312,13 +321,17 @@ def _messages(http: httpx.Client, sid: str) -> list[str]:
 
 
 @pytest.mark.timeout(300)
-def test_two_serve_processes_order_interrupt_and_roll_back(redis_url: str, tmp_path: Path) -> None:
+def test_two_serve_processes_order_interrupt_and_roll_back(redis_url: str, tmp_path: Path, receiver: Receiver) -> None:
+    config = tmp_path / "config.yaml"  # a secret from a config file must reach the worker processes unmasked
+    webhooks = {"allowed_hosts": ["127.0.0.1"], "secret": SECRET, "allow_http": True}
+    config.write_text(json.dumps({"runs": {"webhooks": webhooks}}), encoding="utf-8")  # JSON is YAML
     env = {
         "AGENT_RUNTIME_STATE_BACKEND": "redis",
         "AGENT_RUNTIME_REDIS_URL": redis_url,
         "AGENT_RUNTIME_DATA_DIR": str(tmp_path),
         "AGENT_RUNTIME_LOG_LEVEL": "WARNING",
         "AGENT_RUNTIME_OFFLINE_TOKEN_LATENCY_MS": "15",
+        "AGENT_RUNTIME_CONFIG_FILE": str(config),
     } | {f"AGENT_RUNTIME_RUNS__{name.upper()}": str(value) for name, value in RUNS.items()}
     server = ServeProcess(env, workers=2)
     try:
@@ -329,14 +342,17 @@ def test_two_serve_processes_order_interrupt_and_roll_back(redis_url: str, tmp_p
         by_pid = {pid: first, pid2: second}
         try:
             sid = first.post("/v1/sessions", json={"template": "writer"}).json()["id"]
+            hook = {"webhook": receiver.url("/served"), "multitask_strategy": "enqueue"}
             ids = [
-                _post_run(
-                    http, input=f"turn {i} " * 8, session_id=sid, background=True, multitask_strategy="enqueue"
-                ).json()["run_id"]
+                _post_run(http, input=f"turn {i} " * 8, session_id=sid, background=True, **hook).json()["run_id"]
                 for i, http in enumerate([first, second] * 3)
             ]
             ended = [Run.model_validate(first.get(f"/v1/runs/{run_id}/wait?timeout=60").json()) for run_id in ids]
             _in_order(ended)
+            posted = until_sync(lambda: len(receiver.on("/served")) == len(ids) and receiver.on("/served"), "webhooks")
+            assert {json.loads(d.body)["run_id"] for d in posted} == set(ids)
+            signed = [expected_signature("default", d.headers[SIGNATURE_HEADER], d.body) for d in posted]  # admin's
+            assert all(signed)
 
             def elsewhere(run_id: str) -> httpx.Client:
                 """The client on the process that does not execute ``run_id``: its cancel goes by the record."""
@@ -363,3 +379,19 @@ def test_two_serve_processes_order_interrupt_and_roll_back(redis_url: str, tmp_p
             second.close()
     finally:
         assert server.terminate() in (0, -15)
+
+
+def test_cli_cancel_with_rollback(served: tuple[LiveServer, str, str]) -> None:
+    server, ana, _ = served
+    with server.client(ana) as http:
+        sid = http.post("/v1/sessions", json={"template": "writer"}).json()["id"]
+        first = _post_run(http, session_id=sid, background=True).json()
+        queued = _post_run(http, session_id=sid, background=True, multitask_strategy="enqueue").json()
+        env = {"AGENT_RUNTIME_URL": server.url, "AGENT_RUNTIME_API_KEY": ana}
+        answer = CliRunner().invoke(main, ["runs", "cancel", queued["run_id"], "--action", "rollback"], env=env)
+        assert answer.exit_code == 0, answer.output
+        assert json.loads(answer.output)["status"] == "cancelled"
+        assert http.get(f"/v1/runs/{queued['run_id']}").status_code == 404
+        refused = CliRunner().invoke(main, ["runs", "cancel", first["run_id"], "--action", "undo"], env=env)
+        assert refused.exit_code != 0
+        assert _until_status(http, first["run_id"], "success")

@@ -213,3 +213,19 @@ async def test_delete_removes_the_record_from_every_index(make_store: Factory) -
     assert await store.expired(100.0) == []
     assert [r.run_id for r in await store.find(RunFilter(tenant="acme"))] == ["run_kept"]
     assert await store.transition("run_gone", ("pending",), status="running") is None
+
+
+async def test_active_lists_a_sessions_pending_and_running_runs(make_store: Factory) -> None:
+    store = await make_store()
+    await store.create(run("run_wait", session_id="ses_1"))
+    await store.create(run("run_busy", session_id="ses_1", status="running", worker="w1", lease_until=50.0))
+    await store.create(run("run_done", session_id="ses_1", status="success", ended_at=time.time()))
+    await store.create(run("run_else", session_id="ses_2"))
+    await store.create(run("run_theirs", tenant="other", session_id="ses_1"))
+    assert sorted(r.run_id for r in await store.active("acme", "ses_1")) == ["run_busy", "run_wait"]
+    await store.transition("run_busy", ("running",), status="success", ended_at=time.time())
+    await store.delete("run_else")
+    assert [r.run_id for r in await store.active("acme", "ses_1")] == ["run_wait"]
+    assert await store.active("acme", "ses_2") == []
+    await store.transition("run_wait", ("pending",), status="running")
+    assert [r.status for r in await store.active("acme", "ses_1")] == ["running"]

@@ -5,13 +5,8 @@ listed) refused with 422 at submission; each tenant's key signs only its own run
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import threading
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,62 +20,11 @@ from agent_runtime.settings import Settings
 from agent_runtime.types import AgentContext, Principal
 from tests.conftest import free_port
 from tests.helpers import until, until_sync
+from tests.runs.webhook_receiver import SECRET, Receiver, expected_signature
 from tests.server.conftest import LiveServer
 
-SECRET = "server-webhook-secret"
 ACME = Principal(tenant="acme", user="ana", scopes=frozenset({"agents:run:*"}))
 OTHER = Principal(tenant="other", user="oli", scopes=frozenset({"agents:run:*"}))
-
-
-@dataclass
-class Delivery:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    answered: int
-
-
-@dataclass
-class Receiver:
-    """Answers each POST with the next status of ``script`` (200 once it is used up), and keeps them all."""
-
-    script: list[int] = field(default_factory=list)
-    received: list[Delivery] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    port: int = 0
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def on(self, path: str) -> list[Delivery]:
-        with self.lock:
-            return [d for d in self.received if d.path == path]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with state.lock:
-                status = state.script.pop(0) if state.script else 200
-                state.received.append(Delivery(self.path, dict(self.headers), body, status))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    thread.join(10)
 
 
 @pytest.fixture
@@ -115,14 +59,6 @@ async def delivered(d: RunDispatcher, run: Run, tenant: str = "acme") -> Run:
         return got if got.webhook_delivery is not None and got.webhook_delivery.status != "pending" else None
 
     return await until(outcome, f"the webhook outcome of {run.run_id}")
-
-
-def expected_signature(tenant: str, header: str, body: bytes) -> bool:
-    """The receiver's own check: its tenant key is HMAC-SHA256(server secret, label + tenant)."""
-    key = hmac.new(SECRET.encode(), b"agent-runtime webhook v1:" + tenant.encode(), hashlib.sha256).hexdigest()
-    fields = dict(part.split("=", 1) for part in header.split(","))
-    mac = hmac.new(key.encode(), fields["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(mac, fields["v1"])
 
 
 async def test_a_finished_run_is_posted_signed_and_retried_after_a_500(runtime: Runtime, receiver: Receiver) -> None:
@@ -271,3 +207,13 @@ def test_over_http_a_webhook_is_delivered_and_shown_on_the_run(tmp_path: Path, r
             assert json.loads(last.body)["status"] == "success"
     finally:
         server.stop()
+
+
+async def test_a_run_cancelled_before_it_started_is_posted_too(runtime: Runtime, receiver: Receiver) -> None:
+    d = dispatcher(runtime)
+    run = await d.submit(ctx(), webhook=receiver.url("/early"), after_s=60)  # pending for a minute
+    assert (await d.cancel(run.run_id, "acme")).status == "cancelled"
+    ended = await delivered(d, run)
+    assert ended.webhook_delivery is not None and ended.webhook_delivery.status == "delivered"
+    (posted,) = receiver.on("/early")
+    assert json.loads(posted.body)["status"] == "cancelled"

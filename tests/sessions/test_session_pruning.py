@@ -53,8 +53,8 @@ async def stored(backend: str, saver: Any, thread_id: str) -> dict[str, int]:
     if backend == "sqlite":
         counts = {}
         for table in ("checkpoints", "writes"):
-            async with saver.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?", (thread_id,)) as cur:
-                counts[table] = (await cur.fetchone())[0]
+            sql = f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?"
+            counts[table] = saver.conn.execute(sql, (thread_id,)).fetchone()[0]
         return counts  # channel values live inside the checkpoint rows
     if backend == "postgres":
         counts = {}

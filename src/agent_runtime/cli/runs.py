@@ -29,11 +29,19 @@ def runs(ctx: click.Context, url: str, api_key: str) -> None:
     ctx.obj = {"url": url.rstrip("/"), "key": api_key}
 
 
-def _call(ctx: click.Context, method: str, path: str, params: dict[str, Any] | None = None, wait_s: float = 0) -> None:
+def _call(
+    ctx: click.Context,
+    method: str,
+    path: str,
+    params: dict[str, Any] | None = None,
+    wait_s: float = 0,
+    payload: dict[str, Any] | None = None,
+) -> None:
     headers = {"Authorization": f"Bearer {ctx.obj['key']}"}
     query = {k: v for k, v in (params or {}).items() if v is not None}
+    url, timeout = ctx.obj["url"] + path, 30 + wait_s
     try:
-        answer = httpx.request(method, ctx.obj["url"] + path, params=query, headers=headers, timeout=30 + wait_s)
+        answer = httpx.request(method, url, params=query, json=payload, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         raise ServiceUnavailableError(f"cannot reach {ctx.obj['url']}: {exc}") from exc
     try:
@@ -74,10 +82,17 @@ def get_run(ctx: click.Context, run_id: str) -> None:
 
 @runs.command("cancel")
 @click.argument("run_id")
+@click.option(
+    "--action",
+    type=click.Choice(["interrupt", "rollback"]),
+    default="interrupt",
+    show_default=True,
+    help="rollback also drops what the run checkpointed, and its record.",
+)
 @click.pass_context
-def cancel_run(ctx: click.Context, run_id: str) -> None:
+def cancel_run(ctx: click.Context, run_id: str, action: str) -> None:
     """Cancel a pending or running run."""
-    _call(ctx, "POST", f"/v1/runs/{run_id}/cancel")
+    _call(ctx, "POST", f"/v1/runs/{run_id}/cancel", payload={"action": action})
 
 
 @runs.command("wait")

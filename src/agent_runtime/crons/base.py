@@ -29,7 +29,9 @@ __all__ = [
     "CronFilter",
     "CronStore",
     "SortBy",
+    "changed",
     "matches",
+    "owned",
     "too_many",
 ]
 
@@ -79,6 +81,22 @@ def _sort_key(value: Any) -> tuple[bool, Any]:
 def matches(schedule: Schedule, match: Mapping[str, Any] | None) -> bool:
     """The guard of ``update``: every ``match`` field has that value."""
     return all(getattr(schedule, name) == value for name, value in (match or {}).items())
+
+
+def owned(found: list[Schedule], tenant: str | None) -> Schedule | None:
+    """The schedule a lookup found, if ``tenant`` (when given) owns it."""
+    if not found or (tenant is not None and found[0].tenant != tenant):
+        return None
+    return found[0]
+
+
+def changed(
+    schedule: Schedule, tenant: str | None, match: Mapping[str, Any] | None, changes: Mapping[str, Any]
+) -> Schedule | None:
+    """``update``'s compare-and-set on a stored schedule: the new record, or ``None`` when the guard fails."""
+    if (tenant is not None and schedule.tenant != tenant) or not matches(schedule, match):
+        return None
+    return Schedule.model_validate(schedule.model_dump() | dict(changes))
 
 
 def too_many(tenant: str, limit: int) -> ConflictError:

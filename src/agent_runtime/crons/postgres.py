@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent_runtime._postgres import PgClient
-from agent_runtime.crons.base import DEFAULT_MAX_PER_TENANT, DEFAULT_TICK_RETENTION_S, CronStore, matches, too_many
+from agent_runtime.crons.base import (
+    DEFAULT_MAX_PER_TENANT,
+    DEFAULT_TICK_RETENTION_S,
+    CronStore,
+    changed,
+    owned,
+    too_many,
+)
 from agent_runtime.crons.schedule import Schedule
 from agent_runtime.settings import PostgresSettings
 
@@ -58,9 +65,7 @@ class PostgresCronStore(CronStore):
     async def get(self, cron_id: str, *, tenant: str | None = None) -> Schedule | None:
         sql = "SELECT record::text FROM ar_cron_schedules WHERE cron_id = %s"
         found = await self._select("crons.get", sql, (cron_id,))
-        if not found or (tenant is not None and found[0].tenant != tenant):
-            return None
-        return found[0]
+        return owned(found, tenant)
 
     async def tenant_schedules(self, tenant: str) -> list[Schedule]:
         return await self._select(
@@ -76,10 +81,9 @@ class PostgresCronStore(CronStore):
             row = await cur.fetchone()
             if row is None:
                 return None
-            schedule = Schedule.from_json(row[0])
-            if (tenant is not None and schedule.tenant != tenant) or not matches(schedule, match):
+            updated = changed(Schedule.from_json(row[0]), tenant, match, changes)
+            if updated is None:
                 return None
-            updated = Schedule.model_validate(schedule.model_dump() | changes)
             await conn.execute(_UPSERT, _row(updated))
         return updated
 

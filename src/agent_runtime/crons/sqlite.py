@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from agent_runtime._sqlite import connect_sqlite, sqlite_errors, sqlite_fetch, sqlite_ping, sqlite_transaction
-from agent_runtime.crons.base import DEFAULT_MAX_PER_TENANT, DEFAULT_TICK_RETENTION_S, CronStore, matches, too_many
+from agent_runtime.crons.base import (
+    DEFAULT_MAX_PER_TENANT,
+    DEFAULT_TICK_RETENTION_S,
+    CronStore,
+    changed,
+    owned,
+    too_many,
+)
 from agent_runtime.crons.schedule import Schedule
 
 __all__ = ["SQLiteCronStore"]
@@ -81,9 +88,7 @@ class SQLiteCronStore(CronStore):
 
     async def get(self, cron_id: str, *, tenant: str | None = None) -> Schedule | None:
         found = await self._select("crons.get", "SELECT record FROM cron_schedules WHERE cron_id = ?", (cron_id,))
-        if not found or (tenant is not None and found[0].tenant != tenant):
-            return None
-        return found[0]
+        return owned(found, tenant)
 
     async def tenant_schedules(self, tenant: str) -> list[Schedule]:
         return await self._select("crons.list", "SELECT record FROM cron_schedules WHERE tenant = ?", (tenant,))
@@ -98,10 +103,9 @@ class SQLiteCronStore(CronStore):
                     row = await cur.fetchone()
                 if row is None:
                     return None
-                schedule = Schedule.from_json(row[0])
-                if (tenant is not None and schedule.tenant != tenant) or not matches(schedule, match):
+                updated = changed(Schedule.from_json(row[0]), tenant, match, changes)
+                if updated is None:
                     return None
-                updated = Schedule.model_validate(schedule.model_dump() | changes)
                 await db.execute(_UPSERT, _row(updated))
         return updated
 

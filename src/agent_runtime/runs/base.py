@@ -86,6 +86,11 @@ class RunRecordStore(ABC):
         (unknown run, or in another state)."""
 
     @abstractmethod
+    async def active(self, tenant: str, session_id: str) -> list[Run]:
+        """The session's pending and running runs, in any order, from one read (a run moving from pending
+        to running meanwhile is seen either way): what makes the session busy (``runs.multitask``)."""
+
+    @abstractmethod
     async def delete(self, run_id: str) -> bool:
         """Remove a run's record whatever its status (a rolled-back run); ``False`` when there was none."""
 

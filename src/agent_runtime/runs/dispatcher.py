@@ -206,6 +206,8 @@ class RunDispatcher:
                     self.publish("run.cancelled", cancelled, {"status_before": "pending", "action": action})
                 if action == "rollback":
                     await self.rollback(cancelled)
+                if self.webhooks is not None:  # it ended without a worker: told from here
+                    await self.webhooks.deliver(cancelled)
                 return cancelled
             run = await self.get(run.run_id, run.tenant)
         if run.done:

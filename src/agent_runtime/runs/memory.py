@@ -14,7 +14,7 @@ from agent_runtime.runs.base import (
     lease_expired,
     matches,
 )
-from agent_runtime.runs.record import TERMINAL, Run
+from agent_runtime.runs.record import ACTIVE, TERMINAL, Run
 
 __all__ = ["MemoryRunRecordStore"]
 
@@ -66,6 +66,10 @@ class MemoryRunRecordStore(RunRecordStore):
         updated = Run.model_validate(run.model_dump() | changes)
         self._runs[run_id] = updated
         return updated.model_copy(deep=True)
+
+    async def active(self, tenant: str, session_id: str) -> list[Run]:
+        found = (r for r in self._runs.values() if r.tenant == tenant and r.session_id == session_id)
+        return [r.model_copy(deep=True) for r in found if r.status in ACTIVE]
 
     async def delete(self, run_id: str) -> bool:
         return self._runs.pop(run_id, None) is not None

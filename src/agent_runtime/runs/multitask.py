@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, get_args
 
 from agent_runtime.errors import AgentRuntimeError
-from agent_runtime.runs.base import RunFilter, RunRecordStore
+from agent_runtime.runs.base import RunRecordStore
 from agent_runtime.runs.queue.base import Delivery, RunQueue
 from agent_runtime.runs.record import Run
 
@@ -43,8 +43,6 @@ FOREGROUND_STALE_S: Final = 3_600.0
 """A foreground run's record still ``running`` after this long is a dead process's leftover (no lease
 tells otherwise): it no longer makes its session busy."""
 log = logging.getLogger("agent_runtime.runs")
-_PAGE = 200
-_MAX_PAGES = 50
 
 
 def _blocking(run: Run, now: float) -> bool:
@@ -63,23 +61,12 @@ SessionKey = tuple[str, str | None, str]
 async def active_runs(
     store: RunRecordStore, session: SessionKey, *, before: Run | None = None, now: float | None = None
 ) -> list[Run]:
-    """The session's pending and running runs, oldest first (with ``before``: only those submitted earlier).
-
-    Pending runs are read before and after the running ones: a run that moves between the two (claimed,
-    or handed back) while they are read is seen in one of them."""
+    """The session's pending and running runs, oldest first (with ``before``: only those submitted earlier)."""
     now = time.time() if now is None else now
     tenant, user, session_id = session
-    found: dict[str, Run] = {}
-    for status in ("pending", "running", "pending"):
-        for page in range(_MAX_PAGES):
-            query = RunFilter(tenant=tenant, session_id=session_id, status=status, limit=_PAGE, offset=page * _PAGE)
-            runs = await store.find(query)
-            for run in runs:
-                if run.user == user and _blocking(run, now) and (before is None or _earlier(run, before)):
-                    found.setdefault(run.run_id, run)
-            if len(runs) < _PAGE:
-                break
-    return sorted(found.values(), key=lambda r: (r.created_at, r.run_id))
+    runs = await store.active(tenant, session_id)
+    found = [r for r in runs if r.user == user and _blocking(r, now) and (before is None or _earlier(r, before))]
+    return sorted(found, key=lambda r: (r.created_at, r.run_id))
 
 
 def session_of(run: Run) -> SessionKey | None:

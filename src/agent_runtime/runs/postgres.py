@@ -114,6 +114,13 @@ class PostgresRunRecordStore(RunRecordStore):
             await conn.execute(_UPSERT, _row(updated))
         return updated
 
+    async def active(self, tenant: str, session_id: str) -> list[Run]:
+        sql = (
+            "SELECT record::text FROM ar_run_records WHERE tenant = %s AND session_id = %s"
+            " AND status IN ('pending', 'running')"
+        )
+        return await self._select("run_records.active", sql, (tenant, session_id))
+
     async def delete(self, run_id: str) -> bool:
         sql = "DELETE FROM ar_run_records WHERE run_id = %s"
         return bool(await self._db.execute("run_records.delete", sql, (run_id,)))

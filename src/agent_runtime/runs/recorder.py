@@ -4,6 +4,9 @@ request (HTTP, chat completions, CLI, triggers); background runs are recorded by
 Observers are synchronous and must stay cheap, so a notification only queues its write; one writer
 task per process applies them in order (a run's start is always written before its end). A run's
 record is thus a few milliseconds behind the run itself; a write that fails is logged, never raised.
+
+Also the two conversions between a run and its record: ``new_run`` (the record of a context that
+starts or is queued) and ``run_context`` (the executor's context of a queued run's claim).
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.orchestration.recovery import DURABLE_KEY, RECOVER_KEY
 from agent_runtime.runs.base import RunRecordStore
 from agent_runtime.runs.record import Run, RunStatus, status_for_error
-from agent_runtime.types import AgentContext, AgentResult, ToolCallRecord
-from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY
+from agent_runtime.types import AgentContext, AgentResult, ChatTurn, ToolCallRecord
+from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
 
 __all__ = [
     "BACKGROUND_KEY",
@@ -27,6 +31,8 @@ __all__ = [
     "HISTORY_KEY",
     "KWARGS_KEY",
     "RunRecorder",
+    "new_run",
+    "run_context",
     "run_status",
     "worker_id",
 ]
@@ -85,6 +91,33 @@ def new_run(context: AgentContext, *, status: RunStatus, background: bool, worke
         timeout_s=context.timeout_s,
         metadata=metadata,
         principal=principal,
+    )
+
+
+def run_context(run: Run, *, resumed: bool) -> AgentContext:
+    """The executor's context of one claim of a background run (its attempt numbers continue the run's)."""
+    metadata = dict(run.metadata)
+    metadata[BACKGROUND_KEY] = True
+    metadata[DURABLE_KEY] = True
+    if resumed:
+        metadata[RECOVER_KEY] = True
+    metadata.setdefault("source", "background")
+    history = [ChatTurn.model_validate(turn) for turn in metadata.pop(HISTORY_KEY, None) or ()]
+    if RESUME_DECISIONS_KEY in metadata and run.session_id is not None:  # answers the session's interrupt
+        metadata[RESUME_KEY] = ResumeRequest(decisions=metadata[RESUME_DECISIONS_KEY], session_id=run.session_id)
+        metadata["resume"] = True
+    return AgentContext(
+        input=run.input,
+        history=history,
+        template=run.template,
+        run_id=run.run_id,
+        session_id=run.session_id,
+        model=run.model,
+        principal=run.principal,
+        metadata=metadata,
+        timeout_s=run.timeout_s,
+        attempt=max(1, run.attempts),
+        graph_events=True,  # the log serves every protocol's join
     )
 
 

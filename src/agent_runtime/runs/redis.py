@@ -6,6 +6,7 @@ Keys (``ar`` is the key prefix; one hash tag, so a transaction stays in one Clus
     ar:{runs}:t:<tenant>       zset    run_id -> created_at: the tenant's runs, for list and the cap
     ar:{runs}:pending          zset    run_id -> created_at: pending runs, oldest first
     ar:{runs}:leases           zset    run_id -> lease_until: running runs held by a queue worker
+    ar:{runs}:a:<tenant>:<session>  set  the session's pending and running runs (gone once empty)
 
 A status change is a ``WATCH`` / ``MULTI`` compare-and-set on the record key, retried when another
 client changed it meanwhile. Index entries of records that expired are dropped when a ``find`` meets them.
@@ -28,7 +29,7 @@ from agent_runtime.runs.base import (
     lease_expired,
     matches,
 )
-from agent_runtime.runs.record import TERMINAL, Run
+from agent_runtime.runs.record import ACTIVE, TERMINAL, Run
 from agent_runtime.settings import RedisSettings
 
 __all__ = ["RedisRunRecordStore"]
@@ -62,6 +63,9 @@ class RedisRunRecordStore(RunRecordStore):
     def _tenant(self, tenant: str) -> str:
         return f"{self._base}:t:{tenant}"
 
+    def _session(self, tenant: str, session_id: str) -> str:
+        return f"{self._base}:a:{tenant}:{session_id}"
+
     def _queue_write(self, pipe: Any, run: Run) -> None:
         """The commands that store ``run`` and keep the pending index in step (inside a MULTI)."""
         if run.status in TERMINAL:
@@ -76,6 +80,11 @@ class RedisRunRecordStore(RunRecordStore):
             pipe.zadd(self._leases, {run.run_id: run.lease_until})
         else:
             pipe.zrem(self._leases, run.run_id)
+        if run.session_id is not None:
+            if run.status in ACTIVE:
+                pipe.sadd(self._session(run.tenant, run.session_id), run.run_id)
+            else:
+                pipe.srem(self._session(run.tenant, run.session_id), run.run_id)
 
     async def create(self, run: Run) -> None:
         index = self._tenant(run.tenant)
@@ -158,14 +167,23 @@ class RedisRunRecordStore(RunRecordStore):
                 except WatchError:
                     continue
 
+    async def active(self, tenant: str, session_id: str) -> list[Run]:
+        key = self._session(tenant, session_id)
+        async with redis_errors("run_records.active"):
+            runs = await self._load(sorted(await self._redis.smembers(key)))
+        return [run for run in runs if run is not None and run.status in ACTIVE]
+
     async def delete(self, run_id: str) -> bool:
         async with redis_errors("run_records.delete"):
             raw = await self._redis.get(self._rec(run_id))
             if raw is None:
                 return False
+            run = Run.from_json(raw)
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self._rec(run_id))
-                pipe.zrem(self._tenant(Run.from_json(raw).tenant), run_id)
+                pipe.zrem(self._tenant(run.tenant), run_id)
+                if run.session_id is not None:
+                    pipe.srem(self._session(run.tenant, run.session_id), run_id)
                 pipe.zrem(self._pending, run_id)
                 pipe.zrem(self._leases, run_id)
                 await pipe.execute()

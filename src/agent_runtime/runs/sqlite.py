@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS run_records (
 );
 CREATE INDEX IF NOT EXISTS run_records_tenant ON run_records (tenant, created_at);
 CREATE INDEX IF NOT EXISTS run_records_status ON run_records (status, created_at);
+CREATE INDEX IF NOT EXISTS run_records_session ON run_records (tenant, session_id, status);
 """
 _FINISHED = "(" + ", ".join(f"'{status}'" for status in sorted(TERMINAL)) + ")"
 _UPSERT = (
@@ -135,6 +136,10 @@ class SQLiteRunRecordStore(RunRecordStore):
                 updated = Run.model_validate(run.model_dump() | changes)
                 await db.execute(_UPSERT, _row(updated))
         return updated
+
+    async def active(self, tenant: str, session_id: str) -> list[Run]:
+        sql = "SELECT record FROM run_records WHERE tenant = ? AND session_id = ? AND status IN ('pending', 'running')"
+        return await self._select("run_records.active", sql, (tenant, session_id))
 
     async def delete(self, run_id: str) -> bool:
         async with self._lock:

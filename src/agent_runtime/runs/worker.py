@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from agent_runtime.errors import AgentRuntimeError, RunCancelledError
-from agent_runtime.orchestration.recovery import DURABLE_KEY, RECOVER_KEY, SALVAGED_KEY
+from agent_runtime.orchestration.recovery import SALVAGED_KEY
 from agent_runtime.runs.base import RunRecordStore
 from agent_runtime.runs.events import recording
 from agent_runtime.runs.events.base import RunEventLog
@@ -39,10 +39,9 @@ from agent_runtime.runs.multitask import SessionGate, session_of
 from agent_runtime.runs.queue.base import Delivery, RunQueue
 from agent_runtime.runs.queue.fair import FairBuffer
 from agent_runtime.runs.record import ACTIVE, Run, status_for_error
-from agent_runtime.runs.recorder import BACKGROUND_KEY, HISTORY_KEY, run_status
+from agent_runtime.runs.recorder import run_context, run_status
 from agent_runtime.runs.rollback import RunRollback
-from agent_runtime.types import AgentContext, AgentResult, ChatTurn, StreamEvent, Usage
-from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
+from agent_runtime.types import AgentContext, AgentResult, StreamEvent, Usage
 
 __all__ = ["Executor", "FinishedHook", "Publish", "RunMetrics", "RunWorker", "SalvageHook", "run_context"]
 
@@ -385,33 +384,6 @@ class RunWorker:
         with contextlib.suppress(AgentRuntimeError):
             await self.queue.release(waiting)
         await self.leases.aclose()
-
-
-def run_context(run: Run, *, resumed: bool) -> AgentContext:
-    """The executor's context of one claim of a background run (its attempt numbers continue the run's)."""
-    metadata = dict(run.metadata)
-    metadata[BACKGROUND_KEY] = True
-    metadata[DURABLE_KEY] = True
-    if resumed:
-        metadata[RECOVER_KEY] = True
-    metadata.setdefault("source", "background")
-    history = [ChatTurn.model_validate(turn) for turn in metadata.pop(HISTORY_KEY, None) or ()]
-    if RESUME_DECISIONS_KEY in metadata and run.session_id is not None:  # answers the session's interrupt
-        metadata[RESUME_KEY] = ResumeRequest(decisions=metadata[RESUME_DECISIONS_KEY], session_id=run.session_id)
-        metadata["resume"] = True
-    return AgentContext(
-        input=run.input,
-        history=history,
-        template=run.template,
-        run_id=run.run_id,
-        session_id=run.session_id,
-        model=run.model,
-        principal=run.principal,
-        metadata=metadata,
-        timeout_s=run.timeout_s,
-        attempt=max(1, run.attempts),
-        graph_events=True,  # the log serves every protocol's join
-    )
 
 
 def _error(exc: AgentRuntimeError) -> dict[str, Any]:

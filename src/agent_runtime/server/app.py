@@ -166,14 +166,19 @@ def create_app(
 
 
 def _document_limits(app: FastAPI, settings: Settings) -> None:
-    """Put this server's input limit into the schema (it is enforced by the executor, as a 413)."""
+    """Put this server's input limit (enforced by the executor, as a 413) and its webhook policy into the schema."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         schema = build()
-        run = schema.get("components", {}).get("schemas", {}).get("RunRequest", {})
+        components = schema.get("components", {}).get("schemas", {})
+        run = components.get("RunRequest", {})
         if "input" in run.get("properties", {}):
             run["properties"]["input"]["maxLength"] = settings.limits.max_input_chars
+        if not settings.runs.webhooks.allowed_hosts:  # no host allowed: every webhook is refused (422)
+            for body in components.values():
+                if "webhook" in body.get("properties", {}):
+                    body["properties"]["webhook"] = {"type": "null", "description": "No host is allowed."}
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

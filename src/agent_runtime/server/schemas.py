@@ -130,15 +130,33 @@ class MessageList(BaseModel):
     data: list[MessageOut]
 
 
+def _SET(name: str, schema: dict[str, Any]) -> dict[str, Any]:  # noqa: N802 - reads as a schema constant
+    return {"required": [name], "properties": {name: schema}}
+
+
+_BACKGROUND = _SET("background", {"const": True})
+
+
 class RunRequest(BaseModel):
-    # a background run is not streamed (the route answers 422): said in the schema too, for clients and fuzzers
+    # what the route answers 422 for is said in the schema too, for clients and fuzzers: a background run
+    # is not streamed; webhook and after_seconds need background; a foreground multitask_strategy a session
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "not": {
-                "required": ["background", "stream"],
-                "properties": {"background": {"const": True}, "stream": {"const": True}},
-            }
+            "allOf": [
+                {
+                    "not": {
+                        "required": ["background", "stream"],
+                        "properties": {"background": {"const": True}, "stream": {"const": True}},
+                    }
+                },
+                {"if": _SET("webhook", {"type": "string"}), "then": _BACKGROUND},
+                {"if": _SET("after_seconds", {"exclusiveMinimum": 0}), "then": _BACKGROUND},
+                {
+                    "if": _SET("multitask_strategy", {"type": "string"}),
+                    "then": {"anyOf": [_BACKGROUND, _SET("session_id", {"type": "string"})]},
+                },
+            ]
         },
     )
 

@@ -157,6 +157,8 @@ def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
     dumped = settings.model_dump(mode="json")
     if settings.api_key_pepper is not None:  # dumped masked: the workers need the secret itself
         dumped["api_key_pepper"] = settings.api_key_pepper.get_secret_value()
+    if settings.runs.webhooks.secret is not None:
+        dumped["runs"]["webhooks"]["secret"] = settings.runs.webhooks.secret.get_secret_value()
     config_file.write_text(yaml.safe_dump(dumped), encoding="utf-8")
     config_file.chmod(0o600)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)

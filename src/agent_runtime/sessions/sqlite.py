@@ -178,19 +178,15 @@ class SqliteSessionStore(SessionStore):
         await self._write("sessions.unlock", sql, (key, token))
 
     def make_checkpointer(self, history: int | None = DEFAULT_CHECKPOINT_HISTORY) -> Any:
-        import aiosqlite
-
         from agent_runtime.sessions.checkpoint_sqlite import BoundedSqliteSaver
 
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        # AsyncSqliteSaver connects lazily (it awaits the connection in its own setup) and turns on WAL.
-        return BoundedSqliteSaver(aiosqlite.connect(str(self.checkpoint_path), timeout=5.0), history=history)
+        return BoundedSqliteSaver(self.checkpoint_path, history=history)  # connects in its setup
 
     async def open_checkpointer(self, saver: Any) -> None:
-        await saver.setup()
+        saver.setup()
 
     async def close_checkpointer(self, saver: Any) -> None:
-        await saver.conn.close()  # a no-op when it never connected
+        saver.close()
 
     async def ping(self) -> None:
         await self._one("sessions.ping", "SELECT 1", ())

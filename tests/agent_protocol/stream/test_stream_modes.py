@@ -157,3 +157,14 @@ def test_default_and_repeated_modes() -> None:
     assert stream_modes(None) == ("values",)
     assert stream_modes("updates") == ("updates",)
     assert stream_modes(["updates", "values", "updates"]) == ("updates", "values")
+
+
+async def test_a_workflow_streams_its_own_steps() -> None:
+    events = await run_events("a report on tides", template="research_report")
+    parts = shape(events, "updates", "values", "messages-tuple")
+    nodes = [node for name, data in parts if name == "updates" for node in data]
+    assert nodes and not any(node.startswith("step:") for node in nodes)  # the workflow's nodes, not its steps'
+    values = [data for name, data in parts if name == "values"]
+    assert values and values[-1]["messages"][-1]["content"] == events[-1].data["output"]
+    tokens = [data for name, data in parts if name == "messages"]
+    assert tokens and all(meta["run_id"] == "run_1" for _, meta in tokens)

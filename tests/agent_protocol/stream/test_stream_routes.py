@@ -119,9 +119,10 @@ async def test_bad_requests(ap_sqlite: APServer) -> None:
         await collect(client, "00000000-0000-0000-0000-000000000000", "writer", input=CALC)
     with pytest.raises(NotFoundError):
         await collect(client, None, "no-such-assistant", input=CALC)
-    # accepted for an assistant without subgraphs (every template; Agent Chat UI always sets it)
-    subgraphs = await collect(client, None, "writer", input=CALC, stream_subgraphs=True)
-    assert subgraphs[-1].event != "error"
+    with pytest.raises(UnprocessableEntityError, match="debug"):
+        await collect(client, None, "writer", input=CALC, stream_mode=["values", "debug"])
+    parts = await collect(client, None, "writer", input=CALC, stream_subgraphs=True)  # no subgraphs: the same
+    assert parts[0].event == "metadata" and parts[-1].event == "values"
     raw = httpx.post(
         f"{ap_sqlite.url}/runs/stream",
         json={"assistant_id": "writer", "input": CALC, "stream_mode": "nope"},

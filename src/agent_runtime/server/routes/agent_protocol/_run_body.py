@@ -26,6 +26,7 @@ from agent_runtime.types import AgentContext, Principal
 from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
 
 __all__ = [
+    "STREAMED_MODES",
     "STREAM_MODES",
     "BatchRunCreate",
     "RunCommand",
@@ -40,6 +41,8 @@ StreamMode = Literal["values", "updates", "messages", "messages-tuple", "custom"
 STREAM_MODES: Final[tuple[str, ...]] = StreamMode.__args__  # type: ignore[attr-defined]
 _NOT_STREAMED: Final = frozenset({"events", "debug", "tasks", "checkpoints", "tools"})
 """LangGraph's stream modes agent-runtime does not produce: refused by name."""
+STREAMED_MODES: Final = STREAM_MODES
+"""The modes agent-runtime streams (``_stream_modes`` shapes them)."""
 
 
 def _values_only() -> list[StreamMode]:

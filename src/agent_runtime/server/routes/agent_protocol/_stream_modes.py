@@ -30,6 +30,7 @@ from typing import Any, Final
 from langchain_core.messages import AIMessageChunk, message_chunk_to_message
 
 from agent_runtime.errors import ValidationError
+from agent_runtime.server.routes.agent_protocol._run_body import STREAMED_MODES
 from agent_runtime.types import StreamEvent
 
 __all__ = [
@@ -44,7 +45,7 @@ __all__ = [
     "stream_modes",
 ]
 
-STREAM_MODES: Final = ("values", "updates", "messages", "messages-tuple", "custom")
+STREAM_MODES: Final = STREAMED_MODES
 REFUSED_MODES: Final = ("events", "debug", "tasks", "checkpoints", "tools", "lifecycle")
 DEFAULT_MODE: Final = "values"
 _REMOVE_ALL: Final = "__remove_all__"

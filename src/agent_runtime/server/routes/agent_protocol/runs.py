@@ -260,12 +260,14 @@ async def cancel_run(
     action: CancelActionQuery = "interrupt",
 ) -> Response:
     """``interrupt`` stops the run and keeps what it did; ``rollback`` also drops its checkpoints and
-    its record. 202 at once, or (``wait``) the run's final answer as ``join`` gives it."""
+    its record (``RunDispatcher.cancel``). 202 at once, or (``wait``) the run's final answer as ``join``
+    gives it (after a rollback: the thread as it was before the run)."""
     thread, run = await _thread_run(runtime, owner, thread_id, run_id)
     run = await _cancel(dispatcher_of(runtime), run, action)
     if not wait:
         return Response(status_code=202)
-    run = await _until_done(runtime, request, run, cancel_on_disconnect=False)
+    if action == "interrupt":
+        run = await _until_done(runtime, request, run, cancel_on_disconnect=False)
     location = f"/threads/{thread.id}/runs/{run.run_id}"
     headers = {"Location": f"{location}/join", "Content-Location": location}
     return JSONResponse(await _final(runtime, run, thread), headers=headers)

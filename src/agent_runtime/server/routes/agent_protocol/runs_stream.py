@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from pydantic import Field, field_validator
 
 from agent_runtime.agents.assistants import assistant_id
-from agent_runtime.errors import AgentRuntimeError, RunNotFoundError, ServiceUnavailableError
+from agent_runtime.errors import AgentRuntimeError, RunNotFoundError, ServiceUnavailableError, ValidationError
 from agent_runtime.runs.events.base import RunEventLog
 from agent_runtime.runs.events.join import check_after, join
 from agent_runtime.runs.record import Run
@@ -34,6 +35,8 @@ from agent_runtime.server.routes.agent_protocol._common import CurrentOwner, onl
 from agent_runtime.server.routes.agent_protocol._run_body import RunCreate
 from agent_runtime.server.routes.agent_protocol._run_start import Started, dispatcher_of, start_run
 from agent_runtime.server.routes.agent_protocol._stream_modes import (
+    DEFAULT_MODE,
+    STREAM_MODES,
     RunInfo,
     StreamShaper,
     encode,
@@ -46,19 +49,42 @@ from agent_runtime.sessions.models import Session
 from agent_runtime.sessions.threads import Owner
 from agent_runtime.types import Principal
 
-__all__ = ["router", "thread_run"]
+__all__ = ["StreamRunCreate", "router", "thread_run"]
 
 router = APIRouter(tags=["agent protocol: runs stream"], dependencies=[Depends(threads_scope)])
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN, description="The thread's id (its session id).")]
 RunId = Annotated[str, Path(pattern=ID_PATTERN, description="The run's id.")]
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=128)]
 _STREAMED = {200: SSE_RESPONSE, **errors(401, 403, 404, 409, 410, 422, 429, 503)}
+Streamable = Literal["values", "updates", "messages", "messages-tuple", "custom"]
+
+
+def _values() -> list[Streamable]:
+    return ["values"]
+
+
+class StreamRunCreate(RunCreate):
+    """A run to stream: its ``stream_mode`` lists only the modes agent-runtime streams (others: 422
+    naming the mode)."""
+
+    stream_mode: list[Streamable] = Field(default_factory=_values, max_length=len(STREAM_MODES))
+
+    @field_validator("stream_mode", mode="before")
+    @classmethod
+    def _streamable(cls, value: Any) -> Any:
+        modes = [value] if isinstance(value, str) else value
+        if isinstance(modes, list) and all(isinstance(mode, str) for mode in modes):
+            try:
+                return list(stream_modes(modes))
+            except ValidationError as exc:
+                raise ValueError(exc.message) from None
+        return modes
 
 
 @router.post("/threads/{thread_id}/runs/stream", responses=_STREAMED, summary="Run on a thread, streamed")
 async def stream_run(
     thread_id: ThreadId,
-    body: RunCreate,
+    body: StreamRunCreate,
     request: Request,
     principal: CurrentPrincipal,
     owner: CurrentOwner,
@@ -69,7 +95,7 @@ async def stream_run(
 
 @router.post("/runs/stream", responses=_STREAMED, summary="Run statelessly, streamed")
 async def stream_stateless_run(
-    body: RunCreate, request: Request, principal: CurrentPrincipal, owner: CurrentOwner, runtime: CurrentRuntime
+    body: StreamRunCreate, request: Request, principal: CurrentPrincipal, owner: CurrentOwner, runtime: CurrentRuntime
 ) -> EventStreamResponse:
     return await _started_stream(runtime, principal, owner, request, body, thread_id=None)
 
@@ -79,12 +105,12 @@ async def _started_stream(
     principal: Principal,
     owner: Owner,
     request: Request,
-    body: RunCreate,
+    body: StreamRunCreate,
     *,
     thread_id: str | None,
 ) -> EventStreamResponse:
-    """Check what would fail the stream (modes, the event log), queue the run, stream its events."""
-    modes = stream_modes(body.stream_mode)
+    """Check what would fail the stream (the event log), queue the run, stream its events."""
+    modes = tuple(body.stream_mode) or (DEFAULT_MODE,)
     log = _log(runtime)
     started = await start_run(runtime, principal, owner, request, body, thread_id=thread_id)
     events = _events(runtime, log, started.run, modes, thread_id=started.thread.id, after=None)
