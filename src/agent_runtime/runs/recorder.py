@@ -22,12 +22,13 @@ from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.orchestration.recovery import DURABLE_KEY, RECOVER_KEY
 from agent_runtime.runs.base import RunRecordStore
 from agent_runtime.runs.record import Run, RunStatus, status_for_error
-from agent_runtime.types import AgentContext, AgentResult, ToolCallRecord
+from agent_runtime.types import AgentContext, AgentResult, ChatTurn, ToolCallRecord
 from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
 
 __all__ = [
     "BACKGROUND_KEY",
     "DEFAULT_TENANT",
+    "HISTORY_KEY",
     "KWARGS_KEY",
     "RunRecorder",
     "new_run",
@@ -43,6 +44,8 @@ BACKGROUND_KEY = "background"
 DEFAULT_TENANT = "default"
 KWARGS_KEY = "kwargs"
 """Run metadata: the arguments a protocol's route took (JSON), kept so any process can show them."""
+HISTORY_KEY = "history"
+"""Run metadata of a queued run: the client's earlier turns (``AgentContext.history``), as JSON."""
 _KEPT_METADATA = ("source", "client", "trigger", KWARGS_KEY, RESUME_DECISIONS_KEY)
 _MAX_BACKLOG = 10_000
 _RESULT_STATUS: dict[str, RunStatus] = {
@@ -68,6 +71,9 @@ def new_run(context: AgentContext, *, status: RunStatus, background: bool, worke
     """The record of a run that is starting (``running``) or queued (``pending``)."""
     principal = context.principal
     now = time.time()
+    metadata = {k: v for k, v in context.metadata.items() if k in _KEPT_METADATA}
+    if background and context.history:  # a worker rebuilds the run from its record alone
+        metadata[HISTORY_KEY] = [turn.model_dump(mode="json") for turn in context.history]
     return Run(
         run_id=context.run_id,
         tenant=principal.tenant if principal else DEFAULT_TENANT,
@@ -83,7 +89,7 @@ def new_run(context: AgentContext, *, status: RunStatus, background: bool, worke
         started_at=now if status == "running" else None,
         worker=worker,
         timeout_s=context.timeout_s,
-        metadata={k: v for k, v in context.metadata.items() if k in _KEPT_METADATA},
+        metadata=metadata,
         principal=principal,
     )
 
@@ -96,11 +102,13 @@ def run_context(run: Run, *, resumed: bool) -> AgentContext:
     if resumed:
         metadata[RECOVER_KEY] = True
     metadata.setdefault("source", "background")
+    history = [ChatTurn.model_validate(turn) for turn in metadata.pop(HISTORY_KEY, None) or ()]
     if RESUME_DECISIONS_KEY in metadata and run.session_id is not None:  # answers the session's interrupt
         metadata[RESUME_KEY] = ResumeRequest(decisions=metadata[RESUME_DECISIONS_KEY], session_id=run.session_id)
         metadata["resume"] = True
     return AgentContext(
         input=run.input,
+        history=history,
         template=run.template,
         run_id=run.run_id,
         session_id=run.session_id,

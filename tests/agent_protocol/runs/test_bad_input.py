@@ -82,8 +82,10 @@ async def test_admin_reaches_a_run_of_his_tenant(ap: APServer) -> None:
         ({"feedback_keys": ["k"]}, "feedback_keys"),
         ({"durability": "exit"}, "durability"),
         ({"no_such_field": 1}, "no_such_field"),
-        ({"input": {"messages": HELLO["messages"] * 2}}, "input.messages"),
         ({"input": {"messages": [{"role": "ai", "content": "x"}]}}, "user message"),
+        ({"input": {"messages": [{"role": "system", "content": "x"}, *HELLO["messages"]]}}, "system"),
+        ({"input": {"messages": [{"type": "tool", "content": "x"}, *HELLO["messages"]]}}, "input.messages[0]"),
+        ({"input": {"messages": []}}, "input.messages"),
         ({"input": {"topic": "x"}}, "topic"),
         ({"input": None}, "input"),
         ({"input": {"messages": [{"role": "user", "content": "  "}]}}, "non-empty"),
@@ -103,6 +105,11 @@ def test_unsupported_fields_are_named(ap_sqlite: APServer, extra: dict[str, Any]
     assert runs == []
 
 
+def _threads(ap: APServer, headers: dict[str, str]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = httpx.post(f"{ap.url}/threads/search", json={"limit": 1000}, headers=headers).json()
+    return found
+
+
 def test_bad_query_and_batch(ap_sqlite: APServer) -> None:
     headers = {"x-api-key": ap_sqlite.alice}
     thread = httpx.post(f"{ap_sqlite.url}/threads", json={}, headers=headers).json()
@@ -111,6 +118,10 @@ def test_bad_query_and_batch(ap_sqlite: APServer) -> None:
     bad = [{"assistant_id": "writer", "input": HELLO}, {"assistant_id": "nobody", "input": HELLO}]
     batch = httpx.post(f"{ap_sqlite.url}/runs/batch", json=bad, headers=headers)
     assert batch.status_code == 404  # checked before any run is queued
+    before = {t["thread_id"] for t in _threads(ap_sqlite, headers)}
+    unknown = [{"assistant_id": "writer", "input": HELLO}, {"assistant_id": "writer", "input": HELLO, "thread_id": "x"}]
+    assert httpx.post(f"{ap_sqlite.url}/runs/batch", json=unknown, headers=headers).status_code == 404
+    assert {t["thread_id"] for t in _threads(ap_sqlite, headers)} - before == set()  # no temporary thread either
     assert httpx.post(f"{ap_sqlite.url}/runs/batch", json=[], headers=headers).status_code == 422
 
 

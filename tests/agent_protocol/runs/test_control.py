@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -56,18 +55,38 @@ async def test_busy_thread_rejects_a_second_run(ap_slow: APServer) -> None:
     await client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
 
 
-async def test_rollback_drops_the_run_and_what_it_wrote(ap_slow: APServer) -> None:
+async def test_cancel_with_rollback_drops_the_run(ap_slow: APServer) -> None:
     client = ap_slow.client()
     thread = await client.threads.create()
-    before = await client.threads.get_state(thread["thread_id"])
+    await client.runs.wait(thread["thread_id"], "writer", input={"messages": "a first short line"})
     run = await _running(client, thread["thread_id"])
-    await client.runs.cancel(thread["thread_id"], run["run_id"], action="rollback")
-    with pytest.raises(NotFoundError):  # its record is gone (after the run stopped)
-        for _ in range(200):
-            await client.runs.get(thread["thread_id"], run["run_id"])
-            await asyncio.sleep(0.05)
-    after = await client.threads.get_state(thread["thread_id"])
-    assert after["values"] == before["values"]  # nothing of the run's input or answer stayed
+    await client.runs.cancel(thread["thread_id"], run["run_id"], wait=True, action="rollback")
+    with pytest.raises(NotFoundError):  # its record went with its progress
+        await client.runs.get(thread["thread_id"], run["run_id"])
+    state = await client.threads.get_state(thread["thread_id"])
+    assert [m["content"] for m in state["values"]["messages"] if m["type"] == "human"] == ["a first short line"]
+    with pytest.raises(UnprocessableEntityError) as info:
+        await client.runs.cancel(thread["thread_id"], run["run_id"], action="sideways")  # type: ignore[arg-type]
+    assert "action" in info.value.response.json()["error"]["message"]
+
+
+async def test_multitask_strategies(ap_slow: APServer) -> None:
+    client = ap_slow.client()
+    thread = await client.threads.create()
+    first = await _running(client, thread["thread_id"])
+    second = await client.runs.create(
+        thread["thread_id"], "writer", input={"messages": "then this"}, multitask_strategy="interrupt"
+    )
+    assert second["multitask_strategy"] == "interrupt"
+    assert (await client.runs.join(thread["thread_id"], second["run_id"]))["messages"][-1]["type"] == "ai"
+    assert (await client.runs.get(thread["thread_id"], first["run_id"]))["status"] == "interrupted"
+    third = await _running(client, thread["thread_id"])
+    fourth = await client.runs.create(
+        thread["thread_id"], "writer", input={"messages": "after that"}, multitask_strategy="enqueue"
+    )
+    await client.runs.cancel(thread["thread_id"], third["run_id"])
+    values = await client.runs.join(thread["thread_id"], fourth["run_id"])
+    assert values["messages"][-2]["content"] == "after that"
 
 
 async def test_delete_a_finished_run(ap_slow: APServer) -> None:

@@ -119,3 +119,33 @@ async def test_list_filters_and_pages(ap: APServer) -> None:
     assert len(rest) == 1 and rest[0]["run_id"] not in {r["run_id"] for r in runs}
     assert await client.runs.list(thread["thread_id"], status="error") == []
     assert len(await client.runs.list(thread["thread_id"], status="success")) == 3
+
+
+async def test_a_stateless_run_takes_the_whole_conversation(ap: APServer) -> None:
+    client = ap.client()
+    conversation = {
+        "messages": [
+            {"role": "user", "content": "my name is Ada"},
+            {"role": "assistant", "content": "Hello Ada."},
+            {"type": "human", "content": [{"type": "text", "text": "what is my name?"}]},
+        ]
+    }
+    values = await client.runs.wait(None, "writer", input=conversation)
+    assert isinstance(values, dict) and _texts(values, "human") == ["my name is Ada", "what is my name?"]
+    assert "Ada" in values["messages"][-1]["content"]
+    run = await client.runs.create(None, "writer", input=conversation, on_completion="keep")  # queued: the same
+    joined = await client.runs.join(run["thread_id"], run["run_id"])
+    assert "Ada" in joined["messages"][-1]["content"]
+    shown = (await client.runs.get(run["thread_id"], run["run_id"]))["kwargs"]["input"]["messages"]
+    assert [m["type"] for m in shown] == ["human", "ai", "human"] and shown[-1]["content"] == "what is my name?"
+
+
+async def test_a_thread_keeps_its_own_conversation(ap: APServer) -> None:
+    """A client resending the conversation on a thread adds only what follows the last answer."""
+    client = ap.client()
+    thread = await client.threads.create()
+    first = await client.runs.wait(thread["thread_id"], "writer", input={"messages": "my name is Ada"})
+    assert isinstance(first, dict)
+    resent = [*first["messages"], {"type": "human", "content": "what is my name?"}]
+    values = await client.runs.wait(thread["thread_id"], "writer", input={"messages": resent})
+    assert isinstance(values, dict) and _texts(values, "human") == ["my name is Ada", "what is my name?"]

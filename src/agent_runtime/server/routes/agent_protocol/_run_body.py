@@ -2,8 +2,8 @@
 and the one function that turns it into the run's ``AgentContext``, through ``build_context`` as ``/v1``.
 
 Fields LangGraph defines that agent-runtime does not implement are listed in ``unsupported``: a client
-that sets one gets 422 naming it, never a silent ignore. A run's input is the new user message; the
-thread (its session) holds the conversation before it.
+that sets one gets 422 naming it, never a silent ignore. A run's input is ``input.messages``
+(``_run_input``): the earlier turns and the new user message.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from agent_runtime.runs.multitask import MultitaskStrategy
 from agent_runtime.runs.recorder import KWARGS_KEY
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.routes.agent_protocol._common import APModel
+from agent_runtime.server.routes.agent_protocol._run_input import RunInput, parse_input
 from agent_runtime.server.routes.runs import build_context
 from agent_runtime.server.schemas import ID_PATTERN
 from agent_runtime.types import AgentContext, Principal
 from agent_runtime.workflows.approval import RESUME_DECISIONS_KEY, RESUME_KEY, ResumeRequest
 
 __all__ = [
+    "STREAMED_MODES",
     "STREAM_MODES",
     "BatchRunCreate",
     "RunCommand",
@@ -35,13 +37,12 @@ __all__ = [
     "run_context",
 ]
 
-StreamMode = Literal[
-    "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
-]
+StreamMode = Literal["values", "updates", "messages", "messages-tuple", "custom"]
 STREAM_MODES: Final[tuple[str, ...]] = StreamMode.__args__  # type: ignore[attr-defined]
-STREAMED_MODES: Final = ("values", "updates", "messages", "messages-tuple", "custom")
+_NOT_STREAMED: Final = frozenset({"events", "debug", "tasks", "checkpoints", "tools"})
+"""LangGraph's stream modes agent-runtime does not produce: refused by name."""
+STREAMED_MODES: Final = STREAM_MODES
 """The modes agent-runtime streams (``_stream_modes`` shapes them)."""
-_USER_ROLES = frozenset({"user", "human"})
 
 
 def _values_only() -> list[StreamMode]:
@@ -96,12 +97,7 @@ class RunCreate(APModel):
     """Stateless runs: delete (the default) or keep their temporary thread."""
     webhook: str | None = Field(default=None, max_length=2000)
     after_seconds: float = Field(default=0.0, ge=0, le=86_400 * 366)
-    stream_mode: list[StreamMode] = Field(
-        default_factory=_values_only,
-        max_length=len(STREAM_MODES),
-        # LangGraph's other modes are parsed (so the stream routes refuse them by name) but not offered
-        json_schema_extra={"items": {"type": "string", "enum": list(STREAMED_MODES)}},
-    )
+    stream_mode: list[StreamMode] = Field(default_factory=_values_only, max_length=len(STREAM_MODES))
     stream_subgraphs: bool = False
     """Accepted for an assistant whose graph has no subgraphs (the stream is the same); refused for
     one that has (their events are not streamed apart). Agent Chat UI always sets it."""
@@ -111,15 +107,24 @@ class RunCreate(APModel):
     @field_validator("stream_mode", mode="before")
     @classmethod
     def _modes(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+        modes = [value] if isinstance(value, str) else value
+        refused = [m for m in modes if isinstance(m, str) and m in _NOT_STREAMED] if isinstance(modes, list) else []
+        if refused:
+            raise ValueError(
+                f"stream_mode {refused[0]!r} is not supported by agent-runtime (supported: {', '.join(STREAM_MODES)})"
+            )
+        return modes
 
-    def text(self) -> str:
-        """The run's input text: the one new user message of ``input.messages`` (or the resume's label)."""
+    def turns(self) -> RunInput:
+        """The run's earlier turns and new user text (``input.messages``), or the resume's label."""
         if self.command is not None:
             if self.input:
                 raise ValidationError("give input or command, not both", details={"param": "command"})
-            return "resume: " + ", ".join(_kinds(self.command.resume))[:200]
-        return input_text(self.input)
+            return RunInput((), "resume: " + ", ".join(_kinds(self.command.resume))[:200])
+        return parse_input(self.input)
+
+    def text(self) -> str:
+        return self.turns().text
 
     def kwargs(self) -> dict[str, Any]:
         """What LangGraph shows as a run's ``kwargs``, kept with the record."""
@@ -139,48 +144,6 @@ class BatchRunCreate(RunCreate):
     """One run of ``/runs/batch``: stateless, or on ``thread_id``."""
 
     thread_id: str | None = Field(default=None, pattern=ID_PATTERN)
-
-
-def input_text(value: Mapping[str, Any] | None) -> str:
-    """The text of ``{"messages": [one user message]}`` (a string, or a message as dict with
-    ``role``/``type`` and ``content``, which may be a list of text blocks)."""
-    if not value:
-        raise ValidationError("input is required (a user message), or a command to resume", details={"param": "input"})
-    extra = sorted(set(value) - {"messages"})
-    if extra:
-        raise ValidationError(
-            f"input keys not supported by agent-runtime: {', '.join(extra)} (give input.messages)",
-            details={"param": f"input.{extra[0]}"},
-        )
-    messages = value.get("messages")
-    if isinstance(messages, str | dict):
-        messages = [messages]
-    if not isinstance(messages, list) or len(messages) != 1:
-        raise ValidationError(
-            "input.messages must hold one new user message (the thread keeps the conversation before it)",
-            details={"param": "input.messages"},
-        )
-    return _message_text(messages[0])
-
-
-def _message_text(message: Any) -> str:
-    if isinstance(message, str):
-        return message
-    if not isinstance(message, dict):
-        raise ValidationError("input.messages[0] must be a string or a message object", details={"param": "input"})
-    role = message.get("role", message.get("type", "user"))
-    if role not in _USER_ROLES:
-        raise ValidationError(
-            f"input.messages[0] must be a user message, not {role!r}", details={"param": "input.messages"}
-        )
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in content):
-        return "".join(str(b.get("text", "")) for b in content)
-    raise ValidationError(
-        "input.messages[0].content must be text (a string or text blocks)", details={"param": "input.messages"}
-    )
 
 
 def resume_decisions(resume: Any) -> Any:
@@ -216,15 +179,17 @@ def run_context(
 ) -> AgentContext:
     """The run's context on thread ``thread_id``: the same ``build_context`` as ``/v1/runs``, plus the
     protocol's kwargs and, for a ``command``, the decisions its queued run resumes the thread with."""
+    turns = body.turns()
     context = build_context(
         runtime,
         principal,
         request,
         template=template,
-        text=body.text(),
+        text=turns.text,
         session_id=thread_id,
         client_metadata=body.metadata,
     )
+    context.history = list(turns.history)
     context.metadata[KWARGS_KEY] = body.kwargs()
     if body.command is not None:
         decisions = resume_decisions(body.command.resume)

@@ -9,9 +9,11 @@ from typing import Any, Final
 from agent_runtime.agents.assistants import assistant_id
 from agent_runtime.runs.multitask import DEFAULT_STRATEGY
 from agent_runtime.runs.record import Run
-from agent_runtime.runs.recorder import KWARGS_KEY
+from agent_runtime.runs.recorder import HISTORY_KEY, KWARGS_KEY
 from agent_runtime.runs.thread_outcome import WAITED_KEY
+from agent_runtime.server.routes.agent_protocol._run_input import turn_out
 from agent_runtime.server.routes.agent_protocol._shapes import jsonable
+from agent_runtime.types import ChatTurn
 
 __all__ = ["AP_STATUS", "ap_status", "iso", "run_error_out", "run_out"]
 
@@ -41,7 +43,11 @@ def run_out(run: Run) -> dict[str, Any]:
     kwargs = dict(run.metadata.get(KWARGS_KEY) or {})
     command = kwargs.pop("command", None)
     kwargs.pop(WAITED_KEY, None)
-    kwargs["input"] = None if command is not None else {"messages": [{"type": "human", "content": run.input}]}
+    if command is None:
+        earlier = [turn_out(ChatTurn.model_validate(t)) for t in run.metadata.get(HISTORY_KEY) or ()]
+        kwargs["input"] = {"messages": [*earlier, {"type": "human", "content": run.input}]}
+    else:
+        kwargs["input"] = None
     kwargs["command"] = command
     kwargs["temporary"] = kwargs.get("on_completion", "keep") == "delete"
     out: dict[str, Any] = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from agent_runtime.agents.assistants import Assistants
-from agent_runtime.errors import ConflictError, ServiceUnavailableError, SessionBusyError, ValidationError
+from agent_runtime.errors import ConflictError, ServiceUnavailableError, ValidationError
 from agent_runtime.runs import RunDispatcher, RunFilter
 from agent_runtime.runs.record import Run
 from agent_runtime.runs.recorder import KWARGS_KEY
@@ -65,7 +65,7 @@ async def start_run(
 
     Raises:
         NotFoundError: unknown assistant, or thread (``if_not_exists="reject"``).
-        SessionBusyError: the thread has an active run and the strategy is ``reject``.
+        SessionBusyError: the thread has an active run and the strategy is ``reject`` (the dispatcher's).
         ConflictError: the thread waits at an interrupt and no ``command`` answers it, or the reverse.
         ValidationError: the body does not fit (input, resume decisions, unsupported options).
     """
@@ -81,12 +81,13 @@ async def start_run(
     if thread_id is not None and body.on_completion is not None:
         raise ValidationError("on_completion applies to stateless runs only", details={"param": "on_completion"})
     # a malformed or oversize input is refused before a thread is made for it
-    runtime.executor.validate(AgentContext(input=body.text(), template=template))
+    turns = body.turns()
+    runtime.executor.validate(AgentContext(input=turns.text, history=list(turns.history), template=template))
     thread = await _thread(runtime, principal, owner, body, thread_id, template)
     try:
         context = run_context(runtime, principal, request, body, template=template, thread_id=thread.id)
         if thread_id is not None:
-            await _check_thread(runtime, dispatcher, thread, body)
+            await _check_thread(runtime, thread, body)
         if thread_id is None:
             context.metadata[KWARGS_KEY].setdefault("on_completion", "delete")
             if waited:  # the waiting request reads the thread's final state, then deletes it
@@ -121,13 +122,9 @@ async def _thread(
     return session if session.template is not None else await threads.bind_template(session, template)
 
 
-async def _check_thread(runtime: Runtime, dispatcher: RunDispatcher, thread: Session, body: RunCreate) -> None:
-    """What would make the queued run fail on this thread, refused now with its own status."""
-    if (body.multitask_strategy or "reject") == "reject" and await _busy(runtime, dispatcher, thread):
-        raise SessionBusyError(
-            f"thread {thread.id} has a run in progress (multitask_strategy reject)",
-            details={"thread_id": thread.id},
-        )
+async def _check_thread(runtime: Runtime, thread: Session, body: RunCreate) -> None:
+    """What would make the queued run fail on this thread, refused now with its own status (a busy
+    thread is the dispatcher's: ``multitask_strategy``)."""
     waiting = bool(thread.metadata.get(PENDING_RUN_KEY))
     if body.command is None:
         if waiting:
@@ -143,15 +140,6 @@ async def _check_thread(runtime: Runtime, dispatcher: RunDispatcher, thread: Ses
     if isinstance(pending, dict) and pending.get("template") not in (None, thread.template):
         raise ConflictError("the interrupt belongs to another assistant's run", details={"param": "assistant_id"})
     build_resume_value(list(state.interrupts), resume_decisions(body.command.resume))  # 422 when they do not fit
-
-
-async def _busy(runtime: Runtime, dispatcher: RunDispatcher, thread: Session) -> bool:
-    if await runtime.sessions.is_busy(thread):
-        return True
-    for status in ("pending", "running"):
-        if await thread_runs(dispatcher, thread, status=status, want=1):
-            return True
-    return False
 
 
 async def thread_runs(dispatcher: RunDispatcher, thread: Session, *, status: str | None, want: int) -> list[Run]:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field
 
 from agent_runtime.agents.assistants import Assistants
 from agent_runtime.errors import ConflictError, RunNotFoundError, RunTimeoutError
@@ -43,6 +43,10 @@ MAX_BATCH = 100
 MAX_BULK = 1000
 MAX_WAIT_S = 3600.0
 """The longest a ``wait`` / ``join`` request blocks (a run always ends: timeouts, attempts, cancel)."""
+CancelActionQuery = Annotated[
+    CancelAction,
+    Query(description="`interrupt` keeps what the run did; `rollback` drops its checkpoints and its record."),
+]
 _CHECK_S = 1.0  # how often a waiting request looks whether its client went away
 _OK = ("success", "interrupted")
 
@@ -77,12 +81,14 @@ async def create_batch(
     owner: CurrentOwner,
     runtime: CurrentRuntime,
 ) -> list[dict[str, Any]]:
-    """Every item is checked (assistant, input) before any is queued; each is stateless unless it
-    names a ``thread_id``."""
+    """Every item is checked (assistant, input, thread) before any is queued; each is stateless unless
+    it names a ``thread_id``."""
     assistants = Assistants(runtime.factory)
     for item in body:
         assistants.get(item.assistant_id)
         item.text()
+        if item.thread_id is not None and item.if_not_exists == "reject":
+            await runtime.threads.get(item.thread_id, owner)
     out = []
     for item in body:
         started = await start_run(runtime, principal, owner, request, item, thread_id=item.thread_id)
@@ -147,7 +153,10 @@ async def _until_done(runtime: Runtime, request: Request, run: Run, *, cancel_on
             )
         if cancel_on_disconnect and await request.is_disconnected():
             return await _cancel(dispatcher, run)
-        run = await dispatcher.wait(run.run_id, run.tenant, timeout_s=_CHECK_S)
+        try:
+            run = await dispatcher.wait(run.run_id, run.tenant, timeout_s=_CHECK_S)
+        except RunNotFoundError:  # rolled back (its record dropped with its progress)
+            return run.model_copy(update={"status": "cancelled", "lease_until": None})
     return run
 
 
@@ -248,7 +257,7 @@ async def cancel_run(
     owner: CurrentOwner,
     runtime: CurrentRuntime,
     wait: bool = False,
-    action: Literal["interrupt", "rollback"] = "interrupt",
+    action: CancelActionQuery = "interrupt",
 ) -> Response:
     """``interrupt`` stops the run and keeps what it did; ``rollback`` also drops its checkpoints and
     its record (``RunDispatcher.cancel``). 202 at once, or (``wait``) the run's final answer as ``join``
@@ -264,38 +273,17 @@ async def cancel_run(
     return JSONResponse(await _final(runtime, run, thread), headers=headers)
 
 
-_IDS: dict[str, Any] = {
-    "required": ["thread_id", "run_ids"],
-    "properties": {"thread_id": {"type": "string"}, "run_ids": {"type": "array", "minItems": 1}},
-}
-_STATUS: dict[str, Any] = {"required": ["status"], "properties": {"status": {"type": "string"}}}
+class CancelByIds(APModel):
+    """``POST /runs/cancel`` of named runs of one thread."""
+
+    thread_id: str = Field(pattern=ID_PATTERN)
+    run_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(min_length=1, max_length=MAX_BULK)
 
 
-class RunsCancel(APModel):
-    """``POST /runs/cancel``: runs of one thread by id, or every run of the caller in a status."""
+class CancelByStatus(APModel):
+    """``POST /runs/cancel`` of every run of the caller in a status."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "oneOf": [
-                {**_IDS, "not": _STATUS},
-                {**_STATUS, "not": {"anyOf": [{"required": ["thread_id"]}, {"required": ["run_ids"]}]}},
-            ]
-        },
-    )
-
-    thread_id: str | None = Field(default=None, pattern=ID_PATTERN)
-    run_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(default=None, max_length=MAX_BULK)
-    status: Literal["pending", "running", "all"] | None = None
-
-    @model_validator(mode="after")
-    def _one_selection(self) -> RunsCancel:
-        by_ids = self.thread_id is not None and bool(self.run_ids)
-        if self.status is not None and (self.thread_id is not None or self.run_ids):
-            raise ValueError("give status alone, or thread_id with run_ids")
-        if self.status is None and not by_ids:
-            raise ValueError("give thread_id with run_ids, or status")
-        return self
+    status: Literal["pending", "running", "all"]
 
 
 @router.post(
@@ -307,17 +295,17 @@ class RunsCancel(APModel):
     summary="Cancel several runs",
 )
 async def cancel_runs(
-    body: RunsCancel,
+    body: CancelByIds | CancelByStatus,
     owner: CurrentOwner,
     runtime: CurrentRuntime,
-    action: Literal["interrupt", "rollback"] = "interrupt",
+    action: CancelActionQuery = "interrupt",
 ) -> Response:
     """Every named run is checked (404 when one is not the thread's) before any is cancelled; runs
     that have finished in the meantime are left as they are. With ``status``: the caller's own runs
     (an admin's: his tenant's), up to ``MAX_BULK``."""
     dispatcher = dispatcher_of(runtime)
-    if body.thread_id is not None:
-        runs = [(await _thread_run(runtime, owner, body.thread_id, run_id))[1] for run_id in body.run_ids or ()]
+    if isinstance(body, CancelByIds):
+        runs = [(await _thread_run(runtime, owner, body.thread_id, run_id))[1] for run_id in body.run_ids]
     else:
         statuses = ("pending", "running") if body.status == "all" else (body.status,)
         runs = [

@@ -67,7 +67,7 @@ class StreamRunCreate(RunCreate):
     """A run to stream: its ``stream_mode`` lists only the modes agent-runtime streams (others: 422
     naming the mode)."""
 
-    stream_mode: list[Streamable] = Field(default_factory=_values, max_length=len(STREAM_MODES))  # type: ignore[assignment]  # narrowed, read only
+    stream_mode: list[Streamable] = Field(default_factory=_values, max_length=len(STREAM_MODES))
 
     @field_validator("stream_mode", mode="before")
     @classmethod
