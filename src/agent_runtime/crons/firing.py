@@ -48,7 +48,7 @@ def submit_to(dispatcher: RunDispatcher, sessions: SessionManager) -> Fire:
             principal=schedule.principal,
             metadata=metadata,
         )
-        run = await dispatcher.submit(context)
+        run = await dispatcher.submit(context, multitask=schedule.multitask_strategy, webhook=schedule.webhook)
         return run.run_id
 
     return fire
@@ -81,7 +81,13 @@ def build_crons(
     """The cron store of ``settings`` (registry family ``crons``), its API, and this process's scheduler
     (``None`` when ``crons.scheduler`` is off)."""
     cfg = settings.crons
-    crons = Crons(build("crons", settings), has_template, max_input_chars=settings.limits.max_input_chars)
+    webhooks = dispatcher.webhooks
+    crons = Crons(
+        build("crons", settings),
+        has_template,
+        max_input_chars=settings.limits.max_input_chars,
+        check_webhook=webhooks.check if webhooks is not None else None,
+    )
     if not cfg.scheduler:
         return crons, None
     scheduler = CronScheduler(
