@@ -55,18 +55,20 @@ def submit_to(dispatcher: RunDispatcher, sessions: SessionManager) -> Fire:
 
 
 def key_check(keys: KeyService) -> Authorize:
-    """Refuse a tick whose creator's API key was revoked, expired or deleted since the schedule was made.
+    """Refuse a tick whose creator's API key was revoked, expired or deleted since the schedule was made,
+    and run it with the key as it is now (scopes and limits changed since apply to the next run).
 
     The record is read from the key store itself, not the service's cache, so a revocation made in
     another process counts at the very next tick."""
 
-    async def authorize(schedule: Schedule) -> None:
+    async def authorize(schedule: Schedule) -> Schedule:
         key_id = schedule.principal.key_id
         if key_id is None:
-            return
+            return schedule
         record = await keys.store.get(key_id)
-        if record is None or record.revoked or record.is_expired():
+        if record is None or record.revoked or record.is_expired() or record.tenant != schedule.tenant:
             raise AuthenticationError(f"the API key {key_id} that created this schedule is no longer valid")
+        return schedule.model_copy(update={"principal": record.to_principal()})
 
     return authorize
 
