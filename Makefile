@@ -32,6 +32,9 @@ services:
 	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || \
 		echo "chromium could not be installed: the browser test will fail"
+	@test -d tests/agent_protocol/clients/js/node_modules || (command -v npm >/dev/null && \
+		npm ci --prefix tests/agent_protocol/clients/js --no-audit --no-fund --silent) || \
+		echo "npm ci failed: the JavaScript client test will try again"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -52,18 +52,10 @@ class KeyCreate(BaseModel):
     description: str = Field(default="", max_length=500)
 
 
-class KeyUpdate(BaseModel):
+class KeyUpdate(KeyChanges):
     """Only the fields sent change; `null` lifts a limit or the expiry."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    scopes: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=0)
-    tpm: int | None = Field(default=None, ge=0)
-    daily_tokens: int | None = Field(default=None, ge=0)
-    monthly_usd: float | None = Field(default=None, ge=0)
-    expires_at: datetime | None = None
-    description: str | None = Field(default=None, max_length=500)
+    expires_at: datetime | None = None  # type: ignore[assignment]  # ISO 8601 here, Unix time in the service
 
 
 def _platform(principal: Principal) -> bool:
