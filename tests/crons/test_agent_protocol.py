@@ -56,9 +56,15 @@ async def test_thread_crons_search_and_count(ap: APServer) -> None:
     thread = await client.threads.create()
     tag = uuid.uuid4().hex
     on_thread = await client.crons.create_for_thread(
-        thread["thread_id"], assistant_id("writer"), schedule=YEARLY, input=HELLO, metadata={"tag": tag}
+        thread["thread_id"],
+        assistant_id("writer"),
+        schedule=YEARLY,
+        input=HELLO,
+        metadata={"tag": tag},
+        multitask_strategy="enqueue",
     )
     assert on_thread["thread_id"] == thread["thread_id"] and on_thread["on_run_completed"] is None
+    assert on_thread["payload"]["multitask_strategy"] == "enqueue"
     stateless = [
         await client.crons.create("analyst", schedule=YEARLY, input=HELLO, metadata={"tag": tag, "i": i})
         for i in range(3)

@@ -13,6 +13,7 @@ import pytest
 from agent_runtime.crons import CronSpec
 from agent_runtime.runs import RunFilter
 from agent_runtime.runtime import Runtime
+from agent_runtime.security.record import KeyChanges
 from tests.backends import SHARED_BACKENDS, backend_settings
 
 
@@ -62,3 +63,22 @@ async def test_each_tick_starts_one_run_across_three_runtimes(fleet: list[Runtim
     assert sorted(r.run_id for r in runs if r.metadata.get("source") == "cron") == sorted(started)
     session = await fleet[1].sessions.get_session("ses_daily", tenant="acme", user_id="ann")
     assert session.message_count == 4  # two turns, each once
+
+
+async def test_a_tick_runs_with_the_creators_key_as_it_is_now(fleet: list[Runtime]) -> None:
+    """Scopes taken from the key after the schedule was made apply to its next run (refused: no scope)."""
+    first = fleet[0]
+    assert first.crons is not None and first.cron_scheduler is not None and first.dispatcher is not None
+    plaintext, record = await first.keys.create_key("acme", "bea", ["agents:run:*"])
+    cron = await first.crons.create(
+        await first.keys.authenticate(plaintext), CronSpec(template="writer", input="hi", schedule="*/5 * * * *")
+    )
+    await first.keys.update_key(record.key_id, KeyChanges(scopes=["agents:run:analyst"]))
+    assert cron.next_run_at is not None
+    due = cron.next_run_at + 1.0
+    first.cron_scheduler.clock = lambda: due
+    (tick,) = await first.cron_scheduler.run_due()
+    assert tick.run_id is not None
+    run = await first.dispatcher.wait(tick.run_id, "acme", timeout_s=60)
+    assert run.status == "error" and run.error is not None and run.error["code"] == "permission_denied"
+    assert run.principal is not None and run.principal.scopes == frozenset({"agents:run:analyst"})

@@ -4,6 +4,7 @@ and a tick that really starts a background run charged to the schedule's creator
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from agent_runtime.settings import Settings
+from tests.runs.test_webhooks import SECRET, SIGNATURE_HEADER, Receiver, expected_signature
 from tests.server.conftest import LiveServer
 
 CRON = {"template": "writer", "input": "write a haiku", "schedule": "*/5 * * * *", "timezone": "Europe/Paris"}
@@ -27,8 +29,12 @@ class Keys:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    webhooks = {"allowed_hosts": ["127.0.0.1"], "secret": SECRET, "allow_http": True}
     settings = Settings(
-        state_backend="sqlite", data_dir=tmp_path_factory.mktemp("crons"), crons={"max_per_tenant": 5, "poll_s": 3600}
+        state_backend="sqlite",
+        data_dir=tmp_path_factory.mktemp("crons"),
+        crons={"max_per_tenant": 5, "poll_s": 3600},
+        runs={"webhooks": webhooks},
     )
     server = LiveServer(settings).start()
     yield server
@@ -173,3 +179,29 @@ def test_cli_create_list_delete(live: LiveServer, keys: Keys) -> None:
     assert gone.exit_code == 2 and gone.stderr.startswith("error [not_found]: ")
     bad = cli("create", "writer", "x", "--schedule", "0 25 * * *")
     assert bad.exit_code == 2 and bad.stderr.startswith("error [validation_error]: schedule")
+
+
+def test_a_ticks_run_follows_the_schedules_multitask_strategy_and_webhook(
+    live: LiveServer, keys: Keys, receiver: Receiver
+) -> None:
+    assert live.runtime is not None and live.runtime.cron_scheduler is not None
+    scheduler = live.runtime.cron_scheduler
+    with live.client(keys.alice) as alice:
+        refused = alice.post("/v1/crons", json=CRON | {"webhook": "https://elsewhere.example/hook"})
+        assert refused.status_code == 422 and refused.json()["error"]["param"] == "webhook"
+        body = CRON | {"session_id": "ses_cron_hooked", "multitask_strategy": "enqueue", "webhook": receiver.url()}
+        cron = alice.post("/v1/crons", json=body).json()
+        assert cron["multitask_strategy"] == "enqueue" and cron["webhook"] == receiver.url()
+        scheduler.clock = lambda: cron["next_run_at"] + 1.0
+        (tick,) = [t for t in live.call(scheduler.run_due()) if t.cron_id == cron["cron_id"]]
+        assert tick.run_id is not None, tick
+        deadline = time.monotonic() + 60
+        while not receiver.on("/hook") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (delivery,) = receiver.on("/hook")
+        assert expected_signature("acme", delivery.headers[SIGNATURE_HEADER], delivery.body)
+        posted = json.loads(delivery.body)
+        assert posted["run_id"] == tick.run_id and posted["status"] == "success"
+        unhooked = alice.patch(f"/v1/crons/{cron['cron_id']}", json={"webhook": None}).json()
+        assert unhooked["webhook"] is None and unhooked["multitask_strategy"] == "enqueue"
+        assert alice.delete(f"/v1/crons/{cron['cron_id']}").status_code == 204

@@ -111,7 +111,7 @@ async def test_end_time_stops_the_schedule(stores: list[CronStore]) -> None:
 async def test_a_revoked_creator_disables_the_schedule(stores: list[CronStore]) -> None:
     runs, clock = Runs(), Clock(T0 + 300)
 
-    async def revoked(schedule: Schedule) -> None:
+    async def revoked(schedule: Schedule) -> Schedule:
         raise AuthenticationError("API key revoked")
 
     await stores[0].create(every_five_minutes())

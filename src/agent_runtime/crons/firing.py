@@ -48,25 +48,27 @@ def submit_to(dispatcher: RunDispatcher, sessions: SessionManager) -> Fire:
             principal=schedule.principal,
             metadata=metadata,
         )
-        run = await dispatcher.submit(context)
+        run = await dispatcher.submit(context, multitask=schedule.multitask_strategy, webhook=schedule.webhook)
         return run.run_id
 
     return fire
 
 
 def key_check(keys: KeyService) -> Authorize:
-    """Refuse a tick whose creator's API key was revoked, expired or deleted since the schedule was made.
+    """Refuse a tick whose creator's API key was revoked, expired or deleted since the schedule was made,
+    and run it with the key as it is now (scopes and limits changed since apply to the next run).
 
     The record is read from the key store itself, not the service's cache, so a revocation made in
     another process counts at the very next tick."""
 
-    async def authorize(schedule: Schedule) -> None:
+    async def authorize(schedule: Schedule) -> Schedule:
         key_id = schedule.principal.key_id
         if key_id is None:
-            return
+            return schedule
         record = await keys.store.get(key_id)
-        if record is None or record.revoked or record.is_expired():
+        if record is None or record.revoked or record.is_expired() or record.tenant != schedule.tenant:
             raise AuthenticationError(f"the API key {key_id} that created this schedule is no longer valid")
+        return schedule.model_copy(update={"principal": record.to_principal()})
 
     return authorize
 
@@ -81,7 +83,13 @@ def build_crons(
     """The cron store of ``settings`` (registry family ``crons``), its API, and this process's scheduler
     (``None`` when ``crons.scheduler`` is off)."""
     cfg = settings.crons
-    crons = Crons(build("crons", settings), has_template, max_input_chars=settings.limits.max_input_chars)
+    webhooks = dispatcher.webhooks
+    crons = Crons(
+        build("crons", settings),
+        has_template,
+        max_input_chars=settings.limits.max_input_chars,
+        check_webhook=webhooks.check if webhooks is not None else None,
+    )
     if not cfg.scheduler:
         return crons, None
     scheduler = CronScheduler(

@@ -18,6 +18,7 @@ from croniter import CroniterError, croniter
 from pydantic import BaseModel, Field
 
 from agent_runtime.errors import BackendError, ValidationError
+from agent_runtime.runs.multitask import DEFAULT_STRATEGY, MultitaskStrategy
 from agent_runtime.types import Principal
 
 __all__ = ["MAX_EXPRESSION_CHARS", "Schedule", "check_expression", "check_timezone", "new_cron_id", "next_tick"]
@@ -82,6 +83,10 @@ class Schedule(BaseModel):
     """The tick due next (Unix seconds); ``None`` when the schedule has no tick left (``end_time``)."""
     enabled: bool = True
     end_time: float | None = None
+    multitask_strategy: MultitaskStrategy = DEFAULT_STRATEGY
+    """What a run does when the session's previous run is still going (``runs.multitask``)."""
+    webhook: str | None = None
+    """Each run's final record is POSTed here (``runs.webhooks``; checked against the allow-list)."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     payload: dict[str, Any] = Field(default_factory=dict)
     """The Agent Protocol run payload it was created with (echoed back as LangGraph's ``payload``)."""

@@ -37,8 +37,9 @@ log = logging.getLogger("agent_runtime.crons")
 
 Fire = Callable[[Schedule, float], Awaitable[str]]
 """Start the run of one tick (``tick_at`` in Unix seconds); its run id, or a typed error."""
-Authorize = Callable[[Schedule], Awaitable[None]]
-"""Raise ``AuthenticationError`` when the schedule's creator may no longer start runs."""
+Authorize = Callable[[Schedule], Awaitable[Schedule]]
+"""The schedule to fire, its creator's principal as it stands now (scopes, limits); ``AuthenticationError``
+when the creator may no longer start runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,11 @@ class CronScheduler:
         """One pass: every due schedule handled; the ticks this scheduler won."""
         won: list[Tick] = []
         for schedule in await self.store.due(self.clock(), self.batch):
-            tick = await self._handle(schedule)
+            try:
+                tick = await self._handle(schedule)
+            except AgentRuntimeError as exc:  # this schedule's trouble must not hold up the others
+                log.warning("cron %s: tick not handled: %s", schedule.cron_id, exc.message)
+                continue
             if tick is not None:
                 won.append(tick)
         return won
@@ -108,7 +113,7 @@ class CronScheduler:
     async def _start(self, schedule: Schedule, tick_at: float) -> Tick:
         try:
             if self.authorize is not None:
-                await self.authorize(schedule)
+                schedule = await self.authorize(schedule)
             return Tick(schedule.cron_id, tick_at, await self.fire(schedule, tick_at))
         except AuthenticationError as exc:
             log.warning("cron %s disabled: %s", schedule.cron_id, exc.message)

@@ -17,12 +17,24 @@ from agent_runtime._redis import check_key_part
 from agent_runtime.crons.base import CronFilter, CronStore
 from agent_runtime.crons.schedule import Schedule, check_expression, check_timezone, next_tick
 from agent_runtime.errors import InputTooLargeError, NotFoundError, PermissionDeniedError, ValidationError
+from agent_runtime.runs.multitask import DEFAULT_STRATEGY, MultitaskStrategy
 from agent_runtime.scopes import ADMIN, SESSIONS, run_scope
 from agent_runtime.types import Principal
 
 __all__ = ["CronChanges", "CronSpec", "Crons"]
 
-_EDITABLE = ("template", "input", "schedule", "timezone", "enabled", "end_time", "metadata", "payload")
+_EDITABLE = (
+    "template",
+    "input",
+    "schedule",
+    "timezone",
+    "enabled",
+    "end_time",
+    "multitask_strategy",
+    "webhook",
+    "metadata",
+    "payload",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +48,8 @@ class CronSpec:
     session_id: str | None = None
     enabled: bool = True
     end_time: float | None = None
+    multitask_strategy: MultitaskStrategy = DEFAULT_STRATEGY
+    webhook: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     payload: dict[str, Any] = field(default_factory=dict)
 
@@ -65,6 +79,8 @@ class Crons:
 
     Args:
         has_template: whether a template of that name exists (unknown ones are 404).
+        check_webhook: the URL if runs may be delivered to it, else ``ValidationError`` (``None``: this
+            server delivers no webhooks, so a schedule with one is refused).
         clock: Unix time now (the first tick is computed from it).
     """
 
@@ -74,12 +90,21 @@ class Crons:
         has_template: Callable[[str], bool],
         *,
         max_input_chars: int = 32_000,
+        check_webhook: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.has_template = has_template
         self.max_input_chars = max_input_chars
+        self.check_webhook = check_webhook
         self.clock = clock
+
+    def _check_webhook(self, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if self.check_webhook is None:
+            raise ValidationError("webhooks are not enabled on this server", details={"param": "webhook"})
+        return self.check_webhook(url)
 
     def _check_input(self, text: str) -> None:
         if len(text) > self.max_input_chars:
@@ -98,6 +123,7 @@ class Crons:
         first = self._first_tick(expression, spec.timezone, spec.end_time)
         self._check_template(spec.template)
         self._check_input(spec.input)
+        webhook = self._check_webhook(spec.webhook)
         _authorize(principal, spec.template, spec.session_id)
         now = self.clock()
         schedule = Schedule(
@@ -112,6 +138,8 @@ class Crons:
             next_run_at=first,
             enabled=spec.enabled,
             end_time=spec.end_time,
+            multitask_strategy=spec.multitask_strategy,
+            webhook=webhook,
             metadata=spec.metadata,
             payload=spec.payload,
             created_at=now,
@@ -145,6 +173,8 @@ class Crons:
         if "template" in changes.values:
             self._check_template(merged["template"])
         self._check_input(merged["input"])
+        if "webhook" in changes.values:
+            merged["webhook"] = self._check_webhook(merged["webhook"])
         _authorize(principal, merged["template"], current.session_id)
         values = {k: merged[k] for k in _EDITABLE} | {"schedule": expression, "updated_at": self.clock()}
         values["next_run_at"] = self._first_tick(expression, merged["timezone"], merged["end_time"])

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent_runtime.crons import CronChanges, CronFilter, Crons, CronSpec
 from agent_runtime.errors import ServiceUnavailableError
+from agent_runtime.runs.multitask import DEFAULT_STRATEGY, MultitaskStrategy
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.routes._cron_schema import SCHEDULE_SCHEMA, TIMEZONE_SCHEMA
@@ -43,6 +44,10 @@ class CronCreate(BaseModel):
     session_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Every run continues this session.")
     enabled: bool = True
     end_time: datetime | None = Field(default=None, description="No tick after this time (ISO 8601; naive = UTC).")
+    multitask_strategy: MultitaskStrategy = Field(
+        default=DEFAULT_STRATEGY, description="A tick while the session still runs the previous one (see runs)."
+    )
+    webhook: str | None = Field(default=None, max_length=2048, description="Each run's final record is POSTed here.")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -54,6 +59,8 @@ class CronPatch(BaseModel):
     timezone: str | None = Field(default=None, max_length=100, json_schema_extra=TIMEZONE_SCHEMA)
     enabled: bool | None = None
     end_time: datetime | None = None
+    multitask_strategy: MultitaskStrategy | None = None
+    webhook: str | None = Field(default=None, max_length=2048)
     metadata: dict[str, Any] | None = None
 
 
@@ -69,6 +76,8 @@ class CronOut(BaseModel):
     next_run_at: float | None
     enabled: bool
     end_time: float | None
+    multitask_strategy: str
+    webhook: str | None
     metadata: dict[str, Any]
     created_at: float
     updated_at: float
@@ -117,6 +126,8 @@ async def create_cron(body: CronCreate, principal: CurrentPrincipal, runtime: Cu
         session_id=body.session_id,
         enabled=body.enabled,
         end_time=unix_time(body.end_time),
+        multitask_strategy=body.multitask_strategy,
+        webhook=body.webhook,
         metadata=body.metadata,
     )
     return (await crons_of(runtime).create(principal, spec)).public()
@@ -152,8 +163,10 @@ async def get_cron(cron_id: CronId, principal: CurrentPrincipal, runtime: Curren
     description="The next tick is computed again from now (a re-enabled schedule skips what it missed).",
 )
 async def patch_cron(cron_id: CronId, body: CronPatch, principal: CurrentPrincipal, runtime: CurrentRuntime) -> Any:
-    values = body.model_dump(exclude_unset=True, exclude={"end_time"})
+    values = body.model_dump(exclude_unset=True, exclude={"end_time", "webhook"})
     values = {k: v for k, v in values.items() if v is not None}
+    if "webhook" in body.model_fields_set:  # null removes it
+        values["webhook"] = body.webhook
     clear = "end_time" in body.model_fields_set and body.end_time is None
     if body.end_time is not None:
         values["end_time"] = unix_time(body.end_time)

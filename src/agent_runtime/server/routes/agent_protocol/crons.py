@@ -3,8 +3,9 @@
 The same schedules as ``/v1/crons``: ``assistant_id`` is the template (its name or UUID), ``thread_id``
 the session every run continues (a stateless cron's runs have no thread, LangGraph's ``on_run_completed:
 "delete"``; ``"keep"`` is refused). The answers have LangGraph's ``Cron`` shape. Fields agent-runtime
-does not implement for crons (config, context, webhook, interrupts, stream options, durability, a
-multitask strategy other than ``reject``) answer 422 naming the field. A thread cron needs the
+does not implement for crons (config, context, interrupts, stream options, durability; a multitask
+strategy other than ``reject`` on a stateless cron, whose runs share no thread) answer 422 naming the
+field. A ``webhook`` must be on the server's allow-list (422 otherwise), like a run's. A thread cron needs the
 ``sessions`` scope and a thread of the caller's own.
 """
 
@@ -20,6 +21,7 @@ from agent_runtime.agents.assistants import Assistants, assistant_id
 from agent_runtime.crons import CronChanges, CronFilter, CronSpec, Schedule
 from agent_runtime.crons.base import SortBy
 from agent_runtime.errors import ValidationError
+from agent_runtime.runs.multitask import DEFAULT_STRATEGY, MultitaskStrategy
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.deps import CurrentPrincipal, CurrentRuntime
 from agent_runtime.server.routes._cron_schema import SCHEDULE_SCHEMA, TIMEZONE_SCHEMA
@@ -41,7 +43,6 @@ _UNSUPPORTED = (
     "checkpoint_during",
     "interrupt_before",
     "interrupt_after",
-    "webhook",
     "stream_mode",
     "stream_subgraphs",
     "stream_resumable",
@@ -101,6 +102,7 @@ class CronBody(APModel):
     end_time: datetime | None = None
     enabled: bool | None = None
     timezone: str | None = Field(default=None, max_length=100, json_schema_extra=TIMEZONE_SCHEMA)
+    webhook: str | None = Field(default=None, max_length=2048)
 
 
 class CronCreateBody(CronBody):
@@ -113,7 +115,7 @@ class CronCreateBody(CronBody):
 class ThreadCronCreateBody(CronBody):
     assistant_id: str = Field(max_length=200)
     schedule: str = Field(max_length=200, json_schema_extra=SCHEDULE_SCHEMA)
-    multitask_strategy: Literal["reject"] | None = None
+    multitask_strategy: MultitaskStrategy | None = None
 
 
 class CronPatchBody(CronBody):
@@ -188,6 +190,8 @@ async def _create(
         session_id=thread_id,
         enabled=body.enabled if body.enabled is not None else True,
         end_time=unix_time(body.end_time),
+        multitask_strategy=body.multitask_strategy or DEFAULT_STRATEGY,
+        webhook=body.webhook,
         metadata=body.metadata or {},
         payload=body.model_dump(mode="json", exclude_none=True, exclude_unset=True),
     )
@@ -254,7 +258,7 @@ async def patch_cron(
     cron_id: CronId, body: CronPatchBody, principal: CurrentPrincipal, runtime: CurrentRuntime
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for name in ("schedule", "timezone", "enabled", "metadata"):
+    for name in ("schedule", "timezone", "enabled", "metadata", "webhook"):
         if getattr(body, name) is not None:
             values[name] = getattr(body, name)
     if body.input is not None:
