@@ -2,4 +2,4 @@
 and the webhook receiver of ``tests/runs``."""
 
 from tests.agent_protocol.core.conftest import ap, ap_memory, ap_redis, ap_sqlite  # noqa: F401
-from tests.runs.test_webhooks import receiver  # noqa: F401
+from tests.runs.conftest import receiver  # noqa: F401

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from agent_runtime.runs.webhooks import SIGNATURE_HEADER
 from agent_runtime.settings import Settings
-from tests.runs.test_webhooks import SECRET, SIGNATURE_HEADER, Receiver, expected_signature
+from tests.runs.webhook_receiver import SECRET, Receiver, expected_signature
 from tests.server.conftest import LiveServer
 
 CRON = {"template": "writer", "input": "write a haiku", "schedule": "*/5 * * * *", "timezone": "Europe/Paris"}
