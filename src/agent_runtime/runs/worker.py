@@ -346,18 +346,18 @@ class RunWorker:
             await self.gate.wake(session)
         if last is None and run.error:
             last = recording.error_event(run.run_id, run.error)
-        await recording.end(self.events, run.run_id, last)
         if run.error and run.error.get("code") == "max_attempts":
             self._emit("run.failed", run, {"error_code": "max_attempts", "message": run.error.get("message")})
         if self.metrics is not None:
             self.metrics.run_ended(run.status)
-        for hook in self.on_finished:
+        for hook in self.on_finished:  # before the log ends: a client whose stream ended sees the thread's outcome
             try:
                 outcome = hook(run)
                 if outcome is not None:
                     await outcome
             except Exception:
                 log.exception("on_finished hook failed for run %s", run.run_id)
+        await recording.end(self.events, run.run_id, last)
 
     async def _put_back(self, delivery: Delivery, run: Run, task: asyncio.Task[recording.Streamed]) -> None:
         """Shutdown: stop the run and hand it back (its next claim resumes it from its checkpoint)."""
