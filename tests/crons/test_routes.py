@@ -4,7 +4,6 @@ and a tick that really starts a background run charged to the schedule's creator
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 from agent_runtime.runs.webhooks import SIGNATURE_HEADER
 from agent_runtime.settings import Settings
+from tests.helpers import until_sync
 from tests.runs.webhook_receiver import SECRET, Receiver, expected_signature
 from tests.server.conftest import LiveServer
 
@@ -196,10 +196,7 @@ def test_a_ticks_run_follows_the_schedules_multitask_strategy_and_webhook(
         scheduler.clock = lambda: cron["next_run_at"] + 1.0
         (tick,) = [t for t in live.call(scheduler.run_due()) if t.cron_id == cron["cron_id"]]
         assert tick.run_id is not None, tick
-        deadline = time.monotonic() + 60
-        while not receiver.on("/hook") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        (delivery,) = receiver.on("/hook")
+        (delivery,) = until_sync(lambda: receiver.on("/hook"), "the webhook delivery", timeout=60)
         assert expected_signature("acme", delivery.headers[SIGNATURE_HEADER], delivery.body)
         posted = json.loads(delivery.body)
         assert posted["run_id"] == tick.run_id and posted["status"] == "success"

@@ -21,6 +21,7 @@ from agent_runtime.settings import RedisSettings
 from agent_runtime.types import StreamEvent
 from tests.backends import SHARED_BACKENDS, STATE_BACKENDS, backend_settings, backend_url, build_store
 from tests.conftest import RedisServer
+from tests.helpers import until
 
 Factory = Callable[..., Awaitable[RunEventLog]]
 WAIT_S = 10.0
@@ -61,15 +62,6 @@ async def texts(log: RunEventLog, run_id: str, **options: Any) -> list[str]:
         return [logged.event.text async for logged in log.read(run_id, **options)]
 
     return await asyncio.wait_for(collect(), WAIT_S)
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``condition`` until it holds (a deadline, not a sleep)."""
-    deadline = time.monotonic() + WAIT_S
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_events_come_back_in_order_and_resume_after_an_id(make_log: Factory) -> None:
@@ -130,7 +122,7 @@ async def follow_while_appending(reader: RunEventLog, writer: RunEventLog) -> No
         async def first() -> bool:
             return len(got) == 1
 
-        await until(first, "the first event")  # the follower now waits for more
+        await until(first, "the first event", timeout=WAIT_S)  # the follower now waits for more
         await writer.append("run_a", token("run_a", "b"))
         await writer.append("run_a", token("run_a", "c"))
         await writer.close("run_a")
@@ -195,7 +187,7 @@ async def test_logs_expire_after_their_ttl(make_log: Factory) -> None:
     async def gone() -> bool:
         return await texts(log, "run_a", follow=False) == []
 
-    await until(gone, "the run's events to expire")
+    await until(gone, "the run's events to expire", timeout=WAIT_S)
     kept = await make_log(ttl_s=3600)
     await kept.append("run_b", token("run_b", "b"))
     assert await texts(kept, "run_b", follow=False) == ["b"]
@@ -270,7 +262,7 @@ async def test_many_followers_one_watcher(make_shared: Factory, request: pytest.
         async def all_waiting() -> bool:
             return len(reader._waiters) == len(run_ids)  # type: ignore[attr-defined]  # white box: the watcher's
 
-        await until(all_waiting, "every follower to wait")
+        await until(all_waiting, "every follower to wait", timeout=WAIT_S)
         for run_id in run_ids:
             await writer.append(run_id, token(run_id, run_id))
             await writer.close(run_id)

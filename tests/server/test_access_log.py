@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 
+from tests.helpers import until_sync
 from tests.server.conftest import ServeProcess
 
 
@@ -19,9 +19,7 @@ def test_each_request_is_one_json_access_line_with_its_request_id(tmp_path) -> N
         headers = {"Authorization": f"Bearer {key}", "X-Request-Id": "req-access-1"}
         assert httpx.get(server.url + "/v1/templates", headers=headers, timeout=10).status_code == 200
         assert httpx.get(server.url + "/v1/nothing-here", headers=headers, timeout=10).status_code == 404
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and sum("req-access-1" in line for line in server.stderr_lines) < 2:
-            time.sleep(0.05)
+        until_sync(lambda: sum("req-access-1" in line for line in server.stderr_lines) >= 2, "two access lines")
     finally:
         assert server.terminate() in (0, -15)
     lines = list(server.stderr_lines)

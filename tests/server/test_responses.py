@@ -4,7 +4,6 @@ refused parameters (400 in OpenAI's shape naming them), tenant isolation, and th
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from openai import OpenAI
 
 from agent_runtime.agents.templates import AgentTemplate
+from tests.helpers import until_sync
 from tests.server.conftest import Keys, LiveServer, ServeProcess, sse_json
 from tests.server.test_workers import _client_on_worker
 from tests.workflows.conftest import gated_template, recording_tool
@@ -205,13 +205,10 @@ def test_usage_ledger_records_what_the_response_reported(live: LiveServer) -> No
         "input_tokens": sum(u.input_tokens for u in reported if u),
         "output_tokens": sum(u.output_tokens for u in reported if u),
     }
-    deadline = time.monotonic() + 10
-    with live.client(key) as http:
-        while True:  # accounting may land a moment after the answer (the outbox): wait for it, bounded
-            totals = http.get("/v1/usage").json()["totals"]
-            if totals["runs"] >= 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+    with live.client(key) as http:  # accounting may land a moment after the answer (the outbox)
+        totals = until_sync(
+            lambda: (t := http.get("/v1/usage").json()["totals"])["runs"] >= 2 and t, "the usage ledger", timeout=10
+        )
     assert {name: totals[name] for name in expected} == expected
 
 

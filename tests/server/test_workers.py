@@ -8,21 +8,24 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import until_sync
 from tests.server.conftest import ServeProcess
 
 
 def _client_on_worker(url: str, key: str, avoid: int | None, timeout_s: float = 90.0) -> tuple[httpx.Client, int]:
     """A keep-alive client whose connection landed on a worker other than ``avoid`` (a worker still
     starting on a busy machine accepts nothing yet: keep trying until the deadline)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def landed() -> tuple[httpx.Client, int] | None:
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
         pid = client.get("/healthz").json()["pid"]
         if pid != avoid:
             return client, pid
         client.close()
-        time.sleep(0.05)
-    raise AssertionError("every connection landed on the same worker")
+        return None
+
+    found: tuple[httpx.Client, int] = until_sync(landed, "a connection on another worker", timeout=timeout_s)
+    return found
 
 
 def _runs_total(text: str) -> float:
